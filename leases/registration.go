@@ -1,0 +1,350 @@
+package leases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// errStopped is the cancel cause of a Registration ended by its owner.
+var errStopped = errors.New("leases: stopped by its owner")
+
+// Registration is a key bound to a lease that is kept alive by a goroutine
+// the Registration owns. Create it with Register; the zero value is not
+// usable. Its methods are safe for concurrent use.
+//
+// The Registration ends when its owner calls Close or Abandon, or when it
+// loses the key; Done is then closed, Err says why, and the goroutines it
+// started have exited. The etcd client stays the caller's to close, after
+// Close or Abandon.
+type Registration struct {
+	cli *clientv3.Client
+	key string
+	id  clientv3.LeaseID
+	ttl time.Duration
+	o   options
+	log *zap.Logger
+
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+	err    error // why it ended; written before done is closed
+
+	mu        sync.Mutex
+	renewedAt time.Time // send time of the grant or of the last acknowledged keep-alive
+	released  bool      // the lease is revoked, or known or presumed expired
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// start starts the Registration's goroutine for the key written at rev.
+func start(rg *registrar, rev int64) *Registration {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	r := &Registration{
+		cli:       rg.cli,
+		key:       rg.key,
+		id:        rg.id,
+		ttl:       rg.ttl,
+		o:         rg.o,
+		log:       rg.log.With(zap.String("lease", leaseHex(rg.id))),
+		cancel:    cancel,
+		done:      make(chan struct{}),
+		renewedAt: rg.renewedAt,
+	}
+	go r.run(ctx, rev)
+	return r
+}
+
+// Key returns the registered key.
+func (r *Registration) Key() string { return r.key }
+
+// TTL returns the lease's TTL.
+func (r *Registration) TTL() time.Duration { return r.ttl }
+
+// LeaseID returns the lease the key is bound to. It identifies this
+// incarnation: a process may persist it and, after a restart, pass it to
+// WithPreviousLease to take the key over at once. Callers may bind other
+// keys to it so that they live and die with the registration.
+func (r *Registration) LeaseID() clientv3.LeaseID { return r.id }
+
+// IsHolder returns a comparison that holds while the key is bound to this
+// Registration's lease, for the caller's own Txn (a fenced write).
+func (r *Registration) IsHolder() clientv3.Cmp {
+	return clientv3.Compare(clientv3.LeaseValue(r.key), "=", r.id)
+}
+
+// LastRenewal returns the send time of the last keep-alive etcd
+// acknowledged (or of the grant, or of a renewal while Register waited).
+// etcd expires the lease no earlier than LastRenewal + TTL.
+func (r *Registration) LastRenewal() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.renewedAt
+}
+
+// Done returns a channel that is closed when the Registration ends: the
+// lease was lost (expired, revoked elsewhere, or not renewed within its TTL,
+// for example because etcd is unreachable), the key was deleted or rebound
+// by someone else, or the owner called Close or Abandon. When it is closed
+// the Registration's goroutines have exited. After a loss the lease is no
+// longer kept alive; if the key was deleted or replaced while the lease was
+// still alive, the lease is revoked (best effort) before Done closes, so
+// keys bound to it go too.
+func (r *Registration) Done() <-chan struct{} { return r.done }
+
+// Err returns nil while Done is open, and afterwards why it closed: an error
+// wrapping ErrLeaseLost, ErrKeyDeleted or ErrKeyReplaced, or nil if the
+// owner ended the Registration with Close or Abandon before any loss. The
+// first cause wins.
+func (r *Registration) Err() error {
+	select {
+	case <-r.done:
+		return r.err
+	default:
+		return nil
+	}
+}
+
+// Update rewrites the key's value on the same lease. It writes only while
+// the key is still bound to this Registration's lease (one Txn), so it never
+// recreates a key after a loss; if the key is gone or rebound, Update ends
+// the Registration and returns the cause (ErrLeaseLost, ErrKeyDeleted or
+// ErrKeyReplaced). After the Registration has ended it returns its Err, or
+// ErrClosed. The request is bounded by ctx and the request timeout.
+func (r *Registration) Update(ctx context.Context, value []byte) error {
+	select {
+	case <-r.done:
+		if r.err != nil {
+			return r.err
+		}
+		return fmt.Errorf("%w: update %q", ErrClosed, r.key)
+	default:
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.o.requestTimeout)
+	defer cancel()
+	resp, err := r.cli.Txn(cctx).
+		If(r.IsHolder()).
+		Then(clientv3.OpPut(r.key, string(value), clientv3.WithLease(r.id))).
+		Else(clientv3.OpGet(r.key)).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("leases: update %q: %w", r.key, err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	cause := r.lossCause(cctx, resp.Responses[0].GetResponseRange().GetKvs())
+	r.cancel(cause)
+	return cause
+}
+
+// Close ends the Registration and revokes its lease, which deletes the key
+// (and every other key bound to the lease) at once: a graceful leave. It
+// waits for the Registration's goroutines to exit. If ctx is already done,
+// the revoke uses a fresh context; it is bounded by the request timeout
+// either way. If the lease is already gone (lost, or presumed expired
+// because it could not be renewed), Close does not call etcd and returns
+// nil. Close is idempotent: later calls return the first call's result. It
+// may follow Abandon.
+func (r *Registration) Close(ctx context.Context) error {
+	r.stop()
+	r.closeOnce.Do(func() {
+		if r.isReleased() {
+			return
+		}
+		if err := revokeLease(ctx, r.cli, r.id, r.o.requestTimeout); err != nil {
+			r.closeErr = fmt.Errorf("leases: close %q: %w (the key expires after %s)", r.key, err, r.ttl)
+			return
+		}
+		r.setReleased()
+	})
+	return r.closeErr
+}
+
+// Abandon stops keeping the lease alive without revoking it, as a crash
+// would: the key stays until etcd expires the lease, TTL after LastRenewal.
+// It waits for the Registration's goroutines to exit and is idempotent.
+// Close may still be called afterwards to revoke the lease.
+func (r *Registration) Abandon() { r.stop() }
+
+func (r *Registration) stop() {
+	r.cancel(errStopped)
+	<-r.done
+}
+
+func (r *Registration) isReleased() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.released
+}
+
+func (r *Registration) setReleased() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.released = true
+}
+
+func (r *Registration) setRenewed(t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.renewedAt = t
+}
+
+// run owns the keep-alive loop (on this goroutine) and the watch goroutine.
+// Either ends the Registration by cancelling ctx with the cause.
+func (r *Registration) run(ctx context.Context, rev int64) {
+	defer close(r.done)
+	var wg sync.WaitGroup
+	wg.Go(func() { r.watch(ctx, rev) })
+	r.keepAlive(ctx)
+	wg.Wait()
+	cause := context.Cause(ctx)
+	if errors.Is(cause, errStopped) {
+		return
+	}
+	r.err = cause
+	if errors.Is(cause, ErrLeaseLost) {
+		r.setReleased()
+		return
+	}
+	// The key was deleted or rebound while our lease may still live.
+	if err := revokeLease(context.Background(), r.cli, r.id, r.o.requestTimeout); err != nil {
+		r.log.Warn("could not revoke the lease after losing the key; it expires after its TTL", zap.Error(err))
+		return
+	}
+	r.setReleased()
+}
+
+// keepAlive renews the lease every TTL/3. A failed renewal is retried every
+// TTL/10 (50–500 ms) until the lease's estimated expiry, LastRenewal + TTL;
+// then, or when etcd says the lease is gone, it ends the Registration with
+// ErrLeaseLost. Each attempt is bounded by the request timeout and by the
+// estimated expiry, and requires an etcd leader.
+func (r *Registration) keepAlive(ctx context.Context) {
+	var (
+		renewedAt = r.LastRenewal()
+		interval  = r.ttl / 3
+		retry     = min(max(r.ttl/10, 50*time.Millisecond), 500*time.Millisecond)
+		lastErr   error
+		timer     = time.NewTimer(time.Until(renewedAt.Add(interval)))
+	)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		now := time.Now()
+		expiry := renewedAt.Add(r.ttl)
+		if !now.Before(expiry) {
+			r.cancel(fmt.Errorf("%w: %q: lease %x not renewed within its TTL of %s (last error: %v)", ErrLeaseLost, r.key, r.id, r.ttl, lastErr))
+			return
+		}
+		actx, cancel := context.WithDeadline(clientv3.WithRequireLeader(ctx), earliest(now.Add(r.o.requestTimeout), expiry))
+		_, err := r.cli.KeepAliveOnce(actx, r.id)
+		cancel()
+		switch {
+		case err == nil:
+			renewedAt, lastErr = now, nil
+			r.setRenewed(now)
+			timer.Reset(time.Until(now.Add(interval)))
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			r.cancel(fmt.Errorf("%w: %q: lease %x expired or was revoked", ErrLeaseLost, r.key, r.id))
+			return
+		default:
+			lastErr = err
+			r.log.Debug("keep-alive failed; will retry until the lease's estimated expiry",
+				zap.Duration("left", time.Until(expiry)), zap.Error(err))
+			timer.Reset(min(retry, max(time.Until(expiry), 0)))
+		}
+	}
+}
+
+// watch ends the Registration when the key is deleted or rebound. It
+// watches from the revision after rev; when a watch ends (no etcd leader,
+// compaction) it re-reads the key and watches again from there.
+func (r *Registration) watch(ctx context.Context, rev int64) {
+	backoff := 50 * time.Millisecond
+	for {
+		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		cause, werr := r.follow(ctx, r.cli.Watch(wctx, r.key, clientv3.WithRev(rev+1)), &rev)
+		wcancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case cause != nil:
+			r.cancel(cause)
+			return
+		}
+		r.log.Debug("watch ended; re-reading the key", zap.Int64("revision", rev), zap.Error(werr))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+		cctx, cancel := context.WithTimeout(ctx, r.o.requestTimeout)
+		resp, err := r.cli.Get(cctx, r.key)
+		cancel()
+		if err != nil {
+			continue // watch again from rev; the keep-alive notices an unreachable etcd
+		}
+		if len(resp.Kvs) == 0 || clientv3.LeaseID(resp.Kvs[0].Lease) != r.id {
+			r.cancel(r.lossCause(ctx, resp.Kvs))
+			return
+		}
+		rev, backoff = resp.Header.Revision, 50*time.Millisecond
+	}
+}
+
+// follow reads one watch until it ends. It returns the loss cause if the key
+// was deleted or rebound, else the watch's error (nil if the channel just
+// closed). *rev tracks the last event's revision.
+func (r *Registration) follow(ctx context.Context, wch clientv3.WatchChan, rev *int64) (cause, werr error) {
+	for wresp := range wch {
+		if err := wresp.Err(); err != nil {
+			return nil, err
+		}
+		for _, ev := range wresp.Events {
+			*rev = max(*rev, ev.Kv.ModRevision)
+			switch {
+			case ev.Type == mvccpb.DELETE:
+				return r.lossCause(ctx, nil), nil
+			case clientv3.LeaseID(ev.Kv.Lease) != r.id:
+				return r.lossCause(ctx, []*mvccpb.KeyValue{ev.Kv}), nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+// lossCause explains why the key is no longer bound to our lease, given what
+// is there now (kvs empty: no key).
+func (r *Registration) lossCause(ctx context.Context, kvs []*mvccpb.KeyValue) error {
+	if len(kvs) > 0 && clientv3.LeaseID(kvs[0].Lease) != r.id {
+		return fmt.Errorf("%w: %q is now bound to lease %x (revision %d)", ErrKeyReplaced, r.key, kvs[0].Lease, kvs[0].ModRevision)
+	}
+	// The key is gone: with our lease (expired or revoked), or on its own.
+	// etcd removes an expired lease before its keys' deletion is visible.
+	cctx, cancel := context.WithTimeout(ctx, r.o.requestTimeout)
+	defer cancel()
+	resp, err := r.cli.TimeToLive(cctx, r.id)
+	switch {
+	case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && resp.TTL < 0):
+		return fmt.Errorf("%w: %q: lease %x expired or was revoked", ErrLeaseLost, r.key, r.id)
+	case err != nil:
+		return fmt.Errorf("%w: %q deleted (the state of lease %x is unknown: %v)", ErrKeyDeleted, r.key, r.id, err)
+	default:
+		return fmt.Errorf("%w: %q deleted while lease %x was alive", ErrKeyDeleted, r.key, r.id)
+	}
+}
