@@ -1,0 +1,94 @@
+package watcher
+
+import (
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults of the options.
+const (
+	// DefaultRequestTimeout bounds each read of the prefix and each progress
+	// request.
+	DefaultRequestTimeout = 5 * time.Second
+	// DefaultProgressInterval is how often the watcher asks etcd for a
+	// progress notification to check that the watch is alive.
+	DefaultProgressInterval = time.Second
+	// DefaultMinBackoff and DefaultMaxBackoff bound the wait before
+	// watching again after a failed watch or read.
+	DefaultMinBackoff = 50 * time.Millisecond
+	DefaultMaxBackoff = 2 * time.Second
+	// minProgressInterval keeps the liveness probe from flooding etcd.
+	minProgressInterval = 10 * time.Millisecond
+)
+
+// Option configures Watch. Options are validated by Watch, which rejects a
+// bad value with an error wrapping ErrInvalidArgument.
+type Option func(*config)
+
+type config struct {
+	requestTimeout   time.Duration
+	progressInterval time.Duration
+	minBackoff       time.Duration
+	maxBackoff       time.Duration
+	logger           *zap.Logger
+}
+
+func defaultConfig() config {
+	return config{
+		requestTimeout:   DefaultRequestTimeout,
+		progressInterval: DefaultProgressInterval,
+		minBackoff:       DefaultMinBackoff,
+		maxBackoff:       DefaultMaxBackoff,
+		logger:           zap.NewNop(),
+	}
+}
+
+// WithRequestTimeout sets the timeout of each read of the prefix (the
+// initial one included) and of each progress request. Default
+// DefaultRequestTimeout; it must be > 0.
+func WithRequestTimeout(d time.Duration) Option {
+	return func(c *config) { c.requestTimeout = d }
+}
+
+// WithProgressInterval sets how often the watcher requests a progress
+// notification from etcd. A watch that hears nothing from etcd (no event,
+// no progress notification) for two intervals is reported as not
+// Connected. Default DefaultProgressInterval; it must be 0 (no probing:
+// Connected then only reflects whether the watch is established) or at
+// least 10ms.
+func WithProgressInterval(d time.Duration) Option {
+	return func(c *config) { c.progressInterval = d }
+}
+
+// WithBackoff sets the bounds of the wait before watching or reading again
+// after a failure. The wait doubles from min to max on consecutive failures
+// and is jittered (each wait is drawn from [w/2, w]). Defaults
+// DefaultMinBackoff and DefaultMaxBackoff; it needs 0 < min <= max.
+func WithBackoff(minWait, maxWait time.Duration) Option {
+	return func(c *config) { c.minBackoff, c.maxBackoff = minWait, maxWait }
+}
+
+// WithLogger sets the logger for retries and re-reads (debug and info
+// levels). Default (and nil): zap.NewNop().
+func WithLogger(l *zap.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			l = zap.NewNop()
+		}
+		c.logger = l
+	}
+}
+
+func (c config) validate() error {
+	switch {
+	case c.requestTimeout <= 0:
+		return fmt.Errorf("%w: WithRequestTimeout(%s): must be > 0", ErrInvalidArgument, c.requestTimeout)
+	case c.progressInterval != 0 && c.progressInterval < minProgressInterval:
+		return fmt.Errorf("%w: WithProgressInterval(%s): must be 0 or >= %s", ErrInvalidArgument, c.progressInterval, minProgressInterval)
+	case c.minBackoff <= 0 || c.maxBackoff < c.minBackoff:
+		return fmt.Errorf("%w: WithBackoff(%s, %s): need 0 < min <= max", ErrInvalidArgument, c.minBackoff, c.maxBackoff)
+	}
+	return nil
+}

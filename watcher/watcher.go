@@ -1,0 +1,415 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Errors returned by this package.
+var (
+	// ErrInvalidArgument is wrapped by Watch's error for a nil client, an
+	// empty prefix or a bad option; the message names the culprit.
+	ErrInvalidArgument = errors.New("watcher: invalid argument")
+	// ErrClosed is what Err returns after Close stopped the watcher.
+	ErrClosed = errors.New("watcher: closed")
+	// ErrClientClosed is what Err returns when the watcher stopped because
+	// its etcd client was closed.
+	ErrClientClosed = errors.New("watcher: etcd client closed")
+)
+
+// errCompacted ends a watch whose start revision etcd has compacted.
+var errCompacted = errors.New("watcher: required revision compacted")
+
+// Watcher follows one prefix. Create it with Watch; the zero value is not
+// usable. Its methods are safe for concurrent use.
+//
+// One goroutine, owned by the Watcher, reads etcd and sends on Batches; it
+// exits (closing Batches, then Done) when the context given to Watch ends,
+// when Close is called, or when the etcd client is closed. The client is the
+// caller's: the watcher never closes it, and it must outlive the watcher (or
+// the watcher stops with ErrClientClosed).
+type Watcher struct {
+	cli    *clientv3.Client
+	prefix string
+	cfg    config
+	log    *zap.Logger
+
+	ctx    context.Context // ends when the watcher must stop; its cause is Err
+	cancel context.CancelCauseFunc
+	out    chan Batch
+	done   chan struct{}
+
+	rev       atomic.Int64
+	connected atomic.Bool
+	watches   atomic.Int64
+	resyncs   atomic.Int64
+
+	// Owned by the run goroutine.
+	state     map[string]kv
+	lastHeard time.Time // last time etcd answered or a consumer send ended
+}
+
+// Stats are counters of a Watcher's history, for metrics and tests.
+type Stats struct {
+	// Watches is the number of watch requests made: 1 for the first, plus
+	// one per resumption after a failure or a re-read.
+	Watches int64
+	// Resyncs is the number of re-reads after a compaction.
+	Resyncs int64
+}
+
+// Watch reads every key under prefix (with a timeout, see
+// WithRequestTimeout), then starts watching the prefix from the read's
+// revision + 1 in a goroutine, until ctx ends or Close is called. It returns
+// the read's error, wrapped, if the read fails, and an error wrapping
+// ErrInvalidArgument for a nil client, an empty prefix or a bad option.
+//
+// The first Batch on Batches is the read (Initial); then come the changes.
+// See Batch for the order and the meaning of the batches.
+func Watch(ctx context.Context, cli *clientv3.Client, prefix string, opts ...Option) (*Watcher, error) {
+	if cli == nil {
+		return nil, fmt.Errorf("%w: client is nil", ErrInvalidArgument)
+	}
+	if prefix == "" {
+		return nil, fmt.Errorf("%w: prefix is empty (that would watch the whole key space)", ErrInvalidArgument)
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithCancelCause(ctx)
+	w := &Watcher{
+		cli:    cli,
+		prefix: prefix,
+		cfg:    cfg,
+		log:    cfg.logger.With(zap.String("prefix", prefix)),
+		ctx:    wctx,
+		cancel: cancel,
+		out:    make(chan Batch),
+		done:   make(chan struct{}),
+	}
+	resp, err := w.get()
+	if err != nil {
+		cancel(nil)
+		return nil, fmt.Errorf("watcher: initial read of prefix %q: %w", prefix, err)
+	}
+	initial := Batch{Revision: resp.Header.Revision, Initial: true, Events: make([]Event, 0, len(resp.Kvs))}
+	w.state = make(map[string]kv, len(resp.Kvs))
+	for _, p := range resp.Kvs {
+		k, cur := string(p.Key), kvOf(p)
+		w.state[k] = cur
+		initial.Events = append(initial.Events, putEvent(k, cur, nil))
+	}
+	w.connected.Store(true)
+	w.watches.Store(0)
+	go w.run(initial)
+	return w, nil
+}
+
+// Batches returns the channel of batches, in order. It is closed when the
+// watcher stops. The consumer must keep receiving (or stop the watcher):
+// the watcher blocks until each batch is received, and a batch counts as
+// delivered (for Revision) once it is received.
+func (w *Watcher) Batches() <-chan Batch { return w.out }
+
+// Revision returns the etcd revision the consumer's state is at: the
+// revision of the last batch received, or a later one confirmed by a
+// progress notification (no change under the prefix up to it).
+func (w *Watcher) Revision() int64 { return w.rev.Load() }
+
+// Connected reports whether the watcher is currently in touch with etcd: its
+// last read or watch succeeded and, with a progress interval set, etcd
+// answered within the last two intervals. It is false while the watcher
+// retries after a failure and after the watcher stopped. Time spent waiting
+// for the consumer to receive a batch does not count as silence.
+func (w *Watcher) Connected() bool { return w.connected.Load() }
+
+// Stats returns the watcher's counters.
+func (w *Watcher) Stats() Stats {
+	return Stats{Watches: w.watches.Load(), Resyncs: w.resyncs.Load()}
+}
+
+// Done returns a channel closed once the watcher has stopped and closed
+// Batches.
+func (w *Watcher) Done() <-chan struct{} { return w.done }
+
+// Err returns nil while the watcher runs; once it has stopped, why: ErrClosed
+// after Close, ErrClientClosed if the etcd client was closed, else the
+// context's error (or cause).
+func (w *Watcher) Err() error {
+	select {
+	case <-w.done:
+		return context.Cause(w.ctx)
+	default:
+		return nil
+	}
+}
+
+// Close stops the watcher and waits for its goroutine, also while it is
+// blocked sending to a consumer that does not receive. It is idempotent and
+// may be called from any goroutine, the consumer's included.
+func (w *Watcher) Close() {
+	w.cancel(ErrClosed)
+	<-w.done
+}
+
+// run is the watcher's goroutine.
+func (w *Watcher) run(initial Batch) {
+	defer close(w.done)
+	defer close(w.out)
+	defer w.connected.Store(false)
+
+	if !w.send(initial) {
+		return
+	}
+	bo := backoff{min: w.cfg.minBackoff, max: w.cfg.maxBackoff}
+	for {
+		healthy, err := w.watchOnce()
+		if w.ctx.Err() != nil {
+			return
+		}
+		if w.cli.Ctx().Err() != nil {
+			w.cancel(ErrClientClosed)
+			return
+		}
+		if errors.Is(err, errCompacted) {
+			w.log.Info("watch start revision compacted; re-reading", zap.Int64("revision", w.rev.Load()), zap.Error(err))
+			if !w.resync(&bo) {
+				return
+			}
+			continue
+		}
+		w.connected.Store(false)
+		if healthy {
+			bo.reset()
+		}
+		d := bo.next()
+		w.log.Debug("watch ended; watching again after backoff", zap.Int64("revision", w.rev.Load()), zap.Duration("backoff", d), zap.Error(err))
+		if !w.sleep(d) {
+			return
+		}
+	}
+}
+
+// watchOnce watches from the last revision + 1 until the watch fails or the
+// watcher stops. healthy reports whether the watch worked for a while
+// (etcd sent something after creating it, or it lasted the maximum backoff),
+// in which case the backoff restarts from its minimum.
+func (w *Watcher) watchOnce() (healthy bool, err error) {
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(w.ctx))
+	defer cancel()
+	start := time.Now()
+	defer func() {
+		if time.Since(start) >= w.cfg.maxBackoff {
+			healthy = true
+		}
+	}()
+
+	w.watches.Add(1)
+	wch := w.cli.Watch(ctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(w.rev.Load()+1),
+		clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
+
+	var tick <-chan time.Time
+	if iv := w.cfg.progressInterval; iv > 0 {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		tick = t.C
+	}
+	w.lastHeard = time.Now()
+	for {
+		select {
+		case <-w.ctx.Done():
+			return healthy, w.ctx.Err()
+		case resp, ok := <-wch:
+			switch {
+			case !ok:
+				return healthy, errors.New("watcher: watch channel closed")
+			case resp.CompactRevision != 0:
+				return healthy, fmt.Errorf("%w: want %d, compacted up to %d", errCompacted, w.rev.Load()+1, resp.CompactRevision)
+			case resp.Canceled || resp.Err() != nil:
+				return healthy, fmt.Errorf("watcher: watch canceled: %w", resp.Err())
+			}
+			w.lastHeard = time.Now()
+			w.connected.Store(true)
+			switch {
+			case resp.Created:
+			case resp.IsProgressNotify():
+				healthy = true
+				if r := resp.Header.Revision; r > w.rev.Load() {
+					w.rev.Store(r)
+				}
+			default:
+				healthy = true
+				if !w.deliver(resp.Events) {
+					return healthy, w.ctx.Err()
+				}
+			}
+		case <-tick:
+			if time.Since(w.lastHeard) > 2*w.cfg.progressInterval {
+				w.connected.Store(false)
+			}
+			w.requestProgress(ctx)
+		}
+	}
+}
+
+// requestProgress asks etcd for a progress notification on the stream of
+// ctx (which carries the require-leader metadata of the watch, so the
+// request goes on the same stream). The answer, if any, comes on the watch
+// channel.
+func (w *Watcher) requestProgress(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, min(w.cfg.progressInterval, w.cfg.requestTimeout))
+	defer cancel()
+	if err := w.cli.RequestProgress(ctx); err != nil {
+		w.log.Debug("progress request failed", zap.Error(err))
+	}
+}
+
+// deliver applies events (in revision order, possibly several revisions)
+// to the state and sends one batch per revision. Events at or below the
+// last delivered revision are dropped: they were delivered already. It
+// returns false if the watcher stopped.
+func (w *Watcher) deliver(evs []*clientv3.Event) bool {
+	for i := 0; i < len(evs); {
+		rev := evs[i].Kv.ModRevision
+		j := i + 1
+		for j < len(evs) && evs[j].Kv.ModRevision == rev {
+			j++
+		}
+		if rev <= w.rev.Load() {
+			i = j
+			continue
+		}
+		b := Batch{Revision: rev, Events: make([]Event, 0, j-i)}
+		for _, ev := range evs[i:j] {
+			b.Events = append(b.Events, w.apply(ev))
+		}
+		if !w.send(b) {
+			return false
+		}
+		i = j
+	}
+	return true
+}
+
+// apply records ev in the state and returns it as an Event.
+func (w *Watcher) apply(ev *clientv3.Event) Event {
+	k := string(ev.Kv.Key)
+	prev, had := w.state[k]
+	if ev.Type == clientv3.EventTypeDelete {
+		delete(w.state, k)
+		return deleteEvent(k, prev, ev.Kv.ModRevision) // prev is zero (PrevValue nil) if unknown
+	}
+	cur := kvOf(ev.Kv)
+	w.state[k] = cur
+	var pv []byte
+	if had {
+		pv = prev.value
+	}
+	return putEvent(k, cur, pv)
+}
+
+// resync re-reads the prefix, retrying with backoff until it succeeds or
+// the watcher stops, and delivers the net difference from the last state
+// delivered as a Resync batch (nothing if nothing changed). It returns false
+// if the watcher stopped.
+func (w *Watcher) resync(bo *backoff) bool {
+	var resp *clientv3.GetResponse
+	for {
+		var err error
+		if resp, err = w.get(); err == nil {
+			break
+		}
+		if w.ctx.Err() != nil {
+			return false
+		}
+		if w.cli.Ctx().Err() != nil {
+			w.cancel(ErrClientClosed)
+			return false
+		}
+		w.connected.Store(false)
+		d := bo.next()
+		w.log.Debug("re-read failed; retrying after backoff", zap.Duration("backoff", d), zap.Error(err))
+		if !w.sleep(d) {
+			return false
+		}
+	}
+	bo.reset()
+	w.resyncs.Add(1)
+	w.connected.Store(true)
+	fresh := make(map[string]kv, len(resp.Kvs))
+	for _, p := range resp.Kvs {
+		fresh[string(p.Key)] = kvOf(p)
+	}
+	rev := resp.Header.Revision
+	evs := diff(w.state, fresh, rev)
+	w.state = fresh
+	w.log.Info("re-read prefix", zap.Int64("revision", rev), zap.Int("changes", len(evs)))
+	if len(evs) == 0 {
+		w.rev.Store(rev)
+		return true
+	}
+	return w.send(Batch{Events: evs, Revision: rev, Resync: true})
+}
+
+// get reads the prefix with the request timeout. It requires a leader, so
+// it fails fast on a member that lost its leader.
+func (w *Watcher) get() (*clientv3.GetResponse, error) {
+	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(w.ctx), w.cfg.requestTimeout)
+	defer cancel()
+	return w.cli.Get(ctx, w.prefix, clientv3.WithPrefix())
+}
+
+// send delivers b, or gives up when the watcher stops. It returns whether b
+// was delivered.
+func (w *Watcher) send(b Batch) bool {
+	select {
+	case w.out <- b:
+		w.rev.Store(b.Revision)
+		// Time spent blocked on the consumer is not silence from etcd.
+		w.lastHeard = time.Now()
+		return true
+	case <-w.ctx.Done():
+		return false
+	}
+}
+
+// sleep waits d or until the watcher stops; it returns false if it stopped.
+func (w *Watcher) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-w.ctx.Done():
+		return false
+	}
+}
+
+// backoff is a doubling, jittered wait between min and max. The zero cur
+// means "next wait is min".
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+// next returns the next wait, drawn from [cur/2, cur], and doubles cur.
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur/2 + rand.N(b.cur/2+1)
+}
+
+func (b *backoff) reset() { b.cur = 0 }
