@@ -87,7 +87,7 @@ type Batch struct {
 
 // kv is the watcher's record of one key as last delivered.
 type kv struct {
-	value                            []byte
+	value                       []byte
 	create, mod, version, lease int64
 }
 
