@@ -1,0 +1,210 @@
+package clusterkit
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/embedetcd"
+	"github.com/clusterkit-go/clusterkit/leases"
+)
+
+// ClusterKit is one node of a cluster. Create it with New, register hooks,
+// then Start it; Stop leaves the cluster. All methods are safe for
+// concurrent use. The lookups read an immutable snapshot of the partition
+// map without locks and keep answering from the last map while etcd is
+// unreachable.
+type ClusterKit struct {
+	opts    Options
+	keys    keys
+	log     *zap.Logger
+	metrics *metrics
+	hooks   hookSet
+	snap    atomic.Pointer[snapshot]
+	created time.Time
+
+	lifeMu  sync.Mutex // serializes Start and Stop
+	started bool
+	stopped bool
+
+	// Set by Start before any goroutine that reads them starts; read-only
+	// afterwards.
+	cli      *clientv3.Client
+	disp     *dispatcher
+	httpAddr string // the bound HTTP address
+
+	// Read by HTTP handlers and HealthCheck at any time.
+	runtime atomic.Pointer[runtime]
+	member  atomic.Pointer[embedetcd.Member] // nil in external mode or as a plain client
+
+	reg      atomic.Pointer[leases.Registration]
+	isLeader atomic.Bool
+}
+
+// New validates opts and returns a node that is not started yet. Errors
+// wrap ErrInvalidOptions and name the field, the rule and the value.
+func New(opts Options) (*ClusterKit, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(o.Registerer, o.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	ck := &ClusterKit{
+		opts:    o,
+		keys:    newKeys(o.ClusterName),
+		log:     o.Logger.With(zap.String("node", o.NodeID), zap.String("cluster", o.ClusterName)),
+		metrics: m,
+		created: time.Now(),
+	}
+	ck.snap.Store(newSnapshot(o.NodeID, nil, nil, 0, ""))
+	return ck, nil
+}
+
+// GetPartition returns the partition that key belongs to. The result is
+// shared and read-only. It fails with ErrNotStarted before the node holds
+// a partition map. It does not allocate.
+func (ck *ClusterKit) GetPartition(key string) (*Partition, error) {
+	p := ck.snap.Load().partitionOf(key)
+	if p == nil {
+		return nil, ErrNotStarted
+	}
+	return p, nil
+}
+
+// GetPrimary returns the node that serves p as primary in the current map,
+// or nil (no map yet, or p is not a partition of this cluster). The result
+// is shared and read-only. It does not allocate.
+func (ck *ClusterKit) GetPrimary(p *Partition) *Node {
+	s := ck.snap.Load()
+	i, ok := s.index(p)
+	if !ok {
+		return nil
+	}
+	return s.primaries[i]
+}
+
+// GetReplicas returns the nodes that serve p besides its primary, in the
+// current map. The slice is shared and read-only.
+func (ck *ClusterKit) GetReplicas(p *Partition) []Node {
+	s := ck.snap.Load()
+	i, ok := s.index(p)
+	if !ok {
+		return nil
+	}
+	return s.replicas[i]
+}
+
+// GetNodes returns every node that serves p, primary first, in the current
+// map. The slice is shared and read-only.
+func (ck *ClusterKit) GetNodes(p *Partition) []Node {
+	s := ck.snap.Load()
+	i, ok := s.index(p)
+	if !ok {
+		return nil
+	}
+	return s.serving[i]
+}
+
+// IsPrimary reports whether this node serves p as primary in the current
+// map. It does not allocate.
+func (ck *ClusterKit) IsPrimary(p *Partition) bool {
+	s := ck.snap.Load()
+	i, ok := s.index(p)
+	return ok && s.isPrimary[i]
+}
+
+// IsReplica reports whether this node serves p as a non-primary replica in
+// the current map (an incoming node is not a replica yet). It does not
+// allocate.
+func (ck *ClusterKit) IsReplica(p *Partition) bool {
+	s := ck.snap.Load()
+	i, ok := s.index(p)
+	return ok && s.isReplica[i]
+}
+
+// GetMyNodeID returns this node's ID.
+func (ck *ClusterKit) GetMyNodeID() string { return ck.opts.NodeID }
+
+// GetCluster returns a copy of the whole cluster as this node sees it.
+func (ck *ClusterKit) GetCluster() *Cluster {
+	s := ck.snap.Load()
+	c := &Cluster{
+		Name:              ck.opts.ClusterName,
+		PartitionCount:    ck.opts.PartitionCount,
+		ReplicationFactor: ck.opts.ReplicationFactor,
+		Leader:            s.leader,
+		AssignmentVersion: s.version,
+		Nodes:             make([]Node, len(s.members)),
+		Partitions:        make([]Partition, len(s.partitions)),
+	}
+	copy(c.Nodes, s.members)
+	copy(c.Partitions, s.partitions)
+	return c
+}
+
+// GetPartitionsForNode returns the partitions that node id serves (as
+// primary or replica) in the current map, in index order.
+func (ck *ClusterKit) GetPartitionsForNode(id string) []*Partition {
+	s := ck.snap.Load()
+	var out []*Partition
+	for i := range s.partitions {
+		p := &s.partitions[i]
+		if p.PrimaryNode == id {
+			out = append(out, p)
+			continue
+		}
+		for _, r := range p.ReplicaNodes {
+			if r == id {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// IsLeader reports whether this node currently leads the cluster.
+func (ck *ClusterKit) IsLeader() bool { return ck.isLeader.Load() }
+
+// GetMetrics returns a summary of this node's state and counters.
+func (ck *ClusterKit) GetMetrics() *Metrics {
+	s := ck.snap.Load()
+	m := &Metrics{
+		NodeID:            ck.opts.NodeID,
+		IsLeader:          ck.isLeader.Load(),
+		Members:           len(s.members),
+		AssignmentVersion: s.version,
+		Uptime:            time.Since(ck.created),
+	}
+	for i, p := range s.partitions {
+		switch {
+		case s.isPrimary[i]:
+			m.PrimaryPartitions++
+		case s.isReplica[i]:
+			m.ReplicaPartitions++
+		}
+		for _, in := range p.IncomingNodes {
+			if in == ck.opts.NodeID {
+				m.IncomingPartitions++
+			}
+		}
+	}
+	m.RebalancesStarted = int64(counterValue(ck.metrics.rebalancesStarted))
+	m.RebalancesDone = int64(counterValue(ck.metrics.rebalancesCompleted))
+	m.HandoffFailures = int64(counterValue(ck.metrics.handoffFailures))
+	m.HookPanics = int64(sumCounterVec(ck.metrics.hookPanics))
+	return m
+}
+
+// rt returns the runtime of a started node, or nil.
+func (ck *ClusterKit) rt() *runtime { return ck.runtime.Load() }
+
+func zapNode(id string) zap.Field   { return zap.String("member", id) }
+func zapErr(err error) zap.Field    { return zap.Error(err) }
+func zapHook(name string) zap.Field { return zap.String("hook", name) }

@@ -1,0 +1,300 @@
+package clusterkit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/embedetcd"
+)
+
+// connect makes ck.cli: a client of Options.Etcd.Endpoints (external
+// mode), of a new embedded member (bootstrap), or of the cluster that
+// JoinAddr belongs to (join; this node also becomes an etcd voter in the
+// background while the cluster has fewer than Embedded.MaxVoters).
+func (ck *ClusterKit) connect(ctx context.Context) error {
+	o := ck.opts
+	if len(o.Etcd.Endpoints) > 0 {
+		cli, err := ck.newClient(o.Etcd.Endpoints)
+		if err != nil {
+			return err
+		}
+		ck.cli = cli
+		return ck.ping(ctx)
+	}
+	cfg, err := ck.embedConfig()
+	if err != nil {
+		return err
+	}
+	if o.JoinAddr == "" || o.Bootstrap {
+		start := time.Now()
+		m, err := embedetcd.Start(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("clusterkit: start embedded etcd: %w", err)
+		}
+		ck.member.Store(m)
+		ck.log.Info("embedded etcd started", zap.String("client_url", m.ClientURL()), zap.Duration("took", time.Since(start)))
+		cli, err := ck.newClient([]string{m.ClientURL()})
+		if err != nil {
+			return err
+		}
+		ck.cli = cli
+		return nil
+	}
+
+	endpoints, err := ck.requestJoin(ctx)
+	if err != nil {
+		return err
+	}
+	cli, err := ck.newClient(endpoints)
+	if err != nil {
+		return err
+	}
+	ck.cli = cli
+	if err := ck.ping(ctx); err != nil {
+		return err
+	}
+	if hasData(cfg.Dir) {
+		// A restart of a node that was an etcd member: rejoin as the same
+		// member (or anew if it was removed) before going on.
+		m, err := embedetcd.Join(ctx, cfg, endpoints)
+		if err != nil {
+			return fmt.Errorf("clusterkit: restart embedded etcd: %w", err)
+		}
+		ck.member.Store(m)
+		ck.cli.SetEndpoints(append(endpoints, m.ClientURL())...)
+		return nil
+	}
+	voters, err := ck.voterCount(ctx)
+	if err != nil {
+		return err
+	}
+	if voters >= o.Embedded.MaxVoters {
+		ck.log.Info("etcd has enough voters; this node is a plain client", zap.Int("voters", voters))
+		return nil
+	}
+	rt := ck.rt()
+	rt.wg.Add(1)
+	go func() {
+		defer rt.wg.Done()
+		start := time.Now()
+		m, err := embedetcd.Join(rt.ctx, cfg, endpoints)
+		if err != nil {
+			if rt.ctx.Err() == nil {
+				ck.log.Warn("joining etcd as a voter failed; staying a plain client", zapErr(err))
+			}
+			return
+		}
+		ck.member.Store(m)
+		ck.cli.SetEndpoints(append(endpoints, m.ClientURL())...)
+		ck.log.Info("embedded etcd joined as voter", zap.String("client_url", m.ClientURL()), zap.Duration("took", time.Since(start)))
+	}()
+	return nil
+}
+
+func hasData(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return err == nil && len(entries) > 0
+}
+
+// embedConfig derives the embedded member's config from the options.
+func (ck *ClusterKit) embedConfig() (embedetcd.Config, error) {
+	o := ck.opts
+	cfg := embedetcd.Config{
+		Name:       o.NodeID,
+		Dir:        filepath.Join(o.DataDir, "etcd-"+o.ClusterName),
+		ClientAddr: o.Embedded.ClientAddr,
+		PeerAddr:   o.Embedded.PeerAddr,
+		TickMs:     uint(o.Embedded.TickInterval / time.Millisecond),
+		ElectionMs: uint(o.Embedded.ElectionTimeout / time.Millisecond),
+		Logger:     ck.log.Named("etcd"),
+	}
+	if cfg.ClientAddr == "" || cfg.PeerAddr == "" {
+		client, peer, err := defaultEmbedAddrs(ck.httpAddr)
+		if err != nil {
+			return cfg, fmt.Errorf("%w: Embedded.ClientAddr/PeerAddr: %v", ErrInvalidOptions, err)
+		}
+		if cfg.ClientAddr == "" {
+			cfg.ClientAddr = client
+		}
+		if cfg.PeerAddr == "" {
+			cfg.PeerAddr = peer
+		}
+	}
+	host, _, _ := net.SplitHostPort(cfg.ClientAddr)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		advHost, _, _ := net.SplitHostPort(ck.advertiseAddr())
+		cfg.AdvertiseHost = advHost
+	}
+	return cfg, nil
+}
+
+// defaultEmbedAddrs uses embedetcd.DefaultAddrs (HTTP port + 10000 and
+// + 20000) when HTTPAddr names a port; with port 0 (tests) the client port
+// is any free port and the peer port a free one picked now.
+func defaultEmbedAddrs(httpAddr string) (client, peer string, err error) {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return "", "", err
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if p, _ := strconv.Atoi(port); p != 0 && p+embedetcd.PeerPortOffset <= 65535 {
+		return embedetcd.DefaultAddrs(net.JoinHostPort(host, port))
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", "", err
+	}
+	peer = l.Addr().String()
+	l.Close()
+	return net.JoinHostPort(host, "0"), peer, nil
+}
+
+func (ck *ClusterKit) newClient(endpoints []string) (*clientv3.Client, error) {
+	o := ck.opts
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: o.Etcd.DialTimeout,
+		TLS:         o.Etcd.TLS,
+		Username:    o.Etcd.Username,
+		Password:    o.Etcd.Password,
+		Logger:      ck.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
+		// Keep-alives notice a dead connection so that a request fails over
+		// to another endpoint.
+		DialKeepAliveTime:    2 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("clusterkit: connect to etcd %v: %w", endpoints, err)
+	}
+	return cli, nil
+}
+
+// ping checks that etcd answers before going on.
+func (ck *ClusterKit) ping(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, ck.opts.Etcd.DialTimeout)
+	defer cancel()
+	if _, err := ck.cli.Get(rctx, ck.keys.config()); err != nil {
+		ck.metrics.etcdErrors.WithLabelValues("ping").Inc()
+		return fmt.Errorf("clusterkit: etcd %v does not answer: %w", ck.cli.Endpoints(), err)
+	}
+	return nil
+}
+
+func (ck *ClusterKit) voterCount(ctx context.Context) (int, error) {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := ck.cli.MemberList(rctx)
+	if err != nil {
+		return 0, fmt.Errorf("clusterkit: list etcd members: %w", err)
+	}
+	n := 0
+	for _, m := range resp.Members {
+		if !m.IsLearner {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// joinRequest and joinResponse are the join endpoint's JSON.
+type joinRequest struct {
+	NodeID  string `json:"node_id"`
+	Cluster string `json:"cluster"`
+}
+
+type joinResponse struct {
+	Cluster   string   `json:"cluster"`
+	Endpoints []string `json:"endpoints"`
+}
+
+// requestJoin asks the node at JoinAddr for the etcd endpoints.
+func (ck *ClusterKit) requestJoin(ctx context.Context) ([]string, error) {
+	o := ck.opts
+	body, _ := json.Marshal(joinRequest{NodeID: o.NodeID, Cluster: o.ClusterName})
+	url := "http://" + o.JoinAddr + "/cluster/join"
+	var lastErr error
+	delay := 100 * time.Millisecond
+	for attempt := 0; attempt < 10; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		req, err := http.NewRequestWithContext(rctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("%w: JoinAddr %q: %v", ErrJoinFailed, o.JoinAddr, err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if o.ClusterToken != "" {
+			req.Header.Set("Authorization", "Bearer "+o.ClusterToken)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			cancel()
+			switch {
+			case resp.StatusCode == http.StatusUnauthorized:
+				return nil, fmt.Errorf("%w: %w: %s refused the cluster token", ErrJoinFailed, ErrUnauthorized, o.JoinAddr)
+			case resp.StatusCode != http.StatusOK:
+				lastErr = fmt.Errorf("%s answered %d: %s", url, resp.StatusCode, bytes.TrimSpace(b))
+				if resp.StatusCode < 500 {
+					return nil, fmt.Errorf("%w: %v", ErrJoinFailed, lastErr)
+				}
+			default:
+				var jr joinResponse
+				if err := json.Unmarshal(b, &jr); err != nil || len(jr.Endpoints) == 0 {
+					return nil, fmt.Errorf("%w: %s answered without etcd endpoints", ErrJoinFailed, url)
+				}
+				if jr.Cluster != o.ClusterName {
+					return nil, fmt.Errorf("%w: %s serves cluster %q, this node is configured for %q", ErrJoinFailed, o.JoinAddr, jr.Cluster, o.ClusterName)
+				}
+				return jr.Endpoints, nil
+			}
+		} else {
+			cancel()
+			lastErr = err
+		}
+		if !sleepCtx(ctx, delay) {
+			break
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+	if ctx.Err() != nil {
+		lastErr = errors.Join(lastErr, ctx.Err())
+	}
+	return nil, fmt.Errorf("%w: JoinAddr %q: %v", ErrJoinFailed, o.JoinAddr, lastErr)
+}
+
+// etcdEndpoints lists the client URLs of the started etcd members, for the
+// join endpoint.
+func (ck *ClusterKit) etcdEndpoints(ctx context.Context) ([]string, error) {
+	if len(ck.opts.Etcd.Endpoints) > 0 {
+		return ck.opts.Etcd.Endpoints, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := ck.cli.MemberList(rctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range resp.Members {
+		if !m.IsLearner {
+			out = append(out, m.ClientURLs...)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,316 @@
+package clusterkit
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"math"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Defaults for zero-valued Options fields.
+const (
+	DefaultPartitionCount    = 64
+	DefaultReplicationFactor = 3
+	DefaultClusterName       = "default"
+	DefaultLeaseTTL          = 5 * time.Second
+	DefaultMaxVoters         = 3
+	DefaultDialTimeout       = 5 * time.Second
+	DefaultHookConcurrency   = 16
+	// DefaultHealthInterval and DefaultFailureThreshold apply when
+	// HealthCheck.Enabled is set and the field is zero.
+	DefaultHealthInterval   = time.Second
+	DefaultHealthTimeout    = time.Second
+	DefaultFailureThreshold = 3
+	// DefaultDataDirRoot is where a node keeps its files when DataDir is
+	// empty: DefaultDataDirRoot/<NodeID>, relative to the working directory.
+	DefaultDataDirRoot = "clusterkit-data"
+)
+
+// Limits of the options.
+const (
+	MaxPartitionCount = 65536
+	MinLeaseTTL       = time.Second
+)
+
+// Options configures one ClusterKit node. Zero values mean the documented
+// defaults; only NodeID and HTTPAddr are required. New copies the Options,
+// so the caller may reuse or change its value afterwards.
+type Options struct {
+	// NodeID names this node in the cluster; required, unique among live
+	// nodes, 1 to 128 characters of [A-Za-z0-9._-].
+	NodeID string
+	// HTTPAddr is the host:port this node's HTTP API (and join endpoint)
+	// listens on; required. Port 0 picks a free port.
+	HTTPAddr string
+	// AdvertiseAddr is the host:port other nodes and clients reach this
+	// node at (Node.IP). Default: HTTPAddr, with an empty or unspecified
+	// host replaced by 127.0.0.1 and port 0 by the bound port.
+	AdvertiseAddr string
+	// JoinAddr is the HTTPAddr of an existing node to join through
+	// (embedded mode). Empty: bootstrap a new cluster (embedded mode) or
+	// use Etcd.Endpoints (external mode).
+	JoinAddr string
+	// Bootstrap forces this node to start a new embedded cluster even when
+	// JoinAddr is set. It is an error together with Etcd.Endpoints.
+	Bootstrap bool
+	// PartitionCount is the number of partitions, 1 to MaxPartitionCount;
+	// default DefaultPartitionCount. Fixed when the cluster is created.
+	PartitionCount int
+	// ReplicationFactor is the number of nodes serving each partition
+	// (primary included), 1 to 64; default DefaultReplicationFactor. Fixed
+	// when the cluster is created.
+	ReplicationFactor int
+	// DataDir holds the embedded etcd data and this node's incarnation
+	// file. Default: DefaultDataDirRoot/<NodeID>.
+	DataDir string
+	// ClusterName separates clusters that share one etcd: all keys live
+	// under /clusterkit/<ClusterName>/. Default DefaultClusterName;
+	// 1 to 64 characters of [A-Za-z0-9._-].
+	ClusterName string
+	// Services are this node's application endpoints (name → address),
+	// published in its member record.
+	Services map[string]string
+	// HealthCheck configures the optional application probe and, when
+	// enabled, the lease TTL (Interval × FailureThreshold).
+	HealthCheck HealthCheckConfig
+	// HealthProbe, when set and HealthCheck.Enabled, is called every
+	// HealthCheck.Interval with HealthCheck.Timeout; FailureThreshold
+	// failures in a row mark this node unhealthy in its member record, one
+	// success marks it healthy again. A panic counts as a failure.
+	HealthProbe func(ctx context.Context) error
+	// LeaseTTL is how long the node's membership outlives its last
+	// keep-alive: a crashed node is noticed about LeaseTTL later. Whole
+	// seconds, at least MinLeaseTTL and etcd's own minimum. Default: with
+	// HealthCheck.Enabled, Interval × FailureThreshold rounded up to whole
+	// seconds; otherwise DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// Zone is this node's failure domain; replicas of one partition go to
+	// distinct zones when there are enough zones.
+	Zone string
+	// Weight is this node's relative capacity (0 means 1); it must be
+	// finite and not negative.
+	Weight float64
+	// ClusterToken authenticates joins and admin calls. A node with a token
+	// refuses join requests that do not carry it; an empty token accepts
+	// any join (set one in production).
+	ClusterToken string
+	// Etcd, when Endpoints is set, makes this node a pure client of an
+	// existing etcd cluster (external mode).
+	Etcd EtcdConfig
+	// Embedded configures the embedded etcd member (embedded mode).
+	Embedded EmbeddedConfig
+	// HookConcurrency bounds how many partition-change handlers run at
+	// once; default DefaultHookConcurrency.
+	HookConcurrency int
+	// Logger receives structured logs; default zap.NewNop().
+	Logger *zap.Logger
+	// Registerer receives this node's Prometheus metrics; default a private
+	// registry (served by the HTTP API's /metrics). Two nodes in one process
+	// must not share a Registerer.
+	Registerer prometheus.Registerer
+}
+
+// HealthCheckConfig configures the application health probe.
+type HealthCheckConfig struct {
+	Enabled bool
+	// Interval between probes; default DefaultHealthInterval.
+	Interval time.Duration
+	// Timeout of one probe; default DefaultHealthTimeout, at most Interval.
+	Timeout time.Duration
+	// FailureThreshold failures in a row mark the node unhealthy; default
+	// DefaultFailureThreshold.
+	FailureThreshold int
+}
+
+// EtcdConfig points a node at an existing etcd cluster.
+type EtcdConfig struct {
+	// Endpoints are etcd client URLs (http://host:port or https://…).
+	Endpoints []string
+	// TLS, Username and Password are passed to the etcd client.
+	TLS      *tls.Config
+	Username string
+	Password string
+	// DialTimeout bounds the first connection; default DefaultDialTimeout.
+	DialTimeout time.Duration
+}
+
+// EmbeddedConfig configures the embedded etcd member.
+type EmbeddedConfig struct {
+	// ClientAddr and PeerAddr are the member's etcd client and peer
+	// host:port. Default: derived from HTTPAddr by embedetcd.DefaultAddrs.
+	ClientAddr string
+	PeerAddr   string
+	// MaxVoters is how many nodes run an etcd voter; later nodes are plain
+	// clients of those. Default DefaultMaxVoters; 1 to 7.
+	MaxVoters int
+	// TickInterval and ElectionTimeout are etcd's heartbeat interval and
+	// election timeout; default etcd's (100 ms and 1 s). Tests use 10 ms
+	// and 100 ms.
+	TickInterval    time.Duration
+	ElectionTimeout time.Duration
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// invalid formats an option error that names the field, the rule and the
+// value, and wraps ErrInvalidOptions.
+func invalid(field, rule string, value any) error {
+	return fmt.Errorf("%w: %s %s, got %q", ErrInvalidOptions, field, rule, fmt.Sprint(value))
+}
+
+// withDefaults validates o and returns a copy with every default filled in.
+func (o Options) withDefaults() (Options, error) {
+	if o.NodeID == "" || len(o.NodeID) > 128 || !namePattern.MatchString(o.NodeID) {
+		return o, invalid("NodeID", "must be 1 to 128 characters of [A-Za-z0-9._-]", o.NodeID)
+	}
+	if err := checkHostPort("HTTPAddr", o.HTTPAddr, true); err != nil {
+		return o, err
+	}
+	if o.AdvertiseAddr != "" {
+		if err := checkHostPort("AdvertiseAddr", o.AdvertiseAddr, false); err != nil {
+			return o, err
+		}
+	}
+	if o.JoinAddr != "" {
+		if err := checkHostPort("JoinAddr", o.JoinAddr, false); err != nil {
+			return o, err
+		}
+	}
+	if o.PartitionCount == 0 {
+		o.PartitionCount = DefaultPartitionCount
+	}
+	if o.PartitionCount < 1 || o.PartitionCount > MaxPartitionCount {
+		return o, invalid("PartitionCount", fmt.Sprintf("must be between 1 and %d", MaxPartitionCount), o.PartitionCount)
+	}
+	if o.ReplicationFactor == 0 {
+		o.ReplicationFactor = DefaultReplicationFactor
+	}
+	if o.ReplicationFactor < 1 || o.ReplicationFactor > 64 {
+		return o, invalid("ReplicationFactor", "must be between 1 and 64", o.ReplicationFactor)
+	}
+	if o.ClusterName == "" {
+		o.ClusterName = DefaultClusterName
+	}
+	if len(o.ClusterName) > 64 || !namePattern.MatchString(o.ClusterName) {
+		return o, invalid("ClusterName", "must be 1 to 64 characters of [A-Za-z0-9._-]", o.ClusterName)
+	}
+	if o.DataDir == "" {
+		o.DataDir = filepath.Join(DefaultDataDirRoot, o.NodeID)
+	}
+	if math.IsNaN(o.Weight) || math.IsInf(o.Weight, 0) || o.Weight < 0 {
+		return o, invalid("Weight", "must be a finite number ≥ 0", o.Weight)
+	}
+	if o.Weight == 0 {
+		o.Weight = 1
+	}
+	for name, addr := range o.Services {
+		if name == "" {
+			return o, invalid("Services", "must not have an empty service name", addr)
+		}
+	}
+	hc := &o.HealthCheck
+	if hc.Interval < 0 || hc.Timeout < 0 || hc.FailureThreshold < 0 {
+		return o, invalid("HealthCheck", "Interval, Timeout and FailureThreshold must not be negative",
+			fmt.Sprintf("%v/%v/%d", hc.Interval, hc.Timeout, hc.FailureThreshold))
+	}
+	if hc.Interval == 0 {
+		hc.Interval = DefaultHealthInterval
+	}
+	if hc.Timeout == 0 {
+		hc.Timeout = min(DefaultHealthTimeout, hc.Interval)
+	}
+	if hc.Timeout > hc.Interval {
+		return o, invalid("HealthCheck.Timeout", fmt.Sprintf("must not exceed HealthCheck.Interval (%v)", hc.Interval), hc.Timeout)
+	}
+	if hc.FailureThreshold == 0 {
+		hc.FailureThreshold = DefaultFailureThreshold
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+		if hc.Enabled {
+			ttl := hc.Interval * time.Duration(hc.FailureThreshold)
+			o.LeaseTTL = max(MinLeaseTTL, ttl.Round(time.Second))
+			if o.LeaseTTL < ttl {
+				o.LeaseTTL += time.Second
+			}
+		}
+	}
+	if o.LeaseTTL < MinLeaseTTL || o.LeaseTTL%time.Second != 0 {
+		return o, invalid("LeaseTTL", "must be whole seconds and at least 1s", o.LeaseTTL)
+	}
+	if o.HookConcurrency == 0 {
+		o.HookConcurrency = DefaultHookConcurrency
+	}
+	if o.HookConcurrency < 1 {
+		return o, invalid("HookConcurrency", "must be at least 1", o.HookConcurrency)
+	}
+	if len(o.Etcd.Endpoints) > 0 {
+		if o.Bootstrap {
+			return o, invalid("Bootstrap", "cannot be set together with Etcd.Endpoints", o.Bootstrap)
+		}
+		if o.JoinAddr != "" {
+			return o, invalid("JoinAddr", "cannot be set together with Etcd.Endpoints", o.JoinAddr)
+		}
+		for _, ep := range o.Etcd.Endpoints {
+			if ep == "" {
+				return o, invalid("Etcd.Endpoints", "must not contain an empty endpoint", o.Etcd.Endpoints)
+			}
+		}
+	}
+	if o.Etcd.DialTimeout < 0 {
+		return o, invalid("Etcd.DialTimeout", "must not be negative", o.Etcd.DialTimeout)
+	}
+	if o.Etcd.DialTimeout == 0 {
+		o.Etcd.DialTimeout = DefaultDialTimeout
+	}
+	em := &o.Embedded
+	if em.MaxVoters == 0 {
+		em.MaxVoters = DefaultMaxVoters
+	}
+	if em.MaxVoters < 1 || em.MaxVoters > 7 {
+		return o, invalid("Embedded.MaxVoters", "must be between 1 and 7", em.MaxVoters)
+	}
+	if em.TickInterval < 0 || em.ElectionTimeout < 0 {
+		return o, invalid("Embedded", "TickInterval and ElectionTimeout must not be negative",
+			fmt.Sprintf("%v/%v", em.TickInterval, em.ElectionTimeout))
+	}
+	if em.TickInterval > 0 && em.ElectionTimeout > 0 && em.ElectionTimeout < 5*em.TickInterval {
+		return o, invalid("Embedded.ElectionTimeout", fmt.Sprintf("must be at least 5 × TickInterval (%v)", em.TickInterval), em.ElectionTimeout)
+	}
+	for field, addr := range map[string]string{"Embedded.ClientAddr": em.ClientAddr, "Embedded.PeerAddr": em.PeerAddr} {
+		if addr != "" {
+			if err := checkHostPort(field, addr, true); err != nil {
+				return o, err
+			}
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o, nil
+}
+
+// checkHostPort checks that addr is host:port with a valid port (0 allowed
+// only when zeroPortOK).
+func checkHostPort(field, addr string, zeroPortOK bool) error {
+	if addr == "" {
+		return invalid(field, "is required (host:port)", addr)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return invalid(field, "must be host:port", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !zeroPortOK) {
+		return invalid(field, "must have a port between 1 and 65535", addr)
+	}
+	return nil
+}

@@ -1,0 +1,751 @@
+package clusterkit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/election"
+	"github.com/clusterkit-go/clusterkit/leases"
+	"github.com/clusterkit-go/clusterkit/placement"
+	"github.com/clusterkit-go/clusterkit/watcher"
+)
+
+// Timing of the leader and of etcd requests.
+const (
+	// requestTimeout bounds every single etcd request.
+	requestTimeout = 5 * time.Second
+	// debounceQuiet is how long membership must stay unchanged before the
+	// leader plans; debounceMax bounds the wait under constant churn.
+	debounceQuiet = 20 * time.Millisecond
+	debounceMax   = 250 * time.Millisecond
+	// maxAssignmentBytes keeps the map under etcd's default request limit
+	// (1.5 MiB) with room for the rest of the Txn.
+	maxAssignmentBytes = 1 << 20
+	// version is written in member records.
+	version = "0.1.0"
+)
+
+// runtime is everything a started node runs. Start creates it; Stop and
+// Halt end it.
+type runtime struct {
+	ck      *ClusterKit
+	cfg     clusterConfig
+	tracker *tracker
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	http    *http.Server
+	watch   atomic.Pointer[watcher.Watcher]
+
+	mu         sync.Mutex
+	leadership *election.Leadership
+	readySet   map[int]int64 // partition → since, this node's ready record
+	failing    map[int]bool  // partitions whose handoff is failing
+	record     memberRecord  // this node's member record
+	removed    bool          // an admin removed this node: do not come back
+	health     string        // last status reported to OnClusterHealthChange
+	readyWake  chan struct{}
+	// readyWritten is what the ready writer last wrote; a new registration
+	// (new lease) resets it, since the old record went with the old lease.
+	readyWritten map[int]int64
+}
+
+// Start connects to etcd (or starts or joins the embedded one), registers
+// this node and returns once it holds a partition map (made by the leader,
+// which may be this node). ctx bounds the whole start; on error everything
+// Start did is undone (the node is not left registered). It fails with
+// ErrNodeIDInUse if another live process holds NodeID, ErrConfigMismatch
+// if the cluster was created with other settings, and ErrStopped after Stop.
+func (ck *ClusterKit) Start(ctx context.Context) (err error) {
+	ck.lifeMu.Lock()
+	defer ck.lifeMu.Unlock()
+	if ck.stopped {
+		return ErrStopped
+	}
+	if ck.started {
+		return errors.New("clusterkit: already started")
+	}
+	rt := &runtime{ck: ck, readySet: map[int]int64{}, failing: map[int]bool{}, readyWake: make(chan struct{}, 1)}
+	rt.ctx, rt.cancel = context.WithCancel(context.Background())
+	ck.runtime.Store(rt)
+	ck.disp = newDispatcher(ck.log, ck.opts.HookConcurrency)
+	defer func() {
+		if err != nil {
+			ck.teardown(context.Background(), false)
+			ck.runtime.Store(nil)
+		}
+	}()
+
+	ln, err := net.Listen("tcp", ck.opts.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("clusterkit: listen on HTTPAddr %q: %w", ck.opts.HTTPAddr, err)
+	}
+	ck.httpAddr = ln.Addr().String()
+	if err := ck.connect(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	// Serve only once the client exists: the handlers use it.
+	rt.http = &http.Server{Handler: ck.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	rt.wg.Add(1)
+	go func() {
+		defer rt.wg.Done()
+		if err := rt.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			ck.log.Error("http server stopped", zapErr(err))
+		}
+	}()
+	if rt.cfg, err = ck.ensureConfig(ctx); err != nil {
+		return err
+	}
+
+	rt.tracker = newTracker(ck)
+	w, err := watcher.Watch(rt.ctx, ck.cli, ck.keys.root, watcher.WithLogger(ck.log))
+	if err != nil {
+		return fmt.Errorf("clusterkit: watch cluster state: %w", err)
+	}
+	rt.watch.Store(w)
+	applied := rt.tracker.waitApplied()
+	rt.wg.Add(1)
+	go func() { defer rt.wg.Done(); rt.tracker.run(w) }()
+	select {
+	case <-applied:
+	case <-ctx.Done():
+		return fmt.Errorf("clusterkit: start: %w", ctx.Err())
+	}
+
+	if err := rt.register(ctx); err != nil {
+		return err
+	}
+	rt.wg.Add(3)
+	go rt.membershipLoop()
+	go rt.readyWriter()
+	go rt.healthLoop()
+
+	// Wait until this node is a member in the view and a map exists.
+	for {
+		ready := false
+		ch := rt.tracker.waitApplied()
+		rt.tracker.read(func(v *view) {
+			_, member := v.members[ck.opts.NodeID]
+			ready = member && v.assign != nil
+		})
+		if ready {
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("clusterkit: start: waiting for a partition map: %w", ctx.Err())
+		}
+	}
+	ck.started = true
+	ck.log.Info("started", zap.String("http", ck.httpAddr), zap.String("advertise", ck.advertiseAddr()),
+		zap.Int64("incarnation", int64(ck.reg.Load().LeaseID())))
+	return nil
+}
+
+// Stop leaves the cluster gracefully: it hands leadership over, marks the
+// member as leaving (so others report graceful_shutdown), revokes its lease,
+// and stops everything this node started. It is idempotent; ctx bounds the
+// goodbye, not the local clean-up.
+func (ck *ClusterKit) Stop(ctx context.Context) error {
+	ck.lifeMu.Lock()
+	defer ck.lifeMu.Unlock()
+	if ck.stopped {
+		return nil
+	}
+	ck.stopped = true
+	if !ck.started {
+		ck.metrics.unregister()
+		return nil
+	}
+	err := ck.teardown(ctx, true)
+	ck.log.Info("stopped")
+	return err
+}
+
+// Halt stops this node without leaving: its lease is neither revoked nor
+// kept alive, so the others see it leave with reason lease_expired after
+// LeaseTTL, exactly as after a crash. It is for tests and for processes
+// that must exit at once. Idempotent; Stop after Halt does nothing.
+func (ck *ClusterKit) Halt() {
+	ck.lifeMu.Lock()
+	defer ck.lifeMu.Unlock()
+	if ck.stopped {
+		return
+	}
+	ck.stopped = true
+	if ck.started {
+		ck.teardown(context.Background(), false)
+	}
+	ck.log.Info("halted")
+}
+
+// teardown undoes Start. With graceful it resigns, marks the member leaving
+// and revokes the lease first; without, the lease is abandoned.
+func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
+	rt := ck.rt()
+	var errs []error
+	reg := ck.reg.Load()
+	if graceful && reg != nil {
+		rt.mu.Lock()
+		rec := rt.record
+		l := rt.leadership
+		rt.mu.Unlock()
+		rec.State = memberLeaving
+		if b, err := json.Marshal(rec); err == nil {
+			if err := reg.Update(boundedCtx(ctx), b); err != nil {
+				errs = append(errs, fmt.Errorf("clusterkit: mark leaving: %w", err))
+			}
+		}
+		if l != nil {
+			if err := l.Resign(boundedCtx(ctx)); err != nil {
+				errs = append(errs, fmt.Errorf("clusterkit: resign: %w", err))
+			}
+		}
+		if err := reg.Close(boundedCtx(ctx)); err != nil && !errors.Is(err, leases.ErrClosed) {
+			errs = append(errs, fmt.Errorf("clusterkit: revoke lease: %w", err))
+		}
+	} else if reg != nil {
+		reg.Abandon()
+	}
+	if rt != nil {
+		rt.cancel()
+		if rt.http != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			rt.http.Shutdown(sctx)
+			cancel()
+		}
+	}
+	if rt != nil {
+		if w := rt.watch.Load(); w != nil {
+			w.Close()
+		}
+		rt.wg.Wait()
+		if rt.tracker != nil {
+			rt.tracker.stopHandoffs()
+		}
+	}
+	if ck.disp != nil {
+		ck.disp.stop()
+	}
+	if ck.cli != nil {
+		ck.cli.Close()
+	}
+	if m := ck.member.Load(); m != nil {
+		if err := m.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("clusterkit: stop embedded etcd: %w", err))
+		}
+	}
+	ck.isLeader.Store(false)
+	ck.metrics.isLeader.Set(0)
+	ck.metrics.unregister()
+	return errors.Join(errs...)
+}
+
+// boundedCtx returns ctx, or a fresh 5 s context if ctx is already done, so
+// the goodbye reaches etcd even when the caller's context ended.
+func boundedCtx(ctx context.Context) context.Context {
+	if ctx == nil || ctx.Err() != nil {
+		c, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		context.AfterFunc(c, cancel)
+		return c
+	}
+	return ctx
+}
+
+// ensureConfig writes the cluster config if it does not exist (create-only
+// Txn) and checks that it matches this node's options.
+func (ck *ClusterKit) ensureConfig(ctx context.Context) (clusterConfig, error) {
+	want := clusterConfig{FormatVersion: formatVersion, PartitionCount: ck.opts.PartitionCount,
+		ReplicationFactor: ck.opts.ReplicationFactor, Hash: placement.HashName}
+	b, err := json.Marshal(want)
+	if err != nil {
+		return want, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	key := ck.keys.config()
+	resp, err := ck.cli.Txn(rctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(b))).Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		ck.metrics.etcdErrors.WithLabelValues("config").Inc()
+		return want, fmt.Errorf("clusterkit: write cluster config: %w", err)
+	}
+	if resp.Succeeded {
+		return want, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	var got clusterConfig
+	if len(kvs) == 0 || json.Unmarshal(kvs[0].Value, &got) != nil {
+		return want, fmt.Errorf("%w: cluster %q has an unreadable config", ErrConfigMismatch, ck.opts.ClusterName)
+	}
+	if got.FormatVersion > formatVersion {
+		return want, fmt.Errorf("%w: cluster %q uses format version %d, this node knows %d", ErrConfigMismatch, ck.opts.ClusterName, got.FormatVersion, formatVersion)
+	}
+	if got.PartitionCount != want.PartitionCount || got.ReplicationFactor != want.ReplicationFactor || got.Hash != want.Hash {
+		return want, fmt.Errorf("%w: cluster %q has PartitionCount %d, ReplicationFactor %d, hash %s; this node has %d, %d, %s",
+			ErrConfigMismatch, ck.opts.ClusterName, got.PartitionCount, got.ReplicationFactor, got.Hash,
+			want.PartitionCount, want.ReplicationFactor, want.Hash)
+	}
+	return got, nil
+}
+
+// advertiseAddr is Options.AdvertiseAddr, or the bound HTTP address with a
+// loopback host when it listens on all interfaces.
+func (ck *ClusterKit) advertiseAddr() string {
+	if ck.opts.AdvertiseAddr != "" {
+		return ck.opts.AdvertiseAddr
+	}
+	host, port, err := net.SplitHostPort(ck.httpAddr)
+	if err != nil {
+		return ck.httpAddr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// register creates this node's member record, proving with the saved
+// incarnation that a not-yet-expired old record is its own.
+func (rt *runtime) register(ctx context.Context) error {
+	ck := rt.ck
+	rec := memberRecord{ID: ck.opts.NodeID, Addr: ck.advertiseAddr(), Zone: ck.opts.Zone, Weight: ck.opts.Weight,
+		Services: ck.opts.Services, State: memberActive, Healthy: true, StartedAt: time.Now().UTC(), Version: version}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	var opts []leases.Option
+	opts = append(opts, leases.WithLogger(ck.log))
+	if prev, ok := ck.loadIncarnation(); ok {
+		opts = append(opts, leases.WithPreviousLease(prev))
+	}
+	reg, err := leases.Register(ctx, ck.cli, ck.keys.member(ck.opts.NodeID), b, ck.opts.LeaseTTL, opts...)
+	if err != nil {
+		if errors.Is(err, leases.ErrKeyInUse) {
+			return fmt.Errorf("%w: %q is held by a live process: %v", ErrNodeIDInUse, ck.opts.NodeID, err)
+		}
+		if errors.Is(err, leases.ErrInvalidTTL) {
+			return fmt.Errorf("%w: LeaseTTL %v: %v", ErrInvalidOptions, ck.opts.LeaseTTL, err)
+		}
+		ck.metrics.etcdErrors.WithLabelValues("register").Inc()
+		return fmt.Errorf("clusterkit: register %q: %w", ck.opts.NodeID, err)
+	}
+	rec.Incarnation = int64(reg.LeaseID())
+	rt.mu.Lock()
+	rt.record = rec
+	rt.readyWritten = nil
+	rt.mu.Unlock()
+	ck.reg.Store(reg)
+	rt.wakeReady()
+	ck.saveIncarnation(reg.LeaseID())
+	return nil
+}
+
+// The incarnation file holds the lease ID of this node's last registration,
+// the proof that lets a restarted process take its own record over at once.
+func (ck *ClusterKit) incarnationPath() string {
+	return filepath.Join(ck.opts.DataDir, "incarnation-"+ck.opts.ClusterName)
+}
+
+func (ck *ClusterKit) loadIncarnation() (clientv3.LeaseID, bool) {
+	b, err := os.ReadFile(ck.incarnationPath())
+	if err != nil {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || id == 0 {
+		return 0, false
+	}
+	return clientv3.LeaseID(id), true
+}
+
+func (ck *ClusterKit) saveIncarnation(id clientv3.LeaseID) {
+	if err := os.MkdirAll(ck.opts.DataDir, 0o700); err != nil {
+		ck.log.Warn("cannot save incarnation; a restart within LeaseTTL will wait for the old lease", zapErr(err))
+		return
+	}
+	tmp := ck.incarnationPath() + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(int64(id), 10)), 0o600); err == nil {
+		err = os.Rename(tmp, ck.incarnationPath())
+		if err == nil {
+			return
+		}
+	}
+	ck.log.Warn("cannot save incarnation; a restart within LeaseTTL will wait for the old lease")
+}
+
+// membershipLoop campaigns for leadership while the membership lasts, and
+// registers again (a new incarnation, reported as a rejoin) after a loss,
+// unless an admin removed this node.
+func (rt *runtime) membershipLoop() {
+	defer rt.wg.Done()
+	ck := rt.ck
+	for {
+		reg := ck.reg.Load()
+		lctx, cancel := context.WithCancel(rt.ctx)
+		var lwg sync.WaitGroup
+		lwg.Add(1)
+		go func() { defer lwg.Done(); rt.campaignLoop(lctx, reg) }()
+		select {
+		case <-rt.ctx.Done():
+		case <-reg.Done():
+		}
+		cancel()
+		lwg.Wait()
+		if rt.ctx.Err() != nil {
+			return
+		}
+		ck.metrics.keepAliveFailures.Inc()
+		rt.mu.Lock()
+		removed := rt.removed
+		rt.mu.Unlock()
+		if removed || errors.Is(reg.Err(), leases.ErrKeyDeleted) && rt.wasRemoved() {
+			ck.log.Warn("removed from the cluster by an admin; not registering again", zapErr(reg.Err()))
+			return
+		}
+		ck.log.Warn("membership lost; registering again", zapErr(reg.Err()))
+		delay := 100 * time.Millisecond
+		for {
+			ctx, cancel := context.WithTimeout(rt.ctx, ck.opts.LeaseTTL+2*requestTimeout)
+			err := rt.register(ctx)
+			cancel()
+			if err == nil {
+				break
+			}
+			ck.log.Warn("register again failed", zapErr(err))
+			select {
+			case <-rt.ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 5*time.Second)
+		}
+	}
+}
+
+// wasRemoved reports whether the last member record seen for this node
+// said an admin removed it.
+func (rt *runtime) wasRemoved() bool {
+	removed := false
+	rt.tracker.read(func(v *view) {
+		if d, ok := v.departed[rt.ck.opts.NodeID]; ok && d.Reason == LeaveRemovedByAdmin {
+			removed = true
+		}
+	})
+	if removed {
+		rt.mu.Lock()
+		rt.removed = true
+		rt.mu.Unlock()
+	}
+	return removed
+}
+
+// campaignLoop campaigns on a session bound to the membership lease, so
+// that leadership ends with membership, and leads while it wins.
+func (rt *runtime) campaignLoop(ctx context.Context, reg *leases.Registration) {
+	ck := rt.ck
+	delay := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		s, err := concurrency.NewSession(ck.cli, concurrency.WithLease(reg.LeaseID()), concurrency.WithContext(ctx))
+		if err != nil {
+			ck.metrics.etcdErrors.WithLabelValues("session").Inc()
+			if !sleepCtx(ctx, delay) {
+				return
+			}
+			delay = min(2*delay, 2*time.Second)
+			continue
+		}
+		l, err := election.Campaign(ctx, s, ck.keys.leaderPrefix(), ck.opts.NodeID)
+		if err != nil {
+			s.Orphan()
+			if ctx.Err() == nil {
+				ck.log.Warn("campaign failed", zapErr(err))
+				if !sleepCtx(ctx, delay) {
+					return
+				}
+				delay = min(2*delay, 2*time.Second)
+			}
+			continue
+		}
+		delay = 50 * time.Millisecond
+		rt.mu.Lock()
+		rt.leadership = l
+		rt.mu.Unlock()
+		ck.isLeader.Store(true)
+		ck.metrics.isLeader.Set(1)
+		ck.log.Info("became leader", zap.Int64("token", l.Token()))
+		rt.lead(l)
+		ck.isLeader.Store(false)
+		ck.metrics.isLeader.Set(0)
+		rt.mu.Lock()
+		rt.leadership = nil
+		rt.mu.Unlock()
+		l.Close()
+		s.Orphan() // the lease is the membership's: never revoke it here
+		ck.log.Info("leadership ended")
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// lead reconciles the assignment while l holds: after every change of the
+// view (membership changes debounced), it plans and writes the next map in
+// one Txn fenced on the leadership.
+func (rt *runtime) lead(l *election.Leadership) {
+	ck := rt.ck
+	t := rt.tracker
+	lctx := l.Context()
+	var (
+		lastMemberRev int64 = -1
+		firstChange   time.Time
+		lastChange    time.Time
+		waitRev       int64 // after a write: wait until the view has it
+	)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var in reconcileInput
+		var viewRev, memberRev, assignRev int64
+		needPlan := false
+		t.read(func(v *view) {
+			in = v.reconcileInput(rt.cfg, time.Now())
+			viewRev, memberRev, assignRev = v.rev, v.memberRev, v.assignRev
+			needPlan = v.assign == nil || !slices.Equal(v.assign.Planned, plannedOf(v.members))
+		})
+		wait := time.Duration(0)
+		now := time.Now()
+		if memberRev != lastMemberRev {
+			if lastMemberRev != -1 || needPlan {
+				if firstChange.IsZero() {
+					firstChange = now
+				}
+				lastChange = now
+			}
+			lastMemberRev = memberRev
+		}
+		if needPlan && !firstChange.IsZero() {
+			quietLeft := debounceQuiet - now.Sub(lastChange)
+			maxLeft := debounceMax - now.Sub(firstChange)
+			wait = max(0, min(quietLeft, maxLeft))
+		}
+		if viewRev < waitRev {
+			wait = time.Hour // until the view catches up
+		} else if wait == 0 {
+			firstChange = time.Time{}
+			in.now = time.Now()
+			out, err := reconcile(in)
+			if err != nil {
+				ck.log.Error("reconcile failed", zapErr(err))
+				wait = time.Second
+			} else if !out.empty() {
+				rev, err := rt.write(l, out, assignRev)
+				switch {
+				case errors.Is(err, election.ErrNotLeader) || lctx.Err() != nil:
+					return
+				case err != nil:
+					ck.log.Warn("leader write failed", zapErr(err))
+					ck.metrics.etcdErrors.WithLabelValues("leader_txn").Inc()
+					wait = 100 * time.Millisecond
+				case rev == 0:
+					wait = time.Hour // the view is behind etcd: wait for it
+				default:
+					waitRev = rev
+					continue
+				}
+			} else {
+				wait = time.Hour
+			}
+		}
+		changed := t.waitApplied()
+		timer.Reset(wait)
+		select {
+		case <-lctx.Done():
+			return
+		case <-changed:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func plannedOf(members map[string]memberRecord) []plannedNode {
+	ids := slices.Sorted(maps.Keys(members))
+	out := make([]plannedNode, len(ids))
+	for i, id := range ids {
+		m := members[id]
+		out[i] = plannedNode{ID: id, Zone: m.Zone, Weight: m.Weight}
+	}
+	return out
+}
+
+// write applies out in one Txn fenced on the leadership and on the
+// assignment's mod revision. It returns the new revision, or 0 if the
+// assignment changed meanwhile (the view is stale).
+func (rt *runtime) write(l *election.Leadership, out reconcileOutput, assignRev int64) (int64, error) {
+	ck := rt.ck
+	var ops []clientv3.Op
+	if out.assign != nil {
+		b, err := out.assign.marshal()
+		if err != nil {
+			return 0, err
+		}
+		if len(b) > maxAssignmentBytes {
+			return 0, fmt.Errorf("clusterkit: assignment of %d bytes exceeds %d", len(b), maxAssignmentBytes)
+		}
+		ops = append(ops, clientv3.OpPut(ck.keys.assignment(), string(b)))
+	}
+	if out.rebalance != nil {
+		b, err := json.Marshal(out.rebalance)
+		if err != nil {
+			return 0, err
+		}
+		ops = append(ops, clientv3.OpPut(ck.keys.rebalance(), string(b)))
+	}
+	for _, id := range slices.Sorted(maps.Keys(out.history)) {
+		b, err := json.Marshal(out.history[id])
+		if err != nil {
+			return 0, err
+		}
+		ops = append(ops, clientv3.OpPut(ck.keys.history(id), string(b)))
+	}
+	conds := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ck.keys.assignment()), "=", assignRev)}
+	resp, err := l.Txn(rt.ctx, conds, ops...)
+	if err != nil {
+		return 0, err
+	}
+	if !resp.Succeeded {
+		return 0, nil
+	}
+	if out.assign != nil {
+		ck.log.Debug("assignment written", zap.Int64("version", out.assign.Version), zap.Int64("revision", resp.Header.Revision))
+	}
+	return resp.Header.Revision, nil
+}
+
+// markReady records that this node holds partition p's data (incoming
+// since version since); the ready writer publishes it.
+func (rt *runtime) markReady(p int, since int64) {
+	rt.mu.Lock()
+	rt.readySet[p] = since
+	rt.mu.Unlock()
+	rt.wakeReady()
+}
+
+// keepReady drops ready entries that are no longer incoming.
+func (rt *runtime) keepReady(want map[int]int64) {
+	rt.mu.Lock()
+	changed := false
+	for p, since := range rt.readySet {
+		if want[p] != since {
+			delete(rt.readySet, p)
+			changed = true
+		}
+	}
+	rt.mu.Unlock()
+	if changed {
+		rt.wakeReady()
+	}
+}
+
+func (rt *runtime) wakeReady() {
+	select {
+	case rt.readyWake <- struct{}{}:
+	default:
+	}
+}
+
+func (rt *runtime) failingHandoff(p int, failing bool) {
+	rt.mu.Lock()
+	if failing {
+		rt.failing[p] = true
+	} else {
+		delete(rt.failing, p)
+	}
+	rt.mu.Unlock()
+}
+
+// readyWriter publishes this node's ready record (bound to its lease),
+// coalescing bursts of handoff completions into one write.
+func (rt *runtime) readyWriter() {
+	defer rt.wg.Done()
+	ck := rt.ck
+	for {
+		select {
+		case <-rt.ctx.Done():
+			return
+		case <-rt.readyWake:
+		}
+		for {
+			rt.mu.Lock()
+			want := maps.Clone(rt.readySet)
+			written := rt.readyWritten
+			rt.mu.Unlock()
+			if maps.Equal(want, written) && written != nil {
+				break
+			}
+			reg := ck.reg.Load()
+			ctx, cancel := context.WithTimeout(rt.ctx, requestTimeout)
+			var err error
+			if len(want) == 0 {
+				_, err = ck.cli.Delete(ctx, ck.keys.ready(ck.opts.NodeID))
+			} else {
+				var b []byte
+				if b, err = readyRecord(want).marshal(); err == nil {
+					_, err = ck.cli.Put(ctx, ck.keys.ready(ck.opts.NodeID), string(b), clientv3.WithLease(reg.LeaseID()))
+				}
+			}
+			cancel()
+			if err != nil {
+				if rt.ctx.Err() != nil {
+					return
+				}
+				ck.metrics.etcdErrors.WithLabelValues("ready").Inc()
+				ck.log.Warn("write ready record failed; retrying", zapErr(err))
+				if !sleepCtx(rt.ctx, 200*time.Millisecond) {
+					return
+				}
+				continue
+			}
+			rt.mu.Lock()
+			rt.readyWritten = want
+			if want == nil {
+				rt.readyWritten = map[int]int64{}
+			}
+			rt.mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,231 @@
+package clusterkit
+
+import (
+	"strconv"
+	"time"
+)
+
+// Node is one member of the cluster as the lookups and events report it.
+// Values returned by the lookups are shared with other callers and must be
+// treated as read-only (the Services map too).
+type Node struct {
+	// ID is the node's NodeID option.
+	ID string `json:"id"`
+	// IP is the node's advertised HTTP address (host:port). The name is the
+	// original ClusterKit's; it holds an address, not only an IP.
+	IP string `json:"ip"`
+	// Zone and Weight are the node's placement attributes.
+	Zone   string  `json:"zone,omitempty"`
+	Weight float64 `json:"weight"`
+	// Services is the node's Services option (service name → address).
+	Services map[string]string `json:"services,omitempty"`
+	// Status is NodeActive, NodeUnhealthy (its application probe fails) or
+	// NodeOffline (it is no longer a member but still named by the map).
+	Status string `json:"status"`
+	// Incarnation changes every time the node process registers anew (it is
+	// the id of the etcd lease that holds its membership).
+	Incarnation int64 `json:"incarnation"`
+	// StartedAt is when this incarnation registered.
+	StartedAt time.Time `json:"started_at"`
+}
+
+// Node statuses.
+const (
+	NodeActive    = "active"
+	NodeUnhealthy = "unhealthy"
+	NodeOffline   = "offline"
+)
+
+// Partition is one partition of the key space and the nodes that serve it.
+// Partitions returned by the lookups belong to an immutable snapshot of the
+// map and are shared: treat them as read-only.
+type Partition struct {
+	// ID is "partition-<Index>".
+	ID string `json:"id"`
+	// Index is the partition number, 0 ≤ Index < PartitionCount.
+	Index int `json:"index"`
+	// PrimaryNode is the ID of the node that serves the partition as
+	// primary; "" only before the first map.
+	PrimaryNode string `json:"primary"`
+	// ReplicaNodes are the IDs of the other serving nodes, in order.
+	ReplicaNodes []string `json:"replicas"`
+	// IncomingNodes are the IDs of nodes that are planned to serve the
+	// partition and are still receiving its data (handoff in progress).
+	IncomingNodes []string `json:"incoming"`
+	// Epoch grows every time the serving set (or its primary) changes; an
+	// application can attach it to writes to reject a stale primary.
+	Epoch uint64 `json:"epoch"`
+}
+
+// PartitionID returns the ID of partition index i ("partition-<i>").
+func PartitionID(i int) string { return "partition-" + strconv.Itoa(i) }
+
+// Cluster is a point-in-time view of the whole cluster, returned by
+// GetCluster. It is a copy owned by the caller.
+type Cluster struct {
+	Name              string      `json:"name"`
+	PartitionCount    int         `json:"partition_count"`
+	ReplicationFactor int         `json:"replication_factor"`
+	Leader            string      `json:"leader"`
+	Nodes             []Node      `json:"nodes"`
+	Partitions        []Partition `json:"partitions"`
+	// AssignmentVersion grows with every write of the partition map.
+	AssignmentVersion int64 `json:"assignment_version"`
+}
+
+// Change reasons of PartitionChangeEvent and triggers of RebalanceEvent.
+const (
+	ReasonNodeJoin   = "node_join"
+	ReasonNodeLeave  = "node_leave"
+	ReasonNodeRejoin = "node_rejoin"
+	ReasonManual     = "manual"
+)
+
+// Reasons of NodeLeaveEvent.
+const (
+	// LeaveLeaseExpired: the node's lease ran out (crash, hang or partition
+	// from etcd).
+	LeaveLeaseExpired = "lease_expired"
+	// LeaveGraceful: the node called Stop.
+	LeaveGraceful = "graceful_shutdown"
+	// LeaveRemovedByAdmin: an operator removed the node.
+	LeaveRemovedByAdmin = "removed_by_admin"
+)
+
+// PartitionChangeEvent tells that CopyToNode gains partition PartitionID.
+// Every node receives the event for every (partition, gaining node); the
+// application usually acts only when CopyToNode.ID is its own ID.
+type PartitionChangeEvent struct {
+	PartitionID string
+	// PartitionIndex is the partition number behind PartitionID.
+	PartitionIndex int
+	// CopyFromNodes are the nodes that serve the partition now and hold its
+	// data; empty when no serving replica survived (see NoSource).
+	CopyFromNodes []*Node
+	// CopyToNode is the node that gains the partition.
+	CopyToNode *Node
+	// ChangeReason is the trigger of the rebalance (ReasonNodeJoin, …).
+	ChangeReason string
+	// OldPrimary and NewPrimary are the primary's node ID before and after
+	// the whole change (NewPrimary is the planned one).
+	OldPrimary string
+	NewPrimary string
+	// Promoted: CopyToNode already served the partition as a replica and
+	// became its primary; there is nothing to copy.
+	Promoted bool
+	// NoSource: no serving replica survived, so CopyToNode serves the
+	// partition at once, without data. The application decides what that
+	// means (restore from elsewhere, start empty).
+	NoSource bool
+	// Epoch is the partition's epoch when the event was made.
+	Epoch     uint64
+	Timestamp time.Time
+}
+
+// NodeJoinEvent tells that a node joined for the first time.
+type NodeJoinEvent struct {
+	Node        *Node
+	ClusterSize int
+	// IsBootstrap: the node is the first member of a new cluster.
+	IsBootstrap bool
+	Timestamp   time.Time
+}
+
+// NodeRejoinEvent tells that a node that was a member before came back.
+// It is delivered before the rebalance that the rejoin causes.
+type NodeRejoinEvent struct {
+	Node *Node
+	// OfflineDuration is the time between LastSeenAt and the rejoin (zero
+	// when a restarted process took over its own live membership).
+	OfflineDuration time.Duration
+	LastSeenAt      time.Time
+	// PartitionsBeforeLeave are the IDs of the partitions the node served
+	// when it left.
+	PartitionsBeforeLeave []string
+	Timestamp             time.Time
+}
+
+// NodeLeaveEvent tells that a node left the cluster.
+type NodeLeaveEvent struct {
+	Node *Node
+	// Reason is LeaveLeaseExpired, LeaveGraceful or LeaveRemovedByAdmin.
+	Reason string
+	// PartitionsOwned are the partitions the node served as primary,
+	// PartitionsReplica those it served as a replica, when it left.
+	PartitionsOwned   []string
+	PartitionsReplica []string
+	Timestamp         time.Time
+}
+
+// RebalanceEvent describes one rebalance: OnRebalanceStart receives it
+// before the rebalance's partition changes, OnRebalanceComplete after them.
+type RebalanceEvent struct {
+	// ID numbers the cluster's rebalances.
+	ID int64
+	// Trigger is ReasonNodeJoin, ReasonNodeLeave, ReasonNodeRejoin or
+	// ReasonManual.
+	Trigger       string
+	TriggerNodeID string
+	// PartitionsToMove counts the (partition, node) pairs that gain data.
+	PartitionsToMove int
+	NodesAffected    []string
+	Timestamp        time.Time
+}
+
+// Cluster health statuses.
+const (
+	HealthHealthy  = "healthy"
+	HealthDegraded = "degraded"
+	HealthCritical = "critical"
+)
+
+// ClusterHealthEvent tells that the cluster's health status changed, as
+// this node sees it.
+type ClusterHealthEvent struct {
+	HealthyNodes     int
+	UnhealthyNodes   int
+	TotalNodes       int
+	Status           string
+	UnhealthyNodeIDs []string
+	// Reasons says why the status is not healthy.
+	Reasons   []string
+	Timestamp time.Time
+}
+
+// HealthStatus is this node's view of the cluster's health (HealthCheck).
+type HealthStatus struct {
+	Status string `json:"status"`
+	// Reasons says why the status is not healthy.
+	Reasons []string `json:"reasons,omitempty"`
+	// EtcdConnected: this node's watch on etcd is in sync.
+	EtcdConnected bool `json:"etcd_connected"`
+	// Registered: this node holds its membership.
+	Registered            bool     `json:"registered"`
+	TotalNodes            int      `json:"total_nodes"`
+	HealthyNodes          int      `json:"healthy_nodes"`
+	UnhealthyNodeIDs      []string `json:"unhealthy_node_ids,omitempty"`
+	UnderReplicated       int      `json:"under_replicated_partitions"`
+	PartitionsWithoutNode int      `json:"partitions_without_replica"`
+	// PendingHandoffs counts partitions this node is receiving; FailedHandoffs
+	// those whose OnPartitionChange handler failed at its last attempt.
+	PendingHandoffs int       `json:"pending_handoffs"`
+	FailedHandoffs  int       `json:"failed_handoffs"`
+	CheckedAt       time.Time `json:"checked_at"`
+}
+
+// Metrics is a summary of this node's counters (GetMetrics). The full set
+// is exported in Prometheus format through Options.Registerer.
+type Metrics struct {
+	NodeID             string        `json:"node_id"`
+	IsLeader           bool          `json:"is_leader"`
+	Members            int           `json:"members"`
+	AssignmentVersion  int64         `json:"assignment_version"`
+	PrimaryPartitions  int           `json:"primary_partitions"`
+	ReplicaPartitions  int           `json:"replica_partitions"`
+	IncomingPartitions int           `json:"incoming_partitions"`
+	RebalancesStarted  int64         `json:"rebalances_started"`
+	RebalancesDone     int64         `json:"rebalances_completed"`
+	HookPanics         int64         `json:"hook_panics"`
+	HandoffFailures    int64         `json:"handoff_failures"`
+	Uptime             time.Duration `json:"uptime"`
+}
