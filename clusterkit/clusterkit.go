@@ -140,6 +140,7 @@ func (ck *ClusterKit) GetCluster() *Cluster {
 		ReplicationFactor: ck.opts.ReplicationFactor,
 		Leader:            s.leader,
 		AssignmentVersion: s.version,
+		Settled:           s.settled,
 		Nodes:             make([]Node, len(s.members)),
 		Partitions:        make([]Partition, len(s.partitions)),
 	}

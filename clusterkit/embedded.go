@@ -120,6 +120,11 @@ func (ck *ClusterKit) embedConfig() (embedetcd.Config, error) {
 		TickMs:     uint(o.Embedded.TickInterval / time.Millisecond),
 		ElectionMs: uint(o.Embedded.ElectionTimeout / time.Millisecond),
 		Logger:     ck.log.Named("etcd"),
+		// Members only ever join as learners and are promoted once in sync,
+		// and leaveEtcd checks the quorum itself before a node removes its
+		// own member; the strict check's 5 s guard after every peer connect
+		// would only slow every join and graceful leave down.
+		DisableStrictReconfigCheck: true,
 	}
 	if cfg.ClientAddr == "" || cfg.PeerAddr == "" {
 		client, peer, err := defaultEmbedAddrs(ck.httpAddr)
@@ -297,4 +302,58 @@ func (ck *ClusterKit) etcdEndpoints(ctx context.Context) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// leaveEtcd removes this node's embedded member from the etcd cluster when
+// other voters remain, so that the rest keeps its quorum without it (a
+// stopped but still listed voter counts against the quorum). A restart
+// joins again as a new member; its old data dir is moved aside.
+func (ck *ClusterKit) leaveEtcd(ctx context.Context) error {
+	m := ck.member.Load()
+	if m == nil {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(boundedCtx(ctx), requestTimeout)
+	defer cancel()
+	resp, err := ck.cli.MemberList(rctx)
+	if err != nil {
+		return fmt.Errorf("clusterkit: leave etcd: list members: %w", err)
+	}
+	voters, healthy := 0, 0
+	for _, mm := range resp.Members {
+		if mm.IsLearner {
+			continue
+		}
+		voters++
+		if mm.ID == m.ID() || len(mm.ClientURLs) == 0 {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(rctx, 500*time.Millisecond)
+		if _, err := ck.cli.Status(sctx, mm.ClientURLs[0]); err == nil {
+			healthy++
+		}
+		cancel()
+	}
+	// Removing this voter is safe when the healthy others form a quorum of
+	// the smaller cluster; otherwise keep the member (and its data).
+	if voters <= 1 || healthy < (voters-1)/2+1 {
+		if voters > 1 {
+			ck.log.Warn("not leaving the etcd cluster: the others would lack a quorum", zap.Int("voters", voters), zap.Int("healthy_others", healthy))
+		}
+		return nil
+	}
+	others := voters - 1
+	// Talk to the other members: this one is about to go.
+	var eps []string
+	for _, mm := range resp.Members {
+		if mm.ID != m.ID() {
+			eps = append(eps, mm.ClientURLs...)
+		}
+	}
+	ck.cli.SetEndpoints(eps...)
+	if _, err := ck.cli.MemberRemove(rctx, m.ID()); err != nil {
+		return fmt.Errorf("clusterkit: leave etcd: remove member %x: %w", m.ID(), err)
+	}
+	ck.log.Info("left the etcd cluster", zap.Int("voters_left", others))
+	return nil
 }

@@ -190,7 +190,7 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 			}
 			h := historyRecord{LastSeen: in.now, Reason: LeaveLeaseExpired, Node: memberRecord{ID: pn.ID, Zone: pn.Zone, Weight: pn.Weight}}
 			if d, ok := in.departed[pn.ID]; ok {
-				h.Node, h.Reason, h.LastSeen = d.Record, d.Reason, d.At
+				h.Node, h.Reason, h.LastSeen, h.Incarnation = d.Record, d.Reason, d.At, d.Record.Incarnation
 			}
 			for p, ps := range oldParts {
 				switch i := slices.Index(ps.Serving, pn.ID); {

@@ -60,6 +60,7 @@ type runtime struct {
 	failing    map[int]bool  // partitions whose handoff is failing
 	record     memberRecord  // this node's member record
 	removed    bool          // an admin removed this node: do not come back
+	leaving    atomic.Bool   // Stop or Halt began: do not campaign or register again
 	health     string        // last status reported to OnClusterHealthChange
 	readyWake  chan struct{}
 	// readyWritten is what the ready writer last wrote; a new registration
@@ -204,20 +205,25 @@ func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
 	rt := ck.rt()
 	var errs []error
 	reg := ck.reg.Load()
+	if rt != nil {
+		rt.leaving.Store(true)
+	}
 	if graceful && reg != nil {
 		rt.mu.Lock()
 		rec := rt.record
 		l := rt.leadership
 		rt.mu.Unlock()
+		// Hand leadership over first: the next leader can then plan this
+		// node's departure as soon as the lease is revoked.
+		if l != nil {
+			if err := l.Resign(boundedCtx(ctx)); err != nil {
+				errs = append(errs, fmt.Errorf("clusterkit: resign: %w", err))
+			}
+		}
 		rec.State = memberLeaving
 		if b, err := json.Marshal(rec); err == nil {
 			if err := reg.Update(boundedCtx(ctx), b); err != nil {
 				errs = append(errs, fmt.Errorf("clusterkit: mark leaving: %w", err))
-			}
-		}
-		if l != nil {
-			if err := l.Resign(boundedCtx(ctx)); err != nil {
-				errs = append(errs, fmt.Errorf("clusterkit: resign: %w", err))
 			}
 		}
 		if err := reg.Close(boundedCtx(ctx)); err != nil && !errors.Is(err, leases.ErrClosed) {
@@ -225,6 +231,11 @@ func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
 		}
 	} else if reg != nil {
 		reg.Abandon()
+	}
+	if graceful {
+		if err := ck.leaveEtcd(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if rt != nil {
 		rt.cancel()
@@ -419,7 +430,10 @@ func (rt *runtime) membershipLoop() {
 		rt.mu.Lock()
 		removed := rt.removed
 		rt.mu.Unlock()
-		if removed || errors.Is(reg.Err(), leases.ErrKeyDeleted) && rt.wasRemoved() {
+		if rt.leaving.Load() {
+			return
+		}
+		if removed || rt.wasRemoved() {
 			ck.log.Warn("removed from the cluster by an admin; not registering again", zapErr(reg.Err()))
 			return
 		}
@@ -446,12 +460,28 @@ func (rt *runtime) membershipLoop() {
 // wasRemoved reports whether the last member record seen for this node
 // said an admin removed it.
 func (rt *runtime) wasRemoved() bool {
-	removed := false
-	rt.tracker.read(func(v *view) {
-		if d, ok := v.departed[rt.ck.opts.NodeID]; ok && d.Reason == LeaveRemovedByAdmin {
-			removed = true
+	removed, gone := false, false
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		ch := rt.tracker.waitApplied()
+		rt.tracker.read(func(v *view) {
+			_, member := v.members[rt.ck.opts.NodeID]
+			gone = !member
+			if d, ok := v.departed[rt.ck.opts.NodeID]; ok && d.Reason == LeaveRemovedByAdmin {
+				removed = true
+			}
+		})
+		// The lease can report the delete before the watch delivers it.
+		if gone || time.Now().After(deadline) {
+			break
 		}
-	})
+		select {
+		case <-ch:
+		case <-time.After(100 * time.Millisecond):
+		case <-rt.ctx.Done():
+			return false
+		}
+	}
 	if removed {
 		rt.mu.Lock()
 		rt.removed = true
@@ -465,7 +495,7 @@ func (rt *runtime) wasRemoved() bool {
 func (rt *runtime) campaignLoop(ctx context.Context, reg *leases.Registration) {
 	ck := rt.ck
 	delay := 50 * time.Millisecond
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !rt.leaving.Load() {
 		s, err := concurrency.NewSession(ck.cli, concurrency.WithLease(reg.LeaseID()), concurrency.WithContext(ctx))
 		if err != nil {
 			ck.metrics.etcdErrors.WithLabelValues("session").Inc()

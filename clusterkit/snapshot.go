@@ -28,6 +28,8 @@ type snapshot struct {
 	// membershipRev is the etcd revision of the last member change seen.
 	membershipRev int64
 	leader        string
+	// settled: planned for exactly the current members, no handoff pending.
+	settled bool
 }
 
 // newSnapshot builds a snapshot for node me. a may be nil (no map yet).
@@ -43,6 +45,7 @@ func newSnapshot(me string, members map[string]memberRecord, a *assignment, memb
 		return s
 	}
 	s.version = a.Version
+	s.settled = slices.Equal(a.Planned, plannedOf(members)) && a.incomingCount() == 0
 	P := len(a.Partitions)
 	s.partitions = make([]Partition, P)
 	s.serving = make([][]Node, P)

@@ -79,11 +79,13 @@ func (m memberRecord) node() Node {
 // historyRecord is the value of history/<id>: what the leader saw of a node
 // that left, kept so that its return is reported as a rejoin.
 type historyRecord struct {
-	Node      memberRecord `json:"node"`
-	LastSeen  time.Time    `json:"last_seen"`
-	Reason    string       `json:"reason"`
-	Primaries []int        `json:"primaries,omitempty"`
-	Replicas  []int        `json:"replicas,omitempty"`
+	Node memberRecord `json:"node"`
+	// Incarnation is the lease of the membership that ended.
+	Incarnation int64     `json:"incarnation"`
+	LastSeen    time.Time `json:"last_seen"`
+	Reason      string    `json:"reason"`
+	Primaries   []int     `json:"primaries,omitempty"`
+	Replicas    []int     `json:"replicas,omitempty"`
 }
 
 // rebalanceRecord is the value of rebalance: the current or last

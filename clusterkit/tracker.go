@@ -351,17 +351,21 @@ func (t *tracker) memberEvent(put bool, rec memberRecord, prev *memberRecord, re
 		emit(ck, "node_rejoin", &ck.hooks.nodeRejoin, func(fn NodeRejoinHandler) { fn(ev) }, false)
 		return
 	}
+	// The leader's history record of the departure, if it wrote one, else
+	// what this node saw: the map still names the node's partitions then,
+	// since the leader writes history with the map that drops them.
 	var last time.Time
 	var before []string
-	known := false
-	if h, ok := history[rec.ID]; ok {
-		known, last = true, h.LastSeen
-		for _, p := range slices.Concat(h.Primaries, h.Replicas) {
+	h, hasHistory := history[rec.ID]
+	d, departedHere := departed[rec.ID]
+	known := hasHistory || departedHere
+	if hasHistory && (!departedHere || h.Incarnation == d.Record.Incarnation) {
+		last = h.LastSeen
+		for _, p := range slices.Sorted(slices.Values(slices.Concat(h.Primaries, h.Replicas))) {
 			before = append(before, PartitionID(p))
 		}
-	}
-	if d, ok := departed[rec.ID]; ok && (!known || d.At.After(last)) {
-		known, last = true, d.At
+	} else if departedHere {
+		last = d.At
 		before = partitionsOf(oldAssign, rec.ID)
 	}
 	if known {

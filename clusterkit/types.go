@@ -71,6 +71,9 @@ type Cluster struct {
 	Partitions        []Partition `json:"partitions"`
 	// AssignmentVersion grows with every write of the partition map.
 	AssignmentVersion int64 `json:"assignment_version"`
+	// Settled: the map was planned for exactly the current members (with
+	// their zones and weights) and no partition has an incoming node.
+	Settled bool `json:"settled"`
 }
 
 // Change reasons of PartitionChangeEvent and triggers of RebalanceEvent.
@@ -228,4 +231,14 @@ type Metrics struct {
 	HookPanics         int64         `json:"hook_panics"`
 	HandoffFailures    int64         `json:"handoff_failures"`
 	Uptime             time.Duration `json:"uptime"`
+}
+
+// NodeAddr returns the advertised address of member id, or "".
+func (c *Cluster) NodeAddr(id string) string {
+	for _, n := range c.Nodes {
+		if n.ID == id {
+			return n.IP
+		}
+	}
+	return ""
 }

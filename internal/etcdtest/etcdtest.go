@@ -98,7 +98,7 @@ func (s *Server) Restart() {
 	cfg.ListenPeerUrls = []url.URL{s.peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{s.peerURL}
 	cfg.InitialCluster = fmt.Sprintf("%s=%s", s.name, s.peerURL.String())
-	cfg.LogLevel = "error"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.UnsafeNoFsync = true
 	var (
 		e   *embed.Etcd
