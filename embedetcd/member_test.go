@@ -33,7 +33,7 @@ func testCtx(t *testing.T) context.Context {
 // Close (a finished request whose pending background read raced with
 // etcd's per-read deadline), so this waits up to 20 s before it reports a
 // leak; without it, goleak in TestMain would see those goroutines.
-func noLeaksT(t *testing.T) {
+func noLeaksT(t testing.TB) {
 	t.Helper()
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
@@ -224,15 +224,75 @@ func TestStartPeerPortInUse(t *testing.T) {
 	t.Logf("gave up after %v: %v", time.Since(begin), err)
 }
 
+// BenchmarkStartStop measures a new one-member cluster from Start to ready
+// plus its Stop, with the fast test ticks and with etcd's default ticks.
 func BenchmarkStartStop(b *testing.B) {
+	for _, tc := range []struct {
+		name        string
+		tick, elect uint
+	}{{"fast-ticks", 10, 100}, {"default-ticks", 0, 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			noLeaksT(b)
+			ctx := context.Background()
+			var ready time.Duration
+			for b.Loop() {
+				cfg := FastTestConfig("bench", b.TempDir())
+				cfg.TickMs, cfg.ElectionMs = tc.tick, tc.elect
+				begin := time.Now()
+				m, err := Start(ctx, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ready += time.Since(begin)
+				if err := m.Stop(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(ready.Milliseconds())/float64(b.N), "ms-to-ready/op")
+		})
+	}
+}
+
+// BenchmarkJoinLearnerToVoter measures Join of a second member (learner
+// add → start → promote) into a one-member cluster, then removes it again.
+// The strict reconfiguration check is off, so that the 5 s guard does not
+// dominate the figure.
+func BenchmarkJoinLearnerToVoter(b *testing.B) {
+	noLeaksT(b)
 	ctx := context.Background()
+	c1 := FastTestConfig("m1", b.TempDir())
+	c1.DisableStrictReconfigCheck = true
+	m1, err := Start(ctx, c1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m1.Stop()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m1.ClientURL()}, Logger: zap.NewNop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cli.Close()
+	var addToVoter, total time.Duration
 	for b.Loop() {
-		m, err := Start(ctx, FastTestConfig("bench", b.TempDir()))
+		c2 := FastTestConfig("m2", b.TempDir())
+		c2.DisableStrictReconfigCheck = true
+		begin := time.Now()
+		m2, err := Join(ctx, c2, []string{m1.ClientURL()})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := m.Stop(); err != nil {
+		total += time.Since(begin)
+		addToVoter += m2.joinVoter.Sub(m2.joinAdded)
+		b.StopTimer()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = cli.MemberRemove(rctx, m2.ID())
+		cancel()
+		_ = m2.Stop()
+		if err != nil {
 			b.Fatal(err)
 		}
+		b.StartTimer()
 	}
+	b.ReportMetric(float64(addToVoter.Microseconds())/1000/float64(b.N), "ms-add-to-voter/op")
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms-join/op")
 }
