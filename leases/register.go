@@ -36,8 +36,11 @@ const waitMargin = 2 * time.Second
 // key exists without a lease, or its lease is renewed while Register waits,
 // or is still there when the wait ends, Register fails with ErrKeyInUse.
 //
-// ctx bounds the whole call, including the wait; each etcd request is also
-// bounded by the request timeout. On any error nothing is left in etcd: the
+// While it waits, Register holds no lease of its own (it grants one before
+// each attempt to create the key), and it rides out etcd errors and leader
+// changes: only the deadline, a renewal seen within one etcd term, or ctx
+// end the wait. ctx bounds the whole call, including the wait; each etcd
+// request is also bounded by the request timeout. On any error nothing is left in etcd: the
 // lease granted by this call is revoked (with a fresh, bounded context if
 // ctx is done). The returned Registration does not depend on ctx.
 func Register(ctx context.Context, cli *clientv3.Client, key string, value []byte, ttl time.Duration, opts ...Option) (*Registration, error) {
@@ -67,11 +70,11 @@ func Register(ctx context.Context, cli *clientv3.Client, key string, value []byt
 		o:     o,
 		log:   o.logger.With(zap.String("key", key)),
 	}
-	if err := rg.grant(ctx); err != nil {
-		return nil, err
-	}
 	rev, err := rg.acquire(ctx)
 	if err != nil {
+		if rg.id == clientv3.NoLease {
+			return nil, err
+		}
 		if rerr := rg.revokeOwn(ctx); rerr != nil {
 			err = fmt.Errorf("%w (and the new lease %x could not be revoked, it will expire after %s: %v)", err, rg.id, ttl, rerr)
 		}
@@ -101,8 +104,8 @@ type registrar struct {
 	o     options
 	log   *zap.Logger
 
-	id        clientv3.LeaseID // our new lease
-	renewedAt time.Time        // send time of its grant or last acknowledged keep-alive
+	id        clientv3.LeaseID // our new lease; NoLease before the grant and while waiting
+	renewedAt time.Time        // send time of its grant
 }
 
 func (rg *registrar) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -122,14 +125,16 @@ func (rg *registrar) grant(ctx context.Context) error {
 		}
 		return fmt.Errorf("leases: register %q: grant lease: %w", rg.key, err)
 	}
-	rg.id, rg.renewedAt = resp.ID, sent
 	if resp.TTL != secs {
+		rg.id = resp.ID
 		err := fmt.Errorf("%w: register %q: ttl %s is below the etcd server's minimum lease TTL of %ds (1.5 × its election timeout); etcd would raise it silently", ErrInvalidTTL, rg.key, rg.ttl, resp.TTL)
 		if rerr := rg.revokeOwn(ctx); rerr != nil {
 			err = fmt.Errorf("%w (and the granted lease %x could not be revoked: %v)", err, rg.id, rerr)
 		}
+		rg.id = clientv3.NoLease
 		return err
 	}
+	rg.id, rg.renewedAt = resp.ID, sent
 	return nil
 }
 
@@ -170,8 +175,10 @@ func revokeLease(ctx context.Context, cli *clientv3.Client, id clientv3.LeaseID,
 // lease to expire if needed. It returns the revision of the write.
 func (rg *registrar) acquire(ctx context.Context) (int64, error) {
 	for {
-		if err := rg.refreshIfDue(ctx); err != nil {
-			return 0, err
+		if rg.id == clientv3.NoLease {
+			if err := rg.grant(ctx); err != nil {
+				return 0, err
+			}
 		}
 		cctx, cancel := rg.reqCtx(ctx)
 		resp, err := rg.cli.Txn(cctx).
@@ -204,6 +211,12 @@ func (rg *registrar) acquire(ctx context.Context) (int64, error) {
 			}
 			// The key changed under us: look again.
 		default:
+			// Hold no lease while waiting: it could expire during a long
+			// wait or an etcd outage. Grant a new one afterwards.
+			if err := rg.revokeOwn(ctx); err != nil {
+				rg.log.Debug("could not revoke the new lease before waiting; it expires on its own", zap.Error(err))
+			}
+			rg.id = clientv3.NoLease
 			if err := rg.waitRelease(ctx, holder); err != nil {
 				return 0, err
 			}
@@ -228,34 +241,6 @@ func (rg *registrar) takeOver(ctx context.Context, prev clientv3.LeaseID) (rev i
 	rg.log.Info("took the key over from the previous lease",
 		zap.String("previous_lease", leaseHex(prev)), zap.String("lease", leaseHex(rg.id)))
 	return resp.Header.Revision, true, nil
-}
-
-// refreshIfDue renews our own lease while Register waits, on the same TTL/3
-// schedule as the Registration's keep-alive.
-func (rg *registrar) refreshIfDue(ctx context.Context) error {
-	now := time.Now()
-	if now.Sub(rg.renewedAt) < rg.ttl/3 {
-		return nil
-	}
-	expiry := rg.renewedAt.Add(rg.ttl)
-	if !now.Before(expiry) {
-		return fmt.Errorf("%w: register %q: the new lease %x could not be renewed while waiting", ErrLeaseLost, rg.key, rg.id)
-	}
-	cctx, cancel := context.WithDeadline(clientv3.WithRequireLeader(ctx), earliest(now.Add(rg.o.requestTimeout), expiry))
-	defer cancel()
-	_, err := rg.cli.KeepAliveOnce(cctx, rg.id)
-	switch {
-	case err == nil:
-		rg.renewedAt = now
-		return nil
-	case ctx.Err() != nil:
-		return fmt.Errorf("leases: register %q: %w", rg.key, context.Cause(ctx))
-	case errors.Is(err, rpctypes.ErrLeaseNotFound):
-		return fmt.Errorf("%w: register %q: the new lease %x expired or was revoked while waiting", ErrLeaseLost, rg.key, rg.id)
-	default:
-		rg.log.Debug("keep-alive of the new lease failed while waiting; will retry", zap.Error(err))
-		return nil
-	}
 }
 
 // observation is one reading of a holder's lease while waiting.
@@ -288,9 +273,6 @@ func (rg *registrar) waitRelease(ctx context.Context, holder clientv3.LeaseID) e
 		case <-timer.C:
 		}
 		timer.Reset(interval)
-		if err := rg.refreshIfDue(ctx); err != nil {
-			return err
-		}
 		cctx, cancel := rg.reqCtx(ctx)
 		get, err := rg.cli.Get(cctx, rg.key)
 		cancel()

@@ -13,6 +13,10 @@ import (
 	"go.uber.org/zap"
 )
 
+// createWait bounds how long a stopping watch waits for etcd to confirm its
+// creation (see Registration.follow).
+const createWait = time.Second
+
 // errStopped is the cancel cause of a Registration ended by its owner.
 var errStopped = errors.New("leases: stopped by its owner")
 
@@ -32,6 +36,7 @@ type Registration struct {
 	o   options
 	log *zap.Logger
 
+	ctx    context.Context // the run's; cancelled with the cause when it ends
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 	err    error // why it ended; written before done is closed
@@ -54,6 +59,7 @@ func start(rg *registrar, rev int64) *Registration {
 		ttl:       rg.ttl,
 		o:         rg.o,
 		log:       rg.log.With(zap.String("lease", leaseHex(rg.id))),
+		ctx:       ctx,
 		cancel:    cancel,
 		done:      make(chan struct{}),
 		renewedAt: rg.renewedAt,
@@ -119,13 +125,8 @@ func (r *Registration) Err() error {
 // ErrKeyReplaced). After the Registration has ended it returns its Err, or
 // ErrClosed. The request is bounded by ctx and the request timeout.
 func (r *Registration) Update(ctx context.Context, value []byte) error {
-	select {
-	case <-r.done:
-		if r.err != nil {
-			return r.err
-		}
-		return fmt.Errorf("%w: update %q", ErrClosed, r.key)
-	default:
+	if r.ctx.Err() != nil {
+		return r.endCause()
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.o.requestTimeout)
 	defer cancel()
@@ -140,8 +141,17 @@ func (r *Registration) Update(ctx context.Context, value []byte) error {
 	if resp.Succeeded {
 		return nil
 	}
-	cause := r.lossCause(cctx, resp.Responses[0].GetResponseRange().GetKvs())
-	r.cancel(cause)
+	r.cancel(r.lossCause(cctx, resp.Responses[0].GetResponseRange().GetKvs()))
+	return r.endCause()
+}
+
+// endCause returns why the (ended) run ended, or ErrClosed if its owner
+// ended it. The first cause wins, so Update and the run goroutines agree.
+func (r *Registration) endCause() error {
+	cause := context.Cause(r.ctx)
+	if errors.Is(cause, errStopped) {
+		return fmt.Errorf("%w: %q", ErrClosed, r.key)
+	}
 	return cause
 }
 
@@ -276,8 +286,10 @@ func (r *Registration) keepAlive(ctx context.Context) {
 func (r *Registration) watch(ctx context.Context, rev int64) {
 	backoff := 50 * time.Millisecond
 	for {
-		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		cause, werr := r.follow(ctx, r.cli.Watch(wctx, r.key, clientv3.WithRev(rev+1)), &rev)
+		// The watch has its own context, cancelled by follow's caller, so
+		// that follow can let a pending creation finish first (see follow).
+		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(context.WithoutCancel(ctx)))
+		cause, werr := r.follow(ctx, r.cli.Watch(wctx, r.key, clientv3.WithRev(rev+1), clientv3.WithCreatedNotify()), &rev)
 		wcancel()
 		switch {
 		case ctx.Err() != nil:
@@ -307,13 +319,42 @@ func (r *Registration) watch(ctx context.Context, rev int64) {
 	}
 }
 
-// follow reads one watch until it ends. It returns the loss cause if the key
-// was deleted or rebound, else the watch's error (nil if the channel just
-// closed). *rev tracks the last event's revision.
+// follow reads one watch until it ends or ctx is done. It returns the loss
+// cause if the key was deleted or rebound, else the watch's error (nil if
+// the channel just closed or ctx ended). *rev tracks the last event's
+// revision.
+//
+// A clientv3 watch cancelled before etcd confirmed its creation leaves the
+// client's gRPC watch stream open until the client closes (which also makes
+// an embedded etcd's shutdown wait for its 5 s request timeout). So when ctx
+// ends before the creation was confirmed, follow waits for the confirmation,
+// for at most createWait, before returning.
 func (r *Registration) follow(ctx context.Context, wch clientv3.WatchChan, rev *int64) (cause, werr error) {
-	for wresp := range wch {
+	created := false
+	for {
+		var (
+			wresp clientv3.WatchResponse
+			ok    bool
+		)
+		select {
+		case wresp, ok = <-wch:
+		case <-ctx.Done():
+			if !created {
+				select {
+				case <-wch:
+				case <-time.After(createWait):
+				}
+			}
+			return nil, nil
+		}
+		if !ok {
+			return nil, nil
+		}
 		if err := wresp.Err(); err != nil {
 			return nil, err
+		}
+		if wresp.Created {
+			created = true
 		}
 		for _, ev := range wresp.Events {
 			*rev = max(*rev, ev.Kv.ModRevision)
@@ -325,7 +366,6 @@ func (r *Registration) follow(ctx context.Context, wch clientv3.WatchChan, rev *
 			}
 		}
 	}
-	return nil, nil
 }
 
 // lossCause explains why the key is no longer bound to our lease, given what
