@@ -585,3 +585,23 @@ func TestLeadershipSurvivesEtcdRestart(t *testing.T) {
 		t.Fatalf("b: %v", r.err)
 	}
 }
+
+// TestCampaignWithRevokedLease: the session's lease was revoked before the
+// campaign, unbeknown to the session (its keep-alive has not run yet):
+// Campaign fails with ErrElectionLost instead of retrying until ctx ends.
+func TestCampaignWithRevokedLease(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	s := newSession(t, srv.Client(t), 60)
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
+	defer cancel()
+	if _, err := cli.Revoke(ctx, s.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Campaign(ctx, s, testPrefix, "a")
+	wantCause(t, "Campaign", err, ErrElectionLost)
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Campaign retried until its deadline: %v", err)
+	}
+	t.Logf("Campaign: %v", err)
+}

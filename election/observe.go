@@ -53,7 +53,10 @@ func Current(ctx context.Context, cli *clientv3.Client, prefix string) (Leader, 
 // Delivery contract: values come from one goroutine, in etcd's order, and
 // two consecutive values always differ. The goroutine never blocks on a
 // slow reader: while a value waits to be received, newer changes replace it,
-// so a slow reader gets the latest leader and may miss intermediate ones.
+// so a slow reader gets the latest leader and may miss intermediate ones (a
+// return to the value it last received, e.g. no leader → a → no leader, is
+// then not reported at all; tokens never repeat, so this can only hide a
+// whole term that began and ended while the reader was not reading).
 // While etcd cannot be read nothing is sent (the last value stays the last
 // known leader); the goroutine watches with WithRequireLeader and, after a
 // compaction or a broken watch, re-reads the prefix and resumes from that
