@@ -157,6 +157,8 @@ func (j *joiner) join(ctx context.Context) (*Member, error) {
 	case mine != nil && mine.Name == "":
 		s.log.Info("reusing a never-started member with this peer URL", zap.String("id", fmt.Sprintf("%x", mine.ID)))
 		return j.startAndPromote(ctx, mine.ID, mine.IsLearner, time.Now())
+	case mine != nil && mine.Name != s.Name:
+		return nil, fmt.Errorf("%w: peer URL %s of %q belongs to member %q (id %x)", ErrMemberExists, s.peerURL, s.Name, mine.Name, mine.ID)
 	case mine != nil:
 		return nil, fmt.Errorf("%w: member %q (id %x, peer URL %s) is in the cluster but %s holds no data for it; remove it from the cluster or restore its data dir",
 			ErrMemberExists, mine.Name, mine.ID, s.peerURL, s.Dir)
@@ -166,8 +168,9 @@ func (j *joiner) join(ctx context.Context) (*Member, error) {
 
 	id, learner, err := j.addLearner(ctx)
 	if err != nil {
-		// The add may have committed although its reply was lost.
-		if _, rerr := j.rollback(nil); rerr != nil {
+		// The add may have committed although its reply was lost: remove
+		// a never-started member with this peer URL.
+		if _, rerr := j.rollback(nil, 0); rerr != nil {
 			return nil, fmt.Errorf("%w (and clean-up failed: %v)", err, rerr)
 		}
 		return nil, err
@@ -179,25 +182,27 @@ func (j *joiner) join(ctx context.Context) (*Member, error) {
 // still a learner. mine is the cluster's record of it, nil if unknown.
 func (j *joiner) restart(ctx context.Context, mine *etcdserverpb.Member) (*Member, error) {
 	s := j.s
-	m, err := startMember(ctx, s, "", "", embed.ClusterStateFlagExisting)
-	if err != nil {
+	var wantID uint64
+	if mine != nil {
+		wantID = mine.ID
+	}
+	m, err := startMember(ctx, s, "", "", embed.ClusterStateFlagExisting, wantID)
+	if errors.Is(err, errStaleData) {
+		s.log.Warn("data dir belongs to an earlier member with this peer URL", zap.Error(err))
+		if merr := moveAsideIfPresent(s, "stale"); merr != nil {
+			return nil, merr
+		}
 		return nil, err
 	}
-	if mine != nil && m.ID() != mine.ID {
-		s.log.Warn("data dir belongs to an earlier member with this peer URL",
-			zap.String("data-id", fmt.Sprintf("%x", m.ID())), zap.String("cluster-id", fmt.Sprintf("%x", mine.ID)))
-		_ = m.Stop()
-		if err := moveAsideIfPresent(s, "stale"); err != nil {
-			return nil, err
-		}
-		return nil, errStaleData
+	if err != nil {
+		return nil, err
 	}
 	if !m.etcd.Server.IsLearner() {
 		return m, nil
 	}
 	m.joinAdded, m.joinReady = time.Now(), time.Now()
 	if err := j.promote(ctx, m); err != nil {
-		return j.undo(m, err)
+		return j.undo(m, m.ID(), err)
 	}
 	return m, nil
 }
@@ -210,25 +215,22 @@ func (j *joiner) startAndPromote(ctx context.Context, id uint64, learner bool, a
 	b := newBackoff(50*time.Millisecond, time.Second)
 	for err != nil {
 		if werr := b.wait(ctx); werr != nil {
-			return j.undo(nil, j.fail("list members", werr, err))
+			return j.undo(nil, id, j.fail("list members", werr, err))
 		}
 		members, err = j.list(ctx, callTimeout, false)
 	}
 	ic, err := j.initialCluster(members, id)
 	if err != nil {
-		return j.undo(nil, err)
+		return j.undo(nil, id, err)
 	}
-	m, err := startMember(ctx, s, ic, "", embed.ClusterStateFlagExisting)
+	m, err := startMember(ctx, s, ic, "", embed.ClusterStateFlagExisting, id)
 	if err != nil {
-		return j.undo(nil, fmt.Errorf("%w: %w", ErrJoin, err))
+		return j.undo(nil, id, fmt.Errorf("%w: %w", ErrJoin, err))
 	}
 	m.joinAdded, m.joinReady = added, time.Now()
-	if m.ID() != id {
-		return j.undo(m, fmt.Errorf("%w: member %q started with id %x, added as %x", ErrJoin, s.Name, m.ID(), id))
-	}
 	if learner {
 		if err := j.promote(ctx, m); err != nil {
-			return j.undo(m, err)
+			return j.undo(m, id, err)
 		}
 	}
 	m.joinVoter = time.Now()
@@ -305,8 +307,8 @@ func (j *joiner) promote(ctx context.Context, m *Member) error {
 
 // undo cleans up after a failed join (see rollback) and returns the error
 // to report, or m if it turned out to be a voter after all.
-func (j *joiner) undo(m *Member, cause error) (*Member, error) {
-	kept, rerr := j.rollback(m)
+func (j *joiner) undo(m *Member, id uint64, cause error) (*Member, error) {
+	kept, rerr := j.rollback(m, id)
 	if kept {
 		return m, nil
 	}
@@ -316,12 +318,14 @@ func (j *joiner) undo(m *Member, cause error) (*Member, error) {
 	return nil, cause
 }
 
-// rollback removes this member from the cluster if it is a learner or
-// never started, stops m (if not nil) and deletes the member data once the
-// member is known to be out of the cluster. If m runs and is already a
-// voter, nothing is undone and kept is true. It runs under its own context
-// bounded by rollbackTimeout, because the caller's context may be over.
-func (j *joiner) rollback(m *Member) (kept bool, err error) {
+// rollback removes the member this join added or restarted (id), or, if
+// id is 0, a never-started member with this peer URL; a started member
+// that this join does not own is never touched. It then stops m (if not
+// nil) and deletes the member data once the member is known to be out of
+// the cluster. If m runs and is already a voter, nothing is undone and
+// kept is true. It runs under its own context bounded by rollbackTimeout,
+// because the caller's context may be over.
+func (j *joiner) rollback(m *Member, id uint64) (kept bool, err error) {
 	s := j.s
 	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
 	defer cancel()
@@ -333,8 +337,8 @@ func (j *joiner) rollback(m *Member) (kept bool, err error) {
 		if lerr == nil {
 			mine, _ := j.find(members)
 			switch {
-			case mine == nil:
-				out = true
+			case mine == nil, id != 0 && mine.ID != id, id == 0 && mine.Name != "":
+				out = true // not in the cluster, or not ours
 				continue
 			case !mine.IsLearner && m != nil:
 				select {

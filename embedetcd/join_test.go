@@ -168,15 +168,17 @@ func TestJoinNameTakenWithoutData(t *testing.T) {
 	samePeer := c2
 	samePeer.Dir = t.TempDir()
 	otherPeer := FastTestConfig("m2", t.TempDir())
-	for name, c := range map[string]Config{"same peer URL": samePeer, "other peer URL": otherPeer} {
+	peerOfM1 := FastTestConfig("m9", t.TempDir())
+	peerOfM1.PeerAddr = strings.TrimPrefix(m1.PeerURL(), "http://")
+	for name, c := range map[string]Config{"same peer URL": samePeer, "other peer URL": otherPeer, "peer URL of m1": peerOfM1} {
 		t.Run(name, func(t *testing.T) {
 			m, err := Join(ctx, c, []string{m1.ClientURL()})
 			if err == nil {
 				_ = m.Stop()
 				t.Fatal("Join with a taken name and no data succeeded")
 			}
-			if !errors.Is(err, ErrMemberExists) || !strings.Contains(err.Error(), `"m2"`) {
-				t.Fatalf("err = %v, want ErrMemberExists naming m2", err)
+			if !errors.Is(err, ErrMemberExists) || !strings.Contains(err.Error(), `"`+c.Name+`"`) {
+				t.Fatalf("err = %v, want ErrMemberExists naming %s", err, c.Name)
 			}
 			t.Logf("error: %v", err)
 		})
@@ -323,5 +325,43 @@ func TestJoinUnreachableEndsWithContext(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(c.Dir, "member")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("member dir after failed join: stat err = %v, want not exist", err)
+	}
+}
+
+func TestJoinStaleDataDirIsMovedAside(t *testing.T) {
+	ctx := testCtx(t)
+	c1 := FastTestConfig("m1", t.TempDir())
+	c1.DisableStrictReconfigCheck = true // remove m2 at once
+	m1 := startT(t, ctx, c1)
+	cli := clientT(t, m1.ClientURL())
+	c2 := FastTestConfig("m2", t.TempDir())
+	m2 := joinT(t, ctx, c2, m1.ClientURL())
+	if _, err := cli.MemberRemove(ctx, m2.ID()); err != nil {
+		t.Fatalf("remove m2: %v", err)
+	}
+	<-m2.Done()
+	_ = m2.Stop()
+
+	// The same name and peer URL join again from another data dir, so the
+	// cluster knows "m2" under a new ID; then that process stops.
+	fresh := c2
+	fresh.Dir = t.TempDir()
+	newer := joinT(t, ctx, fresh, m1.ClientURL())
+	if err := newer.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+
+	// The first data dir (the old ID) must not be reused.
+	m, err := Join(ctx, c2, []string{m1.ClientURL()})
+	if err == nil {
+		_ = m.Stop()
+		t.Fatal("Join with a stale data dir succeeded")
+	}
+	if !errors.Is(err, ErrMemberExists) {
+		t.Fatalf("err = %v, want ErrMemberExists", err)
+	}
+	t.Logf("error: %v", err)
+	if aside, _ := filepath.Glob(filepath.Join(c2.Dir, "member.stale-*")); len(aside) != 1 {
+		t.Fatalf("moved-aside dirs = %v, want one member.stale-*", aside)
 	}
 }

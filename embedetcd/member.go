@@ -176,14 +176,16 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		if err != nil {
 			return nil, fmt.Errorf("embedetcd: start %q: %w", s.Name, err)
 		}
-		return startMember(ctx, s, s.Name+"="+s.peerURL, token, embed.ClusterStateFlagNew)
+		return startMember(ctx, s, s.Name+"="+s.peerURL, token, embed.ClusterStateFlagNew, 0)
 	}
-	return startMember(ctx, s, "", "", embed.ClusterStateFlagNew)
+	return startMember(ctx, s, "", "", embed.ClusterStateFlagNew, 0)
 }
 
 // startMember starts etcd and waits until it is ready, ctx ends or it
-// stops. On any error nothing keeps running.
-func startMember(ctx context.Context, s *settings, initialCluster, token, state string) (*Member, error) {
+// stops. If wantID is not 0 and the started member has another ID (its
+// data dir belongs to an earlier member), it stops at once and returns
+// errStaleData. On any error nothing keeps running.
+func startMember(ctx context.Context, s *settings, initialCluster, token, state string, wantID uint64) (*Member, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("embedetcd: start %q: %w", s.Name, err)
 	}
@@ -229,6 +231,10 @@ func startMember(ctx context.Context, s *settings, initialCluster, token, state 
 	}
 	m.wg.Add(1)
 	go m.watch()
+	if wantID != 0 && m.id != wantID {
+		_ = m.Stop()
+		return nil, fmt.Errorf("%w: member %q: data dir has id %x, the cluster knows %x", errStaleData, s.Name, m.id, wantID)
+	}
 
 	select {
 	case <-e.Server.ReadyNotify():
