@@ -21,10 +21,13 @@
 // that has lost its leader fails instead of hanging, and progress
 // notifications, so that the watcher knows how far it is in sync even when
 // nothing under the prefix changes. When the watch fails for any reason
-// other than compaction (no leader, etcd restarted, stream canceled) the
-// watcher backs off (bounded and jittered) and watches again from the last
-// revision it delivered or had confirmed + 1, re-reading if that revision was
-// compacted meanwhile. It never busy-loops and retries until it is closed.
+// other than compaction (no leader, etcd restarted, stream canceled), or
+// etcd stays silent for two progress intervals, the watcher backs off
+// (bounded and jittered) and watches again from the last revision it
+// delivered or had confirmed (it drops that revision's events when etcd
+// sends them again), re-reading if that revision was compacted meanwhile.
+// It never busy-loops and retries until it is closed. Each Watcher uses a
+// gRPC watch stream of its own (see Watch).
 //
 // What the watcher does not do: it does not detect half-open TCP connections
 // by itself (set DialKeepAliveTime and DialKeepAliveTimeout on the

@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
 )
 
 // Errors returned by this package.
@@ -24,8 +25,17 @@ var (
 	ErrClientClosed = errors.New("watcher: etcd client closed")
 )
 
-// errCompacted ends a watch whose start revision etcd has compacted.
-var errCompacted = errors.New("watcher: required revision compacted")
+// Internal reasons for a watch to end.
+var (
+	// errCompacted: etcd compacted the watch's start revision.
+	errCompacted = errors.New("watcher: required revision compacted")
+	// errSilent: etcd did not answer for two progress intervals.
+	errSilent = errors.New("watcher: no answer from etcd for two progress intervals")
+)
+
+// streamKey is the gRPC metadata key that gives each Watcher its own watch
+// stream (see watchCtx).
+const streamKey = "clusterkit-watcher-stream"
 
 // Watcher follows one prefix. Create it with Watch; the zero value is not
 // usable. Its methods are safe for concurrent use.
@@ -43,17 +53,31 @@ type Watcher struct {
 
 	ctx    context.Context // ends when the watcher must stop; its cause is Err
 	cancel context.CancelCauseFunc
-	out    chan Batch
-	done   chan struct{}
+	// watchCtx is ctx with the require-leader metadata and a metadata entry
+	// unique to this Watcher. clientv3 multiplexes all watches whose
+	// contexts carry the same metadata on one gRPC stream, and etcd answers
+	// a progress request only when every watch on the stream is in sync;
+	// a stream of our own keeps other watches (ours or other packages')
+	// from silencing our progress probe.
+	watchCtx context.Context
+	out      chan Batch
+	done     chan struct{}
 
-	rev       atomic.Int64
-	connected atomic.Bool
-	watches   atomic.Int64
-	resyncs   atomic.Int64
+	rev     atomic.Int64
+	watches atomic.Int64
+	resyncs atomic.Int64
+
+	// For Connected: up is false after a failed watch or read and true
+	// after any answer from etcd; heard is when etcd last answered (or a
+	// send to the consumer ended), as nanoseconds since epoch; sending is
+	// true while the goroutine waits for the consumer.
+	epoch   time.Time
+	up      atomic.Bool
+	heard   atomic.Int64
+	sending atomic.Bool
 
 	// Owned by the run goroutine.
-	state     map[string]kv
-	lastHeard time.Time // last time etcd answered or a consumer send ended
+	state map[string]kv
 }
 
 // Stats are counters of a Watcher's history, for metrics and tests.
@@ -97,7 +121,9 @@ func Watch(ctx context.Context, cli *clientv3.Client, prefix string, opts ...Opt
 		cancel: cancel,
 		out:    make(chan Batch),
 		done:   make(chan struct{}),
+		epoch:  time.Now(),
 	}
+	w.watchCtx = metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(wctx), streamKey, fmt.Sprintf("%p", w))
 	resp, err := w.get()
 	if err != nil {
 		cancel(nil)
@@ -110,29 +136,53 @@ func Watch(ctx context.Context, cli *clientv3.Client, prefix string, opts ...Opt
 		w.state[k] = cur
 		initial.Events = append(initial.Events, putEvent(k, cur, nil))
 	}
-	w.connected.Store(true)
-	w.watches.Store(0)
+	w.heardFromEtcd()
 	go w.run(initial)
 	return w, nil
 }
 
 // Batches returns the channel of batches, in order. It is closed when the
-// watcher stops. The consumer must keep receiving (or stop the watcher):
-// the watcher blocks until each batch is received, and a batch counts as
-// delivered (for Revision) once it is received.
+// watcher stops. The channel is unbuffered: the watcher blocks until each
+// batch is received (meanwhile the etcd client buffers the watch's
+// responses), so the consumer must keep receiving or stop the watcher.
 func (w *Watcher) Batches() <-chan Batch { return w.out }
 
 // Revision returns the etcd revision the consumer's state is at: the
 // revision of the last batch received, or a later one confirmed by a
-// progress notification (no change under the prefix up to it).
+// progress notification (no change under the prefix up to it). It may
+// already include the one batch currently offered on Batches, so that once
+// a consumer has received a batch, Revision() >= its Revision. It is 0
+// until the initial batch is offered.
 func (w *Watcher) Revision() int64 { return w.rev.Load() }
 
 // Connected reports whether the watcher is currently in touch with etcd: its
-// last read or watch succeeded and, with a progress interval set, etcd
-// answered within the last two intervals. It is false while the watcher
-// retries after a failure and after the watcher stopped. Time spent waiting
-// for the consumer to receive a batch does not count as silence.
-func (w *Watcher) Connected() bool { return w.connected.Load() }
+// last read or watch did not fail and, with a progress interval set (see
+// WithProgressInterval), etcd answered within the last two intervals. It is
+// false while the watcher retries after a failure, while it cannot reach
+// etcd, and after it stopped. Time spent waiting for the consumer to
+// receive a batch does not count as silence from etcd.
+func (w *Watcher) Connected() bool {
+	if !w.up.Load() {
+		return false
+	}
+	iv := w.cfg.progressInterval
+	if iv == 0 || w.sending.Load() {
+		return true
+	}
+	return w.silence() <= 2*iv
+}
+
+// silence returns how long etcd has not answered (not counting time spent
+// waiting for the consumer).
+func (w *Watcher) silence() time.Duration {
+	return time.Since(w.epoch) - time.Duration(w.heard.Load())
+}
+
+// heardFromEtcd records an answer from etcd.
+func (w *Watcher) heardFromEtcd() {
+	w.heard.Store(int64(time.Since(w.epoch)))
+	w.up.Store(true)
+}
 
 // Stats returns the watcher's counters.
 func (w *Watcher) Stats() Stats {
@@ -167,7 +217,7 @@ func (w *Watcher) Close() {
 func (w *Watcher) run(initial Batch) {
 	defer close(w.done)
 	defer close(w.out)
-	defer w.connected.Store(false)
+	defer w.up.Store(false)
 
 	if !w.send(initial) {
 		return
@@ -189,7 +239,7 @@ func (w *Watcher) run(initial Batch) {
 			}
 			continue
 		}
-		w.connected.Store(false)
+		w.up.Store(false)
 		if healthy {
 			bo.reset()
 		}
@@ -201,12 +251,21 @@ func (w *Watcher) run(initial Batch) {
 	}
 }
 
-// watchOnce watches from the last revision + 1 until the watch fails or the
-// watcher stops. healthy reports whether the watch worked for a while
-// (etcd sent something after creating it, or it lasted the maximum backoff),
-// in which case the backoff restarts from its minimum.
+// watchOnce watches until the watch fails, etcd stays silent for two
+// progress intervals, or the watcher stops. healthy reports whether the
+// watch worked for a while (etcd sent something after creating it, or it
+// lasted the maximum backoff), in which case the backoff restarts from its
+// minimum.
+//
+// The watch starts at the last delivered (or confirmed) revision itself,
+// not at the next one, and deliver drops the events of that revision again:
+// etcd does not answer progress requests on a stream with a watch whose
+// start revision is above its current revision, so a watch from last + 1
+// on a quiet etcd would get no progress notification until the next write.
+// The client's own transparent resumption after a reconnect does start at
+// last + 1, so the first silence after it makes us watch again.
 func (w *Watcher) watchOnce() (healthy bool, err error) {
-	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(w.ctx))
+	ctx, cancel := context.WithCancel(w.watchCtx)
 	defer cancel()
 	start := time.Now()
 	defer func() {
@@ -216,8 +275,12 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 	}()
 
 	w.watches.Add(1)
-	wch := w.cli.Watch(ctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(w.rev.Load()+1),
+	// Watch returns once etcd has created the watch (or it failed); while
+	// etcd is unreachable it blocks, and Connected turns false by the clock.
+	wch := w.cli.Watch(ctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(w.rev.Load()),
 		clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
+	// Measure silence from now, not from before a long wait in Watch.
+	w.heard.Store(int64(time.Since(w.epoch)))
 
 	var tick <-chan time.Time
 	if iv := w.cfg.progressInterval; iv > 0 {
@@ -225,7 +288,6 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 		defer t.Stop()
 		tick = t.C
 	}
-	w.lastHeard = time.Now()
 	for {
 		select {
 		case <-w.ctx.Done():
@@ -235,12 +297,11 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 			case !ok:
 				return healthy, errors.New("watcher: watch channel closed")
 			case resp.CompactRevision != 0:
-				return healthy, fmt.Errorf("%w: want %d, compacted up to %d", errCompacted, w.rev.Load()+1, resp.CompactRevision)
+				return healthy, fmt.Errorf("%w: want %d, compacted up to %d", errCompacted, w.rev.Load(), resp.CompactRevision)
 			case resp.Canceled || resp.Err() != nil:
 				return healthy, fmt.Errorf("watcher: watch canceled: %w", resp.Err())
 			}
-			w.lastHeard = time.Now()
-			w.connected.Store(true)
+			w.heardFromEtcd()
 			switch {
 			case resp.Created:
 			case resp.IsProgressNotify():
@@ -255,8 +316,8 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 				}
 			}
 		case <-tick:
-			if time.Since(w.lastHeard) > 2*w.cfg.progressInterval {
-				w.connected.Store(false)
+			if w.silence() > 2*w.cfg.progressInterval {
+				return healthy, errSilent
 			}
 			w.requestProgress(ctx)
 		}
@@ -264,9 +325,8 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 }
 
 // requestProgress asks etcd for a progress notification on the stream of
-// ctx (which carries the require-leader metadata of the watch, so the
-// request goes on the same stream). The answer, if any, comes on the watch
-// channel.
+// ctx (which carries the watch's metadata, so the request goes on the
+// watch's stream). The answer, if any, comes on the watch channel.
 func (w *Watcher) requestProgress(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, min(w.cfg.progressInterval, w.cfg.requestTimeout))
 	defer cancel()
@@ -337,7 +397,7 @@ func (w *Watcher) resync(bo *backoff) bool {
 			w.cancel(ErrClientClosed)
 			return false
 		}
-		w.connected.Store(false)
+		w.up.Store(false)
 		d := bo.next()
 		w.log.Debug("re-read failed; retrying after backoff", zap.Duration("backoff", d), zap.Error(err))
 		if !w.sleep(d) {
@@ -346,7 +406,7 @@ func (w *Watcher) resync(bo *backoff) bool {
 	}
 	bo.reset()
 	w.resyncs.Add(1)
-	w.connected.Store(true)
+	w.heardFromEtcd()
 	fresh := make(map[string]kv, len(resp.Kvs))
 	for _, p := range resp.Kvs {
 		fresh[string(p.Key)] = kvOf(p)
@@ -373,11 +433,18 @@ func (w *Watcher) get() (*clientv3.GetResponse, error) {
 // send delivers b, or gives up when the watcher stops. It returns whether b
 // was delivered.
 func (w *Watcher) send(b Batch) bool {
+	w.sending.Store(true)
+	defer func() {
+		w.sending.Store(false)
+		// Time spent blocked on the consumer is not silence from etcd:
+		// restart the clock.
+		w.heard.Store(int64(time.Since(w.epoch)))
+	}()
+	// Stored before the offer, so that a consumer that has received b sees
+	// Revision() >= b.Revision.
+	w.rev.Store(b.Revision)
 	select {
 	case w.out <- b:
-		w.rev.Store(b.Revision)
-		// Time spent blocked on the consumer is not silence from etcd.
-		w.lastHeard = time.Now()
 		return true
 	case <-w.ctx.Done():
 		return false

@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
 	"github.com/clusterkit-go/clusterkit/internal/tcpproxy"
@@ -273,30 +274,48 @@ func TestCompactionWhileCutOff(t *testing.T) {
 	}
 }
 
-// TestEtcdRestart restarts etcd under a running watcher, changes and
-// compacts the prefix right after the restart, and checks the view.
+// TestEtcdRestart restarts etcd under a running watcher and changes and
+// compacts the prefix right after the restart. In the first round etcd
+// stops with the watch stream open and the watcher's client reconnects by
+// itself, whenever it does (it may catch the changes live or need a
+// re-read). In the second, its client is cut off by a proxy before the
+// stop (so the stop does not wait ~5 s for the open stream) until after
+// the compaction, so it must re-read from the restarted etcd.
 func TestEtcdRestart(t *testing.T) {
 	s := etcdtest.Start(t)
-	cli := s.Client(t)
 	direct := s.Client(t)
+	p := tcpproxy.Start(t, s.Endpoints()[0])
+	cli := newClient(t, "http://"+p.Addr())
 	mustPut(t, direct, "/p/a", "1")
 	w := startWatch(t, cli, "/p/", WithProgressInterval(50*time.Millisecond))
 	v := newView(t, "/p/")
 	mustPut(t, direct, "/p/b", "1")
 	v.readUntilEqual(w, direct)
 
-	for round := 0; round < 2; round++ {
+	for round, cut := range []bool{false, true} {
+		t0 := time.Now()
+		if cut {
+			p.Cut()
+		}
 		s.Stop()
 		waitFor(t, "Connected() = false while etcd is down", func() bool { return !w.Connected() })
 		s.Restart()
+		t.Logf("round %d: etcd stopped and restarted in %s", round, time.Since(t0))
 		mustPut(t, direct, "/p/a", fmt.Sprint("restart ", round))
 		mustDelete(t, direct, "/p/b")
 		mustPut(t, direct, "/p/b", fmt.Sprint("restart ", round))
 		mustPut(t, direct, fmt.Sprint("/p/new", round), "1")
 		s.Compact(ctxT(t), direct)
 		mustPut(t, direct, "/p/a", fmt.Sprint("after compaction ", round))
+		resyncs := v.resyncs
+		t1 := time.Now()
+		p.Restore()
 		v.readUntilEqual(w, direct)
 		waitFor(t, "Connected() after restart", w.Connected)
+		t.Logf("round %d: view equal to etcd %s after the writes", round, time.Since(t1))
+		if cut && v.resyncs != resyncs+1 {
+			t.Fatalf("round %d: %d resync batches, want 1", round, v.resyncs-resyncs)
+		}
 	}
 	t.Logf("stats after two restarts: %+v, %d resync batches", w.Stats(), v.resyncs)
 }
@@ -433,4 +452,34 @@ func TestInvalidArguments(t *testing.T) {
 	// Valid edge values.
 	w := startWatch(t, cli, "/p/", WithProgressInterval(0), WithBackoff(time.Second, time.Second), WithLogger(nil))
 	<-w.Batches()
+}
+
+// TestConnected: Connected follows reachability through a proxy cut, and
+// time spent waiting for a slow consumer does not count as silence.
+func TestConnected(t *testing.T) {
+	s := etcdtest.Start(t)
+	direct := s.Client(t)
+	p := tcpproxy.Start(t, s.Endpoints()[0])
+	cli := newClient(t, "http://"+p.Addr())
+	w := startWatch(t, cli, "/p/", WithProgressInterval(20*time.Millisecond), WithLogger(zaptest.NewLogger(t)))
+
+	// Nobody reads the initial batch for a while: still Connected.
+	for i := 0; i < 10; i++ {
+		if !w.Connected() {
+			t.Fatalf("Connected() = false while the consumer is slow to read")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	v := newView(t, "/p/")
+	v.readUntil(w, "initial batch", func() bool { return len(v.batches) == 1 })
+	waitFor(t, "Connected()", w.Connected)
+
+	for i := 0; i < 2; i++ {
+		p.Cut()
+		waitFor(t, "Connected() = false while cut", func() bool { return !w.Connected() })
+		p.Restore()
+		waitFor(t, fmt.Sprintf("Connected() after Restore %d", i), w.Connected)
+	}
+	mustPut(t, direct, "/p/a", "1")
+	v.readUntilEqual(w, direct)
 }
