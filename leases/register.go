@@ -37,12 +37,17 @@ const waitMargin = 2 * time.Second
 // or is still there when the wait ends, Register fails with ErrKeyInUse.
 //
 // While it waits, Register holds no lease of its own (it grants one before
-// each attempt to create the key), and it rides out etcd errors and leader
+// each attempt to create the key) and rides out etcd errors and leader
 // changes: only the deadline, a renewal seen within one etcd term, or ctx
-// end the wait. ctx bounds the whole call, including the wait; each etcd
-// request is also bounded by the request timeout. On any error nothing is left in etcd: the
+// end the wait. A renewal is visible only when the holder's remaining TTL
+// crosses a whole second between keep-alives, in practice for TTLs of 4 s
+// or more; shorter ones are refused at the deadline.
+//
+// ctx bounds the whole call, including the wait; each etcd request is also
+// bounded by the request timeout. On any error nothing is left in etcd: the
 // lease granted by this call is revoked (with a fresh, bounded context if
-// ctx is done). The returned Registration does not depend on ctx.
+// ctx is done). The returned Registration does not depend on ctx; the
+// caller closes it (Close or Abandon) before closing cli.
 func Register(ctx context.Context, cli *clientv3.Client, key string, value []byte, ttl time.Duration, opts ...Option) (*Registration, error) {
 	o := defaultOptions()
 	for _, opt := range opts {

@@ -43,7 +43,8 @@ type Registration struct {
 
 	mu        sync.Mutex
 	renewedAt time.Time // send time of the grant or of the last acknowledged keep-alive
-	released  bool      // the lease is revoked, or known or presumed expired
+	released  bool      // the lease is revoked or known to be gone
+	presumed  bool      // lost because no keep-alive succeeded within the TTL
 
 	closeOnce sync.Once
 	closeErr  error
@@ -87,8 +88,9 @@ func (r *Registration) IsHolder() clientv3.Cmp {
 }
 
 // LastRenewal returns the send time of the last keep-alive etcd
-// acknowledged (or of the grant, or of a renewal while Register waited).
-// etcd expires the lease no earlier than LastRenewal + TTL.
+// acknowledged (or of the grant). etcd expires the lease no earlier than
+// LastRenewal + TTL, and Done closes at that time at the latest if no later
+// keep-alive succeeds.
 func (r *Registration) LastRenewal() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -159,10 +161,12 @@ func (r *Registration) endCause() error {
 // (and every other key bound to the lease) at once: a graceful leave. It
 // waits for the Registration's goroutines to exit. If ctx is already done,
 // the revoke uses a fresh context; it is bounded by the request timeout
-// either way. If the lease is already gone (lost, or presumed expired
-// because it could not be renewed), Close does not call etcd and returns
-// nil. Close is idempotent: later calls return the first call's result. It
-// may follow Abandon.
+// either way. If the lease is known to be gone, Close does not call etcd.
+// After a loss Close returns nil: if the lease was only presumed expired
+// (no keep-alive succeeded within the TTL, etcd unreachable), Close still
+// tries to revoke it and ignores a failure. Otherwise it returns the revoke
+// error; the key then expires within a TTL. Close is idempotent: later
+// calls return the first call's result. It may follow Abandon.
 func (r *Registration) Close(ctx context.Context) error {
 	r.stop()
 	r.closeOnce.Do(func() {
@@ -170,6 +174,10 @@ func (r *Registration) Close(ctx context.Context) error {
 			return
 		}
 		if err := revokeLease(ctx, r.cli, r.id, r.o.requestTimeout); err != nil {
+			if r.Err() != nil {
+				r.log.Debug("could not revoke the lost lease", zap.Error(err))
+				return
+			}
 			r.closeErr = fmt.Errorf("leases: close %q: %w (the key expires after %s)", r.key, err, r.ttl)
 			return
 		}
@@ -221,7 +229,11 @@ func (r *Registration) run(ctx context.Context, rev int64) {
 	}
 	r.err = cause
 	if errors.Is(cause, ErrLeaseLost) {
-		r.setReleased()
+		// Known gone, unless only presumed expired (etcd unreachable; it
+		// may have received a keep-alive whose answer we did not get).
+		r.mu.Lock()
+		r.released = !r.presumed
+		r.mu.Unlock()
 		return
 	}
 	// The key was deleted or rebound while our lease may still live.
@@ -255,6 +267,9 @@ func (r *Registration) keepAlive(ctx context.Context) {
 		now := time.Now()
 		expiry := renewedAt.Add(r.ttl)
 		if !now.Before(expiry) {
+			r.mu.Lock()
+			r.presumed = true
+			r.mu.Unlock()
 			r.cancel(fmt.Errorf("%w: %q: lease %x not renewed within its TTL of %s (last error: %v)", ErrLeaseLost, r.key, r.id, r.ttl, lastErr))
 			return
 		}
