@@ -83,20 +83,26 @@ type Watcher struct {
 // Stats are counters of a Watcher's history, for metrics and tests.
 type Stats struct {
 	// Watches is the number of watch requests made: 1 for the first, plus
-	// one per resumption after a failure or a re-read.
+	// one per resumption after a failure, a silence or a re-read.
 	Watches int64
 	// Resyncs is the number of re-reads after a compaction.
 	Resyncs int64
 }
 
 // Watch reads every key under prefix (with a timeout, see
-// WithRequestTimeout), then starts watching the prefix from the read's
-// revision + 1 in a goroutine, until ctx ends or Close is called. It returns
-// the read's error, wrapped, if the read fails, and an error wrapping
-// ErrInvalidArgument for a nil client, an empty prefix or a bad option.
+// WithRequestTimeout), then starts a goroutine that watches the prefix for
+// the changes after the read's revision, until ctx ends or Close is called.
+// It returns the read's error, wrapped, if the read fails, and an error
+// wrapping ErrInvalidArgument for a nil client, an empty prefix or a bad
+// option.
 //
 // The first Batch on Batches is the read (Initial); then come the changes.
 // See Batch for the order and the meaning of the batches.
+//
+// Each Watcher opens a gRPC watch stream of its own on cli's connection
+// (clientv3 otherwise puts all watches with the same context metadata on one
+// stream, and etcd answers a progress request only when every watch of the
+// stream is in sync, so one lagging watch would silence the others).
 func Watch(ctx context.Context, cli *clientv3.Client, prefix string, opts ...Option) (*Watcher, error) {
 	if cli == nil {
 		return nil, fmt.Errorf("%w: client is nil", ErrInvalidArgument)
@@ -137,6 +143,8 @@ func Watch(ctx context.Context, cli *clientv3.Client, prefix string, opts ...Opt
 		initial.Events = append(initial.Events, putEvent(k, cur, nil))
 	}
 	w.heardFromEtcd()
+	// The initial batch is on offer from now on (for Connected).
+	w.sending.Store(true)
 	go w.run(initial)
 	return w, nil
 }
