@@ -127,7 +127,7 @@ func (ck *ClusterKit) embedConfig() (embedetcd.Config, error) {
 		DisableStrictReconfigCheck: true,
 	}
 	if cfg.ClientAddr == "" || cfg.PeerAddr == "" {
-		client, peer, err := defaultEmbedAddrs(ck.httpAddr)
+		client, peer, err := ck.defaultEmbedAddrs()
 		if err != nil {
 			return cfg, fmt.Errorf("%w: Embedded.ClientAddr/PeerAddr: %v", ErrInvalidOptions, err)
 		}
@@ -147,18 +147,25 @@ func (ck *ClusterKit) embedConfig() (embedetcd.Config, error) {
 }
 
 // defaultEmbedAddrs uses embedetcd.DefaultAddrs (HTTP port + 10000 and
-// + 20000) when HTTPAddr names a port; with port 0 (tests) the client port
-// is any free port and the peer port a free one picked now.
-func defaultEmbedAddrs(httpAddr string) (client, peer string, err error) {
-	host, port, err := net.SplitHostPort(httpAddr)
+// + 20000) when Options.HTTPAddr names a port. With port 0 (tests, demos)
+// the client port is any free port and the peer port a free one picked
+// once and kept in DataDir, because an etcd member's peer URL must not
+// change across restarts.
+func (ck *ClusterKit) defaultEmbedAddrs() (client, peer string, err error) {
+	host, port, err := net.SplitHostPort(ck.opts.HTTPAddr)
 	if err != nil {
 		return "", "", err
 	}
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	if p, _ := strconv.Atoi(port); p != 0 && p+embedetcd.PeerPortOffset <= 65535 {
+	if p, _ := strconv.Atoi(port); p != 0 {
 		return embedetcd.DefaultAddrs(net.JoinHostPort(host, port))
+	}
+	client = net.JoinHostPort(host, "0")
+	saved := filepath.Join(ck.opts.DataDir, "etcd-peer-"+ck.opts.ClusterName)
+	if b, err := os.ReadFile(saved); err == nil && len(b) > 0 {
+		return client, string(b), nil
 	}
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
@@ -166,7 +173,13 @@ func defaultEmbedAddrs(httpAddr string) (client, peer string, err error) {
 	}
 	peer = l.Addr().String()
 	l.Close()
-	return net.JoinHostPort(host, "0"), peer, nil
+	if err := os.MkdirAll(ck.opts.DataDir, 0o700); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(saved, []byte(peer), 0o600); err != nil {
+		return "", "", err
+	}
+	return client, peer, nil
 }
 
 func (ck *ClusterKit) newClient(endpoints []string) (*clientv3.Client, error) {
