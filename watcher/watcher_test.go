@@ -483,3 +483,39 @@ func TestConnected(t *testing.T) {
 	mustPut(t, direct, "/p/a", "1")
 	v.readUntilEqual(w, direct)
 }
+
+// TestWatchersShareAClient: several watchers on one client (as clusterkit
+// runs them) each get their own changes; closing one leaves the others
+// running.
+func TestWatchersShareAClient(t *testing.T) {
+	s := etcdtest.Start(t)
+	cli := s.Client(t)
+	direct := s.Client(t)
+	prefixes := []string{"/ck/members/", "/ck/assignment", "/ck/ready/", "/ck/rebalance"}
+	ws := make([]*Watcher, len(prefixes))
+	vs := make([]*view, len(prefixes))
+	for i, p := range prefixes {
+		ws[i] = startWatch(t, cli, p, WithProgressInterval(50*time.Millisecond))
+		vs[i] = newView(t, p)
+	}
+	for round := 0; round < 3; round++ {
+		for _, p := range prefixes {
+			mustPut(t, direct, p+"x", fmt.Sprint(round))
+		}
+		for i := range ws {
+			if ws[i] == nil {
+				continue
+			}
+			vs[i].readUntilEqual(ws[i], direct)
+		}
+		// Close one watcher per round; the rest go on.
+		ws[round].Close()
+		if !errors.Is(ws[round].Err(), ErrClosed) {
+			t.Fatalf("Err() = %v, want ErrClosed", ws[round].Err())
+		}
+		ws[round] = nil
+	}
+	mustPut(t, direct, "/ck/rebalance", "done")
+	vs[3].readUntilEqual(ws[3], direct)
+	waitFor(t, "Connected()", ws[3].Connected)
+}
