@@ -63,6 +63,7 @@ func New(opts Options) (*ClusterKit, error) {
 		created: time.Now(),
 	}
 	ck.snap.Store(newSnapshot(o.NodeID, nil, nil, 0, ""))
+	m.bind(ck)
 	return ck, nil
 }
 

@@ -3,30 +3,168 @@ package clusterkit
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// Request body limits.
+const (
+	// maxJoinBody bounds a join request; maxAdminBody an admin call's
+	// (optional, empty) JSON object.
+	maxJoinBody  = 4 << 10
+	maxAdminBody = 4 << 10
 )
 
 // Handler returns this node's HTTP API as an http.Handler, so that an
-// application can mount it on its own server; Start also serves it on
-// HTTPAddr. It is safe for concurrent use.
+// application can mount it on its own server (under a prefix with
+// http.StripPrefix); Start also serves it on HTTPAddr. It is safe for
+// concurrent use and works before Start (the endpoints that need a running
+// node answer 503) and after Stop.
+//
+// Read-only endpoints, all JSON except /metrics:
+//
+//	GET  /cluster            the cluster as this node sees it; ETag and If-None-Match
+//	GET  /partitions         every partition; with ?key=K, the partition of key K
+//	GET  /partitions/{id}    one partition ("partition-3" or "3") and its nodes
+//	GET  /health             liveness: 200 while the process serves HTTP
+//	GET  /ready              200 once registered, holding a map and in touch with etcd; else 503
+//	GET  /health/detailed    HealthCheck: 200 when healthy or degraded, 503 when critical
+//	GET  /metrics            Prometheus text format from the node's registry
+//
+// Token-protected endpoints: the request must carry the ClusterToken as
+// "Authorization: Bearer <token>", or it is refused with 401 and changes
+// nothing. A node without a ClusterToken refuses the admin endpoints with
+// 403 (they would be open to anyone); its join endpoint stays open, as
+// Options.ClusterToken documents.
+//
+//	POST /cluster/join           used by joining embedded nodes
+//	POST /rebalance              RebalancePartitions; 202 once the leader started it
+//	POST /nodes/{id}/remove      RemoveNode (OnNodeLeave with removed_by_admin)
+//
+// The admin endpoints take no parameters; a body, if sent, must be the
+// empty JSON object {} (400 otherwise, 413 beyond 4 KiB).
+//
+// Errors are JSON objects {"error": "..."} with the matching status: 400
+// malformed request, 401/403 token, 404 unknown path, partition or node, 405
+// wrong method (with Allow), 413 body too large, 503 node not running or
+// etcd unreachable, 504 the action timed out. A panic in a handler is
+// recovered, logged and answered with 500. Nothing is logged per read
+// request; admin actions are logged at info.
 func (ck *ClusterKit) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /cluster/join", ck.handleJoin)
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": ck.opts.NodeID})
-	})
-	return mux
+	mux.HandleFunc("GET /cluster", ck.handleCluster)
+	mux.HandleFunc("GET /partitions", ck.handlePartitions)
+	mux.HandleFunc("GET /partitions/{id}", ck.handlePartition)
+	mux.HandleFunc("GET /health", ck.handleHealth)
+	mux.HandleFunc("GET /ready", ck.handleReady)
+	mux.HandleFunc("GET /health/detailed", ck.handleHealthDetailed)
+	mux.HandleFunc("GET /metrics", ck.metricsHandler())
+	mux.HandleFunc("POST /rebalance", ck.handleRebalance)
+	mux.HandleFunc("POST /nodes/{id}/remove", ck.handleRemoveNode)
+	return &apiHandler{ck: ck, mux: mux}
 }
 
+// apiHandler wraps the mux: JSON bodies for the mux's own 404 and 405
+// answers, and panic recovery.
+type apiHandler struct {
+	ck  *ClusterKit
+	mux *http.ServeMux
+}
+
+func (h *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := &responseWriter{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			h.ck.log.Error("http handler panicked", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+				zap.Any("panic", v), zap.Stack("stack"))
+			if !rw.wroteHeader {
+				writeError(rw, http.StatusInternalServerError, "internal error")
+			}
+		}
+	}()
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		// The mux answers itself: not found, method not allowed (it sets
+		// Allow) or a redirect to the cleaned path. Give the errors a JSON
+		// body.
+		rw.jsonErrors = true
+	}
+	h.mux.ServeHTTP(rw, r)
+}
+
+// responseWriter records whether the header was written and, with
+// jsonErrors, replaces the plain-text body of a 404 or 405 by a JSON one.
+type responseWriter struct {
+	http.ResponseWriter
+	wroteHeader bool
+	jsonErrors  bool
+	swallow     bool // the JSON error is written; drop the mux's text
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	if w.jsonErrors && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
+		msg := "no such endpoint"
+		if code == http.StatusMethodNotAllowed {
+			msg = "method not allowed; allowed: " + w.Header().Get("Allow")
+		}
+		w.swallow = true
+		w.Header().Del("Content-Length")
+		writeJSON(w.ResponseWriter, code, map[string]string{"error": msg})
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.swallow {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // authorized checks the bearer token in constant time. With no
-// ClusterToken configured every request is authorized.
+// ClusterToken configured every request is authorized (the join endpoint's
+// documented behaviour; the admin endpoints use adminAuthorized).
 func (ck *ClusterKit) authorized(r *http.Request) bool {
 	if ck.opts.ClusterToken == "" {
 		return true
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(ck.opts.ClusterToken)) == 1
+}
+
+// adminAuthorized answers 403 when no ClusterToken is configured and 401
+// when the request lacks it, and reports whether the request may go on.
+func (ck *ClusterKit) adminAuthorized(w http.ResponseWriter, r *http.Request) bool {
+	if ck.opts.ClusterToken == "" {
+		writeError(w, http.StatusForbidden, "admin endpoints are disabled: this node has no ClusterToken")
+		return false
+	}
+	if !ck.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="clusterkit"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong cluster token")
+		return false
+	}
+	return true
 }
 
 // handleJoin answers a joining node with the etcd client endpoints. It
@@ -37,8 +175,8 @@ func (ck *ClusterKit) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req joinRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "malformed join request: "+err.Error())
+	if status, err := decodeBody(w, r, &req, maxJoinBody, false); err != nil {
+		writeError(w, status, "malformed join request: "+err.Error())
 		return
 	}
 	if ck.cli == nil {
@@ -54,8 +192,67 @@ func (ck *ClusterKit) handleJoin(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, joinResponse{Cluster: ck.opts.ClusterName, Endpoints: eps})
 }
 
+// decodeBody decodes one JSON value of at most limit bytes into v, refusing
+// unknown fields and trailing data. With optional, an empty body is
+// accepted and leaves v as it is. On error it returns the status to answer:
+// 413 for a body over the limit, 400 otherwise.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, optional bool) (int, error) {
+	if r.Body == nil {
+		if optional {
+			return 0, nil
+		}
+		return http.StatusBadRequest, errors.New("empty body")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		// Exactly one value: anything but white space after it is an error.
+		var extra json.RawMessage
+		if err2 := dec.Decode(&extra); err2 != io.EOF {
+			if err2 == nil {
+				err2 = errors.New("more than one JSON value")
+			}
+			err = err2
+		}
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("body exceeds %d bytes", limit)
+	case errors.Is(err, io.EOF) && optional:
+		return 0, nil
+	case errors.Is(err, io.EOF):
+		return http.StatusBadRequest, errors.New("empty body")
+	default:
+		return http.StatusBadRequest, err
+	}
+}
+
+// metricsHandler serves the node's registry: the private one, or
+// Options.Registerer when it is also a Gatherer (a *prometheus.Registry
+// is). With another Registerer the application serves its metrics itself
+// and /metrics answers 404.
+func (ck *ClusterKit) metricsHandler() http.HandlerFunc {
+	g := ck.metrics.gatherer
+	if g == nil {
+		return func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "metrics are not served here: Options.Registerer is not a prometheus.Gatherer")
+		}
+	}
+	h := promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		// A failing collector must not hide the others.
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      zap.NewStdLog(ck.log.Named("metrics")),
+	})
+	return h.ServeHTTP
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }

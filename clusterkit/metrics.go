@@ -13,6 +13,12 @@ import (
 
 // metrics are one node's Prometheus collectors. Every node has its own, so
 // several nodes in one process never collide.
+//
+// Names carry the clusterkit_ prefix and their unit. Gauges and counters
+// are updated where the state changes (tracker, runtime, dispatcher); the
+// few that are cheaper to read than to keep (map age, failing handoffs,
+// etcd connectivity) are computed at scrape time from the node bound with
+// bind.
 type metrics struct {
 	registry *prometheus.Registry // the private registry, nil with Options.Registerer
 	gatherer prometheus.Gatherer
@@ -32,6 +38,9 @@ type metrics struct {
 	etcdErrors          *prometheus.CounterVec
 	watchResyncs        prometheus.Counter
 	lastAssignment      atomic.Int64 // unix nanoseconds of the last map change
+
+	// owner is the node the scrape-time gauges read; nil until bind.
+	owner atomic.Pointer[ClusterKit]
 
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector
@@ -71,7 +80,8 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 	m.hookDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "clusterkit", Name: "hook_duration_seconds",
 		Help: "Duration of hook handler calls, by hook.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 12)}, []string{"hook"})
 	m.hookPanics = prometheus.NewCounterVec(prometheus.CounterOpts(f("hook_panics_total", "Hook handler panics recovered, by hook.")), []string{"hook"})
-	m.keepAliveFailures = prometheus.NewCounter(prometheus.CounterOpts(f("lease_keepalive_failures_total", "Times this node lost its membership lease.")))
+	m.keepAliveFailures = prometheus.NewCounter(prometheus.CounterOpts(f("lease_keepalive_failures_total",
+		"Times this node lost its membership lease: keep-alives failed until it expired, or it was revoked.")))
 	m.etcdErrors = prometheus.NewCounterVec(prometheus.CounterOpts(f("etcd_request_errors_total", "Failed etcd requests, by operation.")), []string{"op"})
 	m.watchResyncs = prometheus.NewCounter(prometheus.CounterOpts(f("watch_resyncs_total", "Re-reads of the cluster state after a compacted or failed watch.")))
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("assignment_age_seconds", "Seconds since this node's partition map last changed.")), func() float64 {
@@ -81,10 +91,21 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 		}
 		return time.Since(time.Unix(0, last)).Seconds()
 	})
+	failing := prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("handoffs_failing",
+		"Partitions this node is receiving whose OnPartitionChange handlers failed at their last attempt (retried with backoff).")), func() float64 {
+		return float64(m.failingHandoffs())
+	})
+	connected := prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("etcd_connected",
+		"1 while this node's watch of the cluster state is in touch with etcd.")), func() float64 {
+		if m.etcdConnected() {
+			return 1
+		}
+		return 0
+	})
 	var registered []prometheus.Collector
 	for _, c := range []prometheus.Collector{m.members, m.isLeader, m.assignmentVersion, m.partitions, m.rebalancesStarted,
 		m.rebalancesCompleted, m.rebalanceDuration, m.handoffsPending, m.handoffFailures, m.hookDuration, m.hookPanics,
-		m.keepAliveFailures, m.etcdErrors, m.watchResyncs, age} {
+		m.keepAliveFailures, m.etcdErrors, m.watchResyncs, age, failing, connected} {
 		if err := reg.Register(c); err != nil {
 			// Leave the caller's registry as it was.
 			for _, r := range registered {
@@ -100,6 +121,39 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 	}
 	m.collectors = registered
 	return m, nil
+}
+
+// bind lets the scrape-time gauges read ck's state. New calls it once.
+func (m *metrics) bind(ck *ClusterKit) { m.owner.Store(ck) }
+
+// failingHandoffs counts the partitions whose handoff to this node is
+// failing, 0 before Start.
+func (m *metrics) failingHandoffs() int {
+	ck := m.owner.Load()
+	if ck == nil {
+		return 0
+	}
+	rt := ck.rt()
+	if rt == nil {
+		return 0
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return len(rt.failing)
+}
+
+// etcdConnected reports whether the bound node's watch is in sync.
+func (m *metrics) etcdConnected() bool {
+	ck := m.owner.Load()
+	if ck == nil {
+		return false
+	}
+	rt := ck.rt()
+	if rt == nil {
+		return false
+	}
+	w := rt.watch.Load()
+	return w != nil && w.Connected()
 }
 
 // counterValue reads a counter's current value.
