@@ -98,19 +98,20 @@ type planner struct {
 	// nodes (it left).
 	prevPrimGone []bool
 
-	q     []int32   // replica quota per node
-	qf    []int32   // floor of each node's replica share
-	qc    []int32   // ceiling of each node's replica share
-	zsum  []int32   // per zone: sum of its nodes' quotas
-	zf    []int32   // per zone: floor of its share
-	zc    []int32   // per zone: ceiling of its share
-	pq    []int32   // primary quota per node
-	pf    []int32   // floor of each node's primary share
-	pcl   []int32   // ceiling of each node's primary share
-	cnt   []int32   // replicas held per node
-	rep   []int32   // P×R slots, node or -1
-	isNew []bool    // per slot: placed by this plan (not kept from prev)
-	parts [][]int32 // per node: partitions it was placed in (may hold stale entries)
+	q      []int32   // replica quota per node
+	qf     []int32   // floor of each node's replica share
+	qc     []int32   // ceiling of each node's replica share
+	zsum   []int32   // per zone: sum of its nodes' quotas
+	zf     []int32   // per zone: floor of its share
+	zc     []int32   // per zone: ceiling of its share
+	pq     []int32   // primary quota per node
+	pf     []int32   // floor of each node's primary share
+	pcl    []int32   // ceiling of each node's primary share
+	pshare []float64 // each node's primary share
+	cnt    []int32   // replicas held per node
+	rep    []int32   // P×R slots, node or -1
+	isNew  []bool    // per slot: placed by this plan (not kept from prev)
+	parts  [][]int32 // per node: partitions it was placed in (may hold stale entries)
 
 	// Largest-deficit-first queues of nodes that are under quota, one per
 	// zone, and of zones. Entries may be stale; see bump.

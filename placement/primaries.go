@@ -1,6 +1,9 @@
 package placement
 
-import "slices"
+import (
+	"math"
+	"slices"
+)
 
 // planPrimaries chooses the primary of every partition among its replicas:
 //
@@ -99,44 +102,73 @@ func (s *planner) balancePrimaries(allowed func(p, j int) bool) {
 		}
 		return -1
 	}
-	for changed := true; changed; {
-		changed = false
-		for o := range int32(s.n) {
-			for s.pc[o] > s.pq[o] {
-				if s.pq[o] < s.pcl[o] {
-					if u := donor(o, true); u >= 0 {
-						s.pq[u]--
-						s.pq[o]++
+	for pass := 0; pass < 2; pass++ {
+		if pass == 1 {
+			// Some node is stuck over its quota, which only failover
+			// restrictions cause. Widen every band from the floor and
+			// ceiling of the share to the whole of share ± 1, which the
+			// balance rule allows, and try again.
+			stuck := false
+			for i := range s.pc {
+				stuck = stuck || s.pc[i] > s.pq[i]
+			}
+			if !stuck {
+				break
+			}
+			for i, sh := range s.pshare {
+				s.pf[i] = min(s.pf[i], int32(max(0, math.Ceil(sh-1-1e-9))))
+				s.pcl[i] = max(s.pcl[i], min(int32(math.Floor(sh+1+1e-9)), s.cnt[i]))
+			}
+			clear(locked)
+		}
+		for changed := true; changed; {
+			changed = false
+			for o := range int32(s.n) {
+				for s.pc[o] > s.pq[o] {
+					if s.pq[o] < s.pcl[o] {
+						if u := donor(o, true); u >= 0 {
+							s.pq[u]--
+							s.pq[o]++
+							continue
+						}
+					}
+					if found := s.primaryPath(o, primOf, via, queue, allowed, donor); found >= 0 {
+						if s.pc[found] >= s.pq[found] {
+							// found is under its share's ceiling: raise its
+							// quota, from a donor with quota to spare if there
+							// is one, else from any donor, which then sheds in
+							// turn; found never gives quota back.
+							u := donor(found, true)
+							if u < 0 {
+								u = donor(found, false)
+								locked[found] = true
+								changed = true
+							}
+							s.pq[u]--
+							s.pq[found]++
+						}
+						s.pc[found]++
+						s.pc[o]--
+						for y := found; y != o; {
+							p := via[y]
+							from := s.prim[p]
+							s.prim[p] = y
+							primOf[y] = append(primOf[y], p)
+							y = from
+						}
 						continue
 					}
-				}
-				if found := s.primaryPath(o, primOf, via, queue, allowed, donor); found >= 0 {
-					if s.pc[found] >= s.pq[found] {
-						u := donor(found, true)
-						s.pq[u]--
-						s.pq[found]++
+					if s.pq[o] < s.pcl[o] {
+						if u := donor(o, false); u >= 0 {
+							s.pq[u]--
+							s.pq[o]++
+							locked[o] = true
+							changed = true
+							continue
+						}
 					}
-					s.pc[found]++
-					s.pc[o]--
-					for y := found; y != o; {
-						p := via[y]
-						from := s.prim[p]
-						s.prim[p] = y
-						primOf[y] = append(primOf[y], p)
-						y = from
-					}
-					continue
+					break // o cannot shed more
 				}
-				if s.pq[o] < s.pcl[o] {
-					if u := donor(o, false); u >= 0 {
-						s.pq[u]--
-						s.pq[o]++
-						locked[o] = true
-						changed = true
-						continue
-					}
-				}
-				break // o cannot shed more
 			}
 		}
 	}
@@ -144,13 +176,15 @@ func (s *planner) balancePrimaries(allowed func(p, j int) bool) {
 
 // primaryPath searches breadth-first from node o, over partitions it leads
 // and the replicas allowed to lead them, for a node under its primary quota,
-// or under its share's ceiling with a donor of quota to spare. It returns
-// that node, with via set so that following via back to o gives the path,
-// or -1.
+// or under its share's ceiling with a donor of quota to spare, or failing
+// both, the nearest node under its share's ceiling with any donor. It
+// returns that node, with via set so that following via back to o gives
+// the path, or -1.
 func (s *planner) primaryPath(o int32, primOf [][]int32, via, queue []int32, allowed func(p, j int) bool, donor func(int32, bool) int32) int32 {
 	s.stamp++
 	s.mark[o] = s.stamp
 	queue = append(queue[:0], o)
+	second := int32(-1)
 	for qi := 0; qi < len(queue); qi++ {
 		x := queue[qi]
 		for _, p := range primOf[x] {
@@ -166,9 +200,16 @@ func (s *planner) primaryPath(o int32, primOf [][]int32, via, queue []int32, all
 				if s.pc[y] < s.pq[y] || (s.pc[y] < s.pcl[y] && donor(y, true) >= 0) {
 					return y
 				}
+				if second < 0 && s.pc[y] < s.pcl[y] && donor(y, false) >= 0 {
+					second = y
+				}
 				queue = append(queue, y)
 			}
 		}
+	}
+	if second >= 0 {
+		// via along second's path is intact: each node is visited once.
+		return second
 	}
 	return -1
 }
@@ -193,6 +234,7 @@ func (s *planner) primaryQuotas(keepable []int) {
 		share[i] = float64(s.P) * w / total
 		lim[i] = int(s.cnt[i])
 	}
+	s.pshare = share
 	s.pq = make([]int32, s.n)
 	for i, v := range roundShares(share, keepable, lim, s.P) {
 		s.pq[i] = int32(v)

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"testing"
@@ -86,9 +87,22 @@ func checkMovement(kind string, prev *Assignment, prevNodes, nodes []Node, chang
 		// With zones, a newcomer can only take slots in partitions
 		// without its zone, and making room there can move more; the
 		// sanity bound above covers that case.
-		share := idealOf(nodes, P, RF).share[changed]
-		if zones(nodes) == 1 && float64(gained) > 1.05*share+1 {
-			return fmt.Errorf("join of %s: got %d slots moved, want at most 1.05 × %.2f (its share)", changed, gained, share)
+		//
+		// The optimum is the newcomer's share (or what it got, within ±1
+		// of it), except that a node whose previous count is above the
+		// ceiling of its new, smaller share must shed the difference even
+		// if the newcomer cannot take it all.
+		id := idealOf(nodes, P, RF)
+		before := counts(prev)
+		after := counts(next)
+		forced := 0
+		for _, n := range prevNodes {
+			forced += max(0, before[n.ID]-int(math.Ceil(id.share[n.ID]-1e-9)))
+		}
+		opt := max(id.share[changed], float64(after[changed]), float64(forced))
+		if zones(nodes) == 1 && float64(gained) > 1.05*opt+1 {
+			return fmt.Errorf("join of %s: got %d slots moved, want at most 1.05 × %.2f (its share %.2f, forced sheds %d)",
+				changed, gained, opt, id.share[changed], forced)
 		}
 	case "leave":
 		// A leave refills what the leaver held. Survivors can be forced
@@ -178,3 +192,13 @@ func zones(nodes []Node) int {
 	return len(seen)
 }
 
+// counts returns the number of partitions each node holds in a.
+func counts(a *Assignment) map[string]int {
+	c := map[string]int{}
+	for _, r := range a.Replicas {
+		for _, n := range r {
+			c[n]++
+		}
+	}
+	return c
+}

@@ -445,9 +445,70 @@ func (s *planner) transfer() {
 				s.place(int(p), j, u, true)
 			}
 		}
-		for s.cnt[o] > s.q[o] && s.transferByPeer(o) {
+		for s.cnt[o] > s.q[o] && (s.transferChain(o) || s.transferByPeer(o)) {
 		}
 	}
+}
+
+// transferChain handles a node o over quota none of whose partitions a node
+// under quota may take directly, typically because an earlier transfer put
+// that node there already. It searches breadth-first for a chain: o leaves
+// partition p1 and a previous holder h1 of p1, removed earlier in this plan,
+// returns to it (its old pair, no move); h1 then leaves p2 for h2, and so
+// on, until some hk leaves a partition that a node under quota may take
+// (or hk is itself under quota). The chain costs one move, like a direct
+// transfer. It reports whether it found one.
+func (s *planner) transferChain(o int32) bool {
+	type link struct{ from, p int32 } // node reached from node from via partition p
+	s.stamp++
+	s.mark[o] = s.stamp
+	s.pstmp++
+	parent := map[int32]link{}
+	apply := func(x, p, in int32) {
+		// in joins p in place of x, then walk back to o.
+		for {
+			j := s.slotOf(int(p), x)
+			s.unplace(int(p), j)
+			s.place(int(p), j, in, in != x && !s.heldBefore(int(p), in))
+			if x == o {
+				return
+			}
+			l := parent[x]
+			in, x, p = x, l.from, l.p
+		}
+	}
+	queue := []int32{o}
+	for qi := 0; qi < len(queue); qi++ {
+		x := queue[qi]
+		for _, p := range s.shedOrder(x) {
+			if s.seen[p] == s.pstmp {
+				continue
+			}
+			if u := s.pick(int(p), x); u >= 0 {
+				apply(x, p, u)
+				return true
+			}
+			for _, h := range s.prevOf(int(p)) {
+				if s.mark[h] == s.stamp || s.slotOf(int(p), h) >= 0 || !s.canJoin(int(p), h, x) {
+					continue
+				}
+				if s.cnt[h] < s.q[h] {
+					apply(x, p, h)
+					return true
+				}
+				s.mark[h] = s.stamp
+				s.seen[p] = s.pstmp
+				parent[h] = link{x, p}
+				queue = append(queue, h)
+			}
+		}
+	}
+	return false
+}
+
+// heldBefore reports whether node i held partition p in prev.
+func (s *planner) heldBefore(p int, i int32) bool {
+	return slices.Contains(s.prevOf(p), i)
 }
 
 // transferByPeer handles a node o over quota that can hand none of its
