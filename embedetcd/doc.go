@@ -19,10 +19,11 @@
 //
 // # Concurrency of joins
 //
-// etcd allows one learner at a time ("too many learner members") and, with
-// Config.StrictReconfigCheck semantics (the default), refuses a member change
-// until the member handling it has been connected to a quorum for 5 s
-// ("unhealthy cluster"). Join retries both with jittered backoff until its
+// etcd allows one learner at a time ("too many learner members") and,
+// unless Config.DisableStrictReconfigCheck is set on the member handling the
+// request, refuses a member change until that member has been connected to
+// a quorum for 5 s ("unhealthy cluster"; measured: the third member of a
+// cluster joins about 5.3 s after the second instead of about 40 ms). Join retries both with jittered backoff until its
 // context ends, so any number of concurrent joins (in one process or many)
 // queue up through etcd itself and all succeed.
 //
@@ -31,6 +32,8 @@
 // A Join that fails after its learner was added removes that learner again
 // (with a fresh, bounded context) and deletes the member data it created,
 // so a failed join never leaves a half-added member that blocks later joins.
+// The same holds for a restarted member that is still a learner and cannot
+// be promoted. A member that Join did not add is never removed.
 // If the process dies between the learner add and the start, the next Join
 // with the same PeerAddr finds that never-started learner and reuses it.
 //

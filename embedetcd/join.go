@@ -71,6 +71,12 @@ var errStaleData = errors.New("embedetcd: stale data dir")
 // ErrJoin and ctx.Err() or etcd's last error. If ctx ends just as the
 // promotion commits, Join returns the running voter rather than undo it.
 func Join(ctx context.Context, cfg Config, endpoints []string) (*Member, error) {
+	return join(ctx, cfg, endpoints, nil)
+}
+
+// join is Join with an optional hook that tests use to cut a join short
+// between start and promotion.
+func join(ctx context.Context, cfg Config, endpoints []string, beforePromote func()) (*Member, error) {
 	s, err := cfg.validate()
 	if err != nil {
 		return nil, err
@@ -93,14 +99,15 @@ func Join(ctx context.Context, cfg Config, endpoints []string) (*Member, error) 
 		return nil, fmt.Errorf("embedetcd: join %q: client for %v: %w", s.Name, endpoints, err)
 	}
 	defer cli.Close()
-	j := &joiner{s: s, cli: cli}
+	j := &joiner{s: s, cli: cli, beforePromote: beforePromote}
 	return j.join(ctx)
 }
 
 // joiner holds the state of one Join call; it is used by one goroutine.
 type joiner struct {
-	s   *settings
-	cli *clientv3.Client
+	s             *settings
+	cli           *clientv3.Client
+	beforePromote func() // nil outside tests
 }
 
 func (j *joiner) join(ctx context.Context) (*Member, error) {
@@ -229,6 +236,9 @@ func (j *joiner) startAndPromote(ctx context.Context, id uint64, learner bool, a
 	}
 	m.joinAdded, m.joinReady = added, time.Now()
 	if learner {
+		if j.beforePromote != nil {
+			j.beforePromote()
+		}
 		if err := j.promote(ctx, m); err != nil {
 			return j.undo(m, id, err)
 		}

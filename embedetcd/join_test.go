@@ -365,3 +365,72 @@ func TestJoinStaleDataDirIsMovedAside(t *testing.T) {
 		t.Fatalf("moved-aside dirs = %v, want one member.stale-*", aside)
 	}
 }
+
+func TestJoinRollsBackWhenPromotionIsCutShort(t *testing.T) {
+	ctx := testCtx(t)
+	m1 := startT(t, ctx, FastTestConfig("m1", t.TempDir()))
+	c2 := FastTestConfig("m2", t.TempDir())
+	jctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The learner has started; the caller gives up before its promotion.
+	m, err := join(jctx, c2, []string{m1.ClientURL()}, cancel)
+	if err == nil {
+		_ = m.Stop()
+		t.Fatal("Join succeeded although its context ended before the promotion")
+	}
+	if !errors.Is(err, ErrJoin) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want ErrJoin and context.Canceled", err)
+	}
+	t.Logf("error: %v", err)
+	cli := clientT(t, m1.ClientURL())
+	if ms := members(t, ctx, cli); len(ms) != 1 {
+		t.Fatalf("cluster has %d members after a cut-short join, want 1 (learner not removed)", len(ms))
+	}
+	if _, err := os.Stat(filepath.Join(c2.Dir, "member")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("member dir after failed join: stat err = %v, want not exist", err)
+	}
+	joinT(t, ctx, c2, m1.ClientURL())
+	wantVoters(t, ctx, cli, "m1", "m2")
+}
+
+func TestStartOfRemovedMemberReportsRemoved(t *testing.T) {
+	ctx := testCtx(t)
+	cfg := func(n string) Config {
+		c := FastTestConfig(n, t.TempDir())
+		c.DisableStrictReconfigCheck = true // no 5 s guard in this test
+		return c
+	}
+	m1 := startT(t, ctx, cfg("m1"))
+	c2 := cfg("m2")
+	m2 := joinT(t, ctx, c2, m1.ClientURL())
+	joinT(t, ctx, cfg("m3"), m1.ClientURL())
+	if err := m2.Stop(); err != nil {
+		t.Fatalf("Stop m2: %v", err)
+	}
+	cli := clientT(t, m1.ClientURL())
+	var err error
+	for ctx.Err() == nil {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = cli.MemberRemove(cctx, m2.ID())
+		cancel()
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("remove stopped m2: %v", err)
+	}
+
+	// Start (unlike Join) reuses the data dir; the peers refuse the removed
+	// member, which stops before it is ready.
+	m, err := Start(ctx, c2)
+	if err == nil {
+		_ = m.Stop()
+		t.Fatal("Start of a removed member became ready")
+	}
+	if !errors.Is(err, ErrRemoved) {
+		t.Fatalf("err = %v, want ErrRemoved", err)
+	}
+	t.Logf("error: %v", err)
+}

@@ -4,12 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +24,10 @@ import (
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.uber.org/zap"
 )
+
+// removedProbeTimeout bounds the question to the peers, after the server
+// stopped on its own, whether this member was removed.
+const removedProbeTimeout = 2 * time.Second
 
 // Member is a running embedded etcd member, returned by Start and Join.
 // Its methods are safe for concurrent use. The zero value is not usable.
@@ -64,9 +73,9 @@ func (m *Member) ID() uint64 { return m.id }
 func (m *Member) Done() <-chan struct{} { return m.done }
 
 // Err returns nil while the server runs or if Stop stopped it. If the
-// server stopped on its own (before any Stop), it returns an error wrapping ErrRemoved (this member
-// was removed from the cluster; its data dir must not be reused, and Join
-// moves it aside) or ErrStopped.
+// server stopped on its own (before any Stop), it returns an error
+// wrapping ErrRemoved (this member was removed from the cluster; its data
+// must not be reused, and Join moves it aside) or ErrStopped.
 func (m *Member) Err() error {
 	select {
 	case <-m.done:
@@ -82,11 +91,15 @@ func (m *Member) Err() error {
 // are gone. A leader first hands leadership to a connected voter (bounded
 // by 2 × ElectionMs); requests still in flight then fail. In a
 // multi-member cluster Stop takes about 1 s, as etcd waits that long for
-// its peers' connections to close. The data dir is kept, so Start or Join can restart the member. Stop
-// does not change cluster membership: a stopped voter still counts towards
-// the quorum. Stop is idempotent and safe for concurrent use; every call
-// returns after the server has stopped. It returns the first error etcd's
-// listeners reported while serving, if any (the server is stopped anyway).
+// its peers' connections to close.
+//
+// The data dir is kept, so Start or Join can restart the member. Stop does
+// not change cluster membership: a stopped voter still counts towards the
+// quorum (remove it with MemberRemove to shrink the cluster).
+//
+// Stop is idempotent and safe for concurrent use; every call returns after
+// the server has stopped. It returns the first error etcd's listeners
+// reported while serving, if any (the server is stopped anyway).
 func (m *Member) Stop() error {
 	m.stopOnce.Do(func() {
 		m.mu.Lock()
@@ -139,16 +152,62 @@ func (m *Member) watch() {
 	defer m.wg.Done()
 	<-m.etcd.Server.StopNotify()
 	m.mu.Lock()
-	if !m.stopped {
+	stopped := m.stopped
+	m.mu.Unlock()
+	var err error
+	if !stopped {
 		name := m.etcd.Config().Name
-		if m.etcd.Server.Cluster().Member(types.ID(m.id)) == nil {
-			m.err = fmt.Errorf("%w: member %q (id %x)", ErrRemoved, name, m.id)
+		if m.etcd.Server.Cluster().Member(types.ID(m.id)) == nil || m.removedPerPeers() {
+			err = fmt.Errorf("%w: member %q (id %x)", ErrRemoved, name, m.id)
 		} else {
-			m.err = fmt.Errorf("%w: member %q (id %x) stopped on its own", ErrStopped, name, m.id)
+			err = fmt.Errorf("%w: member %q (id %x) stopped on its own", ErrStopped, name, m.id)
 		}
 	}
+	m.mu.Lock()
+	m.err = err
 	m.mu.Unlock()
 	close(m.done)
+}
+
+// peerMember is the part of etcd's peer /members answer that we read.
+type peerMember struct {
+	ID uint64 `json:"id"`
+}
+
+// removedPerPeers asks the other members (over their peer URLs, as etcd
+// members do among themselves) whether this member is still in the
+// cluster. A member whose peers refused it because it had been removed
+// stops before it applies its own removal, so its local view still lists
+// it. The question takes at most removedProbeTimeout; no answer means no.
+func (m *Member) removedPerPeers() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), removedProbeTimeout)
+	defer cancel()
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr}
+	for _, mem := range m.etcd.Server.Cluster().Members() {
+		if uint64(mem.ID) == m.id {
+			continue
+		}
+		for _, u := range mem.PeerURLs {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(u, "/")+"/members", nil)
+			if err != nil {
+				continue
+			}
+			resp, err := cl.Do(req)
+			if err != nil {
+				continue
+			}
+			var members []peerMember
+			err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&members)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK || len(members) == 0 {
+				continue
+			}
+			return !slices.ContainsFunc(members, func(x peerMember) bool { return x.ID == m.id })
+		}
+	}
+	return false
 }
 
 // Start starts the member described by cfg and returns once it is ready
