@@ -2,7 +2,7 @@
 // miss, never repeat".
 //
 // Watch reads the prefix once and delivers what it found as the first Batch,
-// then watches the prefix from that read's revision + 1 and delivers every
+// then watches the prefix for the changes after that read and delivers every
 // change, in revision order, as typed Events grouped by revision (all events
 // of one etcd transaction come in one Batch). The watcher keeps the last
 // state it delivered (key → value and revisions), so that:
