@@ -176,7 +176,7 @@ func (ck *ClusterKit) handleJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	var req joinRequest
 	if status, err := decodeBody(w, r, &req, maxJoinBody, false); err != nil {
-		writeError(w, status, "malformed join request: "+err.Error())
+		writeError(w, status, "join request: "+err.Error())
 		return
 	}
 	if ck.cli == nil {
@@ -201,7 +201,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, opti
 		if optional {
 			return 0, nil
 		}
-		return http.StatusBadRequest, errors.New("empty body")
+		return http.StatusBadRequest, errors.New("malformed body: empty")
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
@@ -221,13 +221,13 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, opti
 	case err == nil:
 		return 0, nil
 	case errors.As(err, &tooLarge):
-		return http.StatusRequestEntityTooLarge, fmt.Errorf("body exceeds %d bytes", limit)
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("body too large: the limit is %d bytes", limit)
 	case errors.Is(err, io.EOF) && optional:
 		return 0, nil
 	case errors.Is(err, io.EOF):
-		return http.StatusBadRequest, errors.New("empty body")
+		return http.StatusBadRequest, errors.New("malformed body: empty")
 	default:
-		return http.StatusBadRequest, err
+		return http.StatusBadRequest, fmt.Errorf("malformed body: %w", err)
 	}
 }
 

@@ -54,7 +54,7 @@ func (ck *ClusterKit) handleRemoveNode(w http.ResponseWriter, r *http.Request) {
 func adminBody(w http.ResponseWriter, r *http.Request) bool {
 	var none struct{}
 	if status, err := decodeBody(w, r, &none, maxAdminBody, true); err != nil {
-		writeError(w, status, "malformed body (send none, or {}): "+err.Error())
+		writeError(w, status, err.Error()+" (send no body, or {})")
 		return false
 	}
 	return true
