@@ -104,7 +104,6 @@ type planner struct {
 	zsum   []int32   // per zone: sum of its nodes' quotas
 	zf     []int32   // per zone: floor of its share
 	zc     []int32   // per zone: ceiling of its share
-	pq     []int32   // primary quota per node
 	pf     []int32   // floor of each node's primary share
 	pcl    []int32   // ceiling of each node's primary share
 	pshare []float64 // each node's primary share
@@ -135,8 +134,14 @@ type planner struct {
 	sstamp int32
 	root   int32 // augment: the partition with the open slot
 
-	prim []int32 // primary per partition
-	pc   []int32 // primaries per node
+	prim       []int32   // primary per partition
+	pc         []int32   // primaries per node
+	held       []bool    // per slot: its node held the partition before
+	restricted []bool    // per partition: only previous holders may lead
+	primOf     [][]int32 // per node: partitions it leads (may be stale)
+	via        []int32   // primary paths: partition through which a node was reached
+	from       []int32   // primary paths (up): node that takes via's partition
+	queue      []int32   // primary paths: BFS queue
 }
 
 func newPlanner(prev *Assignment, nodes []Node, partitions, rf int) *planner {

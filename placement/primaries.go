@@ -1,73 +1,66 @@
 package placement
 
-import (
-	"math"
-	"slices"
-)
+import "math"
 
-// planPrimaries chooses the primary of every partition among its replicas:
+// planPrimaries chooses the primary of every partition among its replicas.
+// Each node has a band of acceptable primary counts: the floor and ceiling
+// of its weighted share of P (never more than the replicas it holds).
 //
-//  1. a surviving previous primary stays primary while its node is under its
-//     primary quota;
-//  2. every other partition takes the replica with the most primary quota
-//     left, preferring nodes that held the partition before;
-//  3. nodes over quota hand primaries down augmenting paths (partition →
-//     another of its replicas → one of that node's primaries → …) to nodes
-//     under quota.
+//  1. A surviving previous primary stays primary while its node is under
+//     the ceiling of its band, so nothing moves that balance allows to stay.
+//  2. Every other partition takes the replica furthest below its band,
+//     preferring nodes that held the partition before.
+//  3. A node above its band hands primaries down augmenting paths
+//     (partition → another of its replicas → one of that node's primaries
+//     → …) to a node below its ceiling; a node below its band takes them up
+//     such paths from a node above its floor. Shortest paths first, so a
+//     join moves about the newcomer's share of primaries to it directly.
 //
 // Throughout, a partition whose previous primary left the cluster and that
 // has a replica which held it before may only have such a replica as
 // primary: after a failure the new primary always has the data when any
 // replica does. (A previous primary that is still alive but was moved off
 // the partition by rebalancing still has the data and hands it over, so
-// there any replica may lead; holders are still preferred.)
+// there any replica may lead; holders are still preferred.) Those
+// restrictions can make the bands unreachable; then the bands widen to the
+// whole of share ± 1 that the balance rule allows, and if even that is out
+// of reach, failover wins over balance.
 func (s *planner) planPrimaries() {
 	s.prim = make([]int32, s.P)
 	s.pc = make([]int32, s.n)
-	held := make([]bool, s.P*s.R)   // per slot: the node held p before
-	restricted := make([]bool, s.P) // primary must be a previous holder
-	keepable := make([]int, s.n)    // previous primaries still replicas
+	s.held = make([]bool, s.P*s.R)   // per slot: the node held p before
+	s.restricted = make([]bool, s.P) // primary must be a previous holder
 	for p := range s.P {
 		s.stamp++
 		for _, i := range s.prevOf(p) {
 			s.mark[i] = s.stamp
 		}
-		anyHeld, primKept := false, false
+		anyHeld := false
 		for j, i := range s.slots(p) {
-			held[p*s.R+j] = s.mark[i] == s.stamp
-			anyHeld = anyHeld || held[p*s.R+j]
-			primKept = primKept || i == s.prevPrim[p]
+			s.held[p*s.R+j] = s.mark[i] == s.stamp
+			anyHeld = anyHeld || s.held[p*s.R+j]
 		}
-		restricted[p] = anyHeld && s.prevPrimGone[p]
+		s.restricted[p] = anyHeld && s.prevPrimGone[p]
 		s.prim[p] = -1
-		if primKept {
-			keepable[s.prevPrim[p]]++
-		}
 	}
-	s.primaryQuotas(keepable)
+	s.primaryBands()
+
 	for p := range s.P {
-		if pp := s.prevPrim[p]; pp >= 0 && s.slotOf(p, pp) >= 0 && s.pc[pp] < s.pq[pp] {
+		if pp := s.prevPrim[p]; pp >= 0 && s.slotOf(p, pp) >= 0 && s.pc[pp] < s.pcl[pp] {
 			s.prim[p] = pp
 			s.pc[pp]++
 		}
 	}
-	allowed := func(p, j int) bool { return !restricted[p] || held[p*s.R+j] }
-
 	for p := range s.P {
 		if s.prim[p] >= 0 {
 			continue
 		}
 		best, bestJ := int32(-1), -1
 		for j, i := range s.slots(p) {
-			if !allowed(p, j) {
+			if !s.mayLead(p, j) {
 				continue
 			}
-			if best < 0 {
-				best, bestJ = i, j
-				continue
-			}
-			li, lb := s.pq[i]-s.pc[i], s.pq[best]-s.pc[best]
-			if li > lb || (li == lb && held[p*s.R+j] && !held[p*s.R+bestJ]) {
+			if best < 0 || s.leadsBefore(p, j, bestJ) {
 				best, bestJ = i, j
 			}
 		}
@@ -75,172 +68,182 @@ func (s *planner) planPrimaries() {
 		s.pc[best]++
 	}
 
-	s.balancePrimaries(allowed)
+	s.primOf = make([][]int32, s.n)
+	for p, i := range s.prim {
+		s.primOf[i] = append(s.primOf[i], int32(p))
+	}
+	s.via = make([]int32, s.n)
+	s.from = make([]int32, s.n)
+	s.balancePrimaries()
+	if s.primariesOutOfBand() {
+		for i, sh := range s.pshare {
+			s.pf[i] = min(s.pf[i], int32(max(0, math.Ceil(sh-1-1e-9))))
+			s.pcl[i] = max(s.pcl[i], min(int32(math.Floor(sh+1+1e-9)), s.cnt[i]))
+		}
+		s.balancePrimaries()
+	}
 }
 
-// balancePrimaries brings every node to its primary quota where it can.
-// A node over quota first trades quota (within its share's floor and
-// ceiling) with a node that has quota to spare and has not used it: no
-// primary moves. Otherwise it hands a primary down a shortest augmenting
-// path to a node under quota. If no path exists (failover restrictions),
-// it keeps the primary and takes the quota of another node with rounding to
-// spare, which then sheds in turn; a node that took quota this way never
-// gives it back, so this ends.
-func (s *planner) balancePrimaries(allowed func(p, j int) bool) {
-	primOf := make([][]int32, s.n) // per node: partitions it leads (may be stale)
-	for p, i := range s.prim {
-		primOf[i] = append(primOf[i], int32(p))
+// mayLead reports whether the node in slot j of partition p may be its
+// primary (see the failover restriction on planPrimaries).
+func (s *planner) mayLead(p, j int) bool { return !s.restricted[p] || s.held[p*s.R+j] }
+
+// leadsBefore reports whether the node in slot j should rather lead
+// partition p than the node in slot k: further below its floor, then
+// further below its ceiling, then it held p before, then earlier slot.
+func (s *planner) leadsBefore(p, j, k int) bool {
+	a, b := s.rep[p*s.R+j], s.rep[p*s.R+k]
+	if da, db := s.pf[a]-s.pc[a], s.pf[b]-s.pc[b]; da != db {
+		return da > db
 	}
-	via := make([]int32, s.n) // node → partition through which BFS reached it
-	queue := make([]int32, 0, s.n)
-	locked := make([]bool, s.n)
-	donor := func(o int32, free bool) int32 {
-		for u := range int32(s.n) {
-			if u != o && !locked[u] && s.pq[u] > s.pf[u] && (!free || s.pc[u] < s.pq[u]) {
-				return u
-			}
+	if da, db := s.pcl[a]-s.pc[a], s.pcl[b]-s.pc[b]; da != db {
+		return da > db
+	}
+	return s.held[p*s.R+j] && !s.held[p*s.R+k]
+}
+
+func (s *planner) primariesOutOfBand() bool {
+	for i, c := range s.pc {
+		if c < s.pf[i] || c > s.pcl[i] {
+			return true
 		}
-		return -1
 	}
-	for pass := 0; pass < 2; pass++ {
-		if pass == 1 {
-			// Some node is stuck over its quota, which only failover
-			// restrictions cause. Widen every band from the floor and
-			// ceiling of the share to the whole of share ± 1, which the
-			// balance rule allows, and try again.
-			stuck := false
-			for i := range s.pc {
-				stuck = stuck || s.pc[i] > s.pq[i]
-			}
-			if !stuck {
+	return false
+}
+
+// balancePrimaries moves primaries along shortest augmenting paths until
+// every node is within its band or no path helps.
+func (s *planner) balancePrimaries() {
+	for o := range int32(s.n) {
+		for s.pc[o] > s.pcl[o] {
+			y := s.primaryPathDown(o)
+			if y < 0 {
 				break
 			}
-			for i, sh := range s.pshare {
-				s.pf[i] = min(s.pf[i], int32(max(0, math.Ceil(sh-1-1e-9))))
-				s.pcl[i] = max(s.pcl[i], min(int32(math.Floor(sh+1+1e-9)), s.cnt[i]))
-			}
-			clear(locked)
+			s.shiftDown(o, y)
 		}
-		for changed := true; changed; {
-			changed = false
-			for o := range int32(s.n) {
-				for s.pc[o] > s.pq[o] {
-					if s.pq[o] < s.pcl[o] {
-						if u := donor(o, true); u >= 0 {
-							s.pq[u]--
-							s.pq[o]++
-							continue
-						}
-					}
-					if found := s.primaryPath(o, primOf, via, queue, allowed, donor); found >= 0 {
-						if s.pc[found] >= s.pq[found] {
-							// found is under its share's ceiling: raise its
-							// quota, from a donor with quota to spare if there
-							// is one, else from any donor, which then sheds in
-							// turn; found never gives quota back.
-							u := donor(found, true)
-							if u < 0 {
-								u = donor(found, false)
-								locked[found] = true
-								changed = true
-							}
-							s.pq[u]--
-							s.pq[found]++
-						}
-						s.pc[found]++
-						s.pc[o]--
-						for y := found; y != o; {
-							p := via[y]
-							from := s.prim[p]
-							s.prim[p] = y
-							primOf[y] = append(primOf[y], p)
-							y = from
-						}
-						continue
-					}
-					if s.pq[o] < s.pcl[o] {
-						if u := donor(o, false); u >= 0 {
-							s.pq[u]--
-							s.pq[o]++
-							locked[o] = true
-							changed = true
-							continue
-						}
-					}
-					break // o cannot shed more
-				}
+	}
+	for u := range int32(s.n) {
+		for s.pc[u] < s.pf[u] {
+			x := s.primaryPathUp(u)
+			if x < 0 {
+				break
 			}
+			s.shiftUp(u, x)
 		}
 	}
 }
 
-// primaryPath searches breadth-first from node o, over partitions it leads
-// and the replicas allowed to lead them, for a node under its primary quota,
-// or under its share's ceiling with a donor of quota to spare, or failing
-// both, the nearest node under its share's ceiling with any donor. It
-// returns that node, with via set so that following via back to o gives
-// the path, or -1.
-func (s *planner) primaryPath(o int32, primOf [][]int32, via, queue []int32, allowed func(p, j int) bool, donor func(int32, bool) int32) int32 {
+// primaryPathDown searches breadth-first from node o, over the partitions
+// it leads and the replicas that may lead them, for a node below its
+// ceiling. It returns that node, with via set so that following via back
+// to o gives the path, or -1.
+func (s *planner) primaryPathDown(o int32) int32 {
 	s.stamp++
 	s.mark[o] = s.stamp
-	queue = append(queue[:0], o)
-	second := int32(-1)
+	queue := append(s.queue[:0], o)
+	defer func() { s.queue = queue }()
 	for qi := 0; qi < len(queue); qi++ {
 		x := queue[qi]
-		for _, p := range primOf[x] {
+		for _, p := range s.primOf[x] {
 			if s.prim[p] != x {
-				continue
+				continue // stale
 			}
 			for j, y := range s.slots(int(p)) {
-				if s.mark[y] == s.stamp || !allowed(int(p), j) {
+				if s.mark[y] == s.stamp || !s.mayLead(int(p), j) {
 					continue
 				}
 				s.mark[y] = s.stamp
-				via[y] = p
-				if s.pc[y] < s.pq[y] || (s.pc[y] < s.pcl[y] && donor(y, true) >= 0) {
+				s.via[y] = p
+				if s.pc[y] < s.pcl[y] {
 					return y
-				}
-				if second < 0 && s.pc[y] < s.pcl[y] && donor(y, false) >= 0 {
-					second = y
 				}
 				queue = append(queue, y)
 			}
 		}
 	}
-	if second >= 0 {
-		// via along second's path is intact: each node is visited once.
-		return second
+	return -1
+}
+
+// shiftDown moves one primary from o to y along the path primaryPathDown
+// found: each node on it takes the partition via which it was reached.
+func (s *planner) shiftDown(o, y int32) {
+	s.pc[y]++
+	s.pc[o]--
+	for y != o {
+		p := s.via[y]
+		from := s.prim[p]
+		s.prim[p] = y
+		s.primOf[y] = append(s.primOf[y], p)
+		y = from
+	}
+}
+
+// primaryPathUp searches breadth-first from node u, over the partitions it
+// may lead but does not and the nodes leading them, for a node above its
+// floor. It returns that node, with via set so that following via from it
+// back to u gives the path (each node gives up the partition via which it
+// was reached), or -1.
+func (s *planner) primaryPathUp(u int32) int32 {
+	s.stamp++
+	s.mark[u] = s.stamp
+	queue := append(s.queue[:0], u)
+	defer func() { s.queue = queue }()
+	for qi := 0; qi < len(queue); qi++ {
+		y := queue[qi]
+		for _, p := range s.currentParts(y) {
+			x := s.prim[p]
+			if x == y || s.mark[x] == s.stamp || !s.mayLead(int(p), s.slotOf(int(p), y)) {
+				continue
+			}
+			s.mark[x] = s.stamp
+			s.via[x] = p
+			s.from[x] = y
+			if s.pc[x] > s.pf[x] {
+				return x
+			}
+			queue = append(queue, x)
+		}
 	}
 	return -1
 }
 
-// primaryQuotas sets each node's primary quota: its weighted share of P,
-// rounded down or up so that the quotas sum to P, the ones rounded up chosen
-// first among nodes that can keep that many previous primaries, and never
-// above the node's replica count.
-func (s *planner) primaryQuotas(keepable []int) {
+// shiftUp moves one primary from x to u along the path primaryPathUp found.
+func (s *planner) shiftUp(u, x int32) {
+	s.pc[u]++
+	s.pc[x]--
+	for x != u {
+		p, to := s.via[x], s.from[x]
+		s.prim[p] = to
+		s.primOf[to] = append(s.primOf[to], p)
+		x = to
+	}
+}
+
+// primaryBands sets each node's band of primary counts: the floor and the
+// ceiling of its weighted share of P, the ceiling no more than the replicas
+// the node holds. With one replica per partition a node leads exactly what
+// it holds.
+func (s *planner) primaryBands() {
+	s.pf = make([]int32, s.n)
+	s.pcl = make([]int32, s.n)
+	s.pshare = make([]float64, s.n)
 	if s.R == 1 {
-		s.pq = slices.Clone(s.cnt)
-		s.pf, s.pcl = slices.Clone(s.cnt), slices.Clone(s.cnt)
+		copy(s.pf, s.cnt)
+		copy(s.pcl, s.cnt)
+		for i, c := range s.cnt {
+			s.pshare[i] = float64(c)
+		}
 		return
 	}
 	total := 0.0
 	for _, w := range s.w {
 		total += w
 	}
-	share := make([]float64, s.n)
-	lim := make([]int, s.n)
 	for i, w := range s.w {
-		share[i] = float64(s.P) * w / total
-		lim[i] = int(s.cnt[i])
-	}
-	s.pshare = share
-	s.pq = make([]int32, s.n)
-	for i, v := range roundShares(share, keepable, lim, s.P) {
-		s.pq[i] = int32(v)
-	}
-	s.pf, s.pcl = bounds(share, s.pq, s.P)
-	for i := range s.pcl {
-		s.pcl[i] = max(s.pq[i], min(s.pcl[i], s.cnt[i]))
+		sh := float64(s.P) * w / total
+		s.pshare[i] = sh
+		s.pf[i] = min(int32(math.Floor(sh)), s.cnt[i])
+		s.pcl[i] = min(int32(math.Ceil(sh)), s.cnt[i])
 	}
 }
