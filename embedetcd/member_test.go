@@ -128,7 +128,13 @@ func putEventually(t *testing.T, ctx context.Context, cli *clientv3.Client, key,
 func TestStartPutStopRestartKeepsData(t *testing.T) {
 	ctx := testCtx(t)
 	cfg := FastTestConfig("solo", t.TempDir())
+	if HasData(cfg.Dir) {
+		t.Fatal("HasData of an empty dir = true, want false")
+	}
 	m := startT(t, ctx, cfg)
+	if !HasData(cfg.Dir) {
+		t.Fatal("HasData of a started member's dir = false, want true")
+	}
 	u, err := url.Parse(m.ClientURL())
 	if err != nil || u.Port() == "" || u.Port() == "0" {
 		t.Fatalf("ClientURL() = %q, want a concrete port", m.ClientURL())
