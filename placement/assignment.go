@@ -11,7 +11,9 @@ import (
 // are in the same zone, and the empty string is a zone like any other, so a
 // cluster that sets no zones is one zone. Weight is the node's relative
 // capacity: a node of weight 2 gets twice the share of a node of weight 1;
-// Weight 0 means 1; negative, NaN and infinite weights are invalid.
+// Weight 0 means 1; negative, NaN and infinite weights are invalid. Only
+// ratios matter, and a weight below 10⁻¹² of the largest counts as 10⁻¹² of
+// it (such a node's share is zero for any realistic partition count).
 //
 // A Node is a plain value; its zero value is not valid input to Plan (ID is
 // empty).

@@ -72,7 +72,7 @@ func idealOf(nodes []Node, P, RF int) ideal {
 
 	// Shares by water-filling, bisecting the level with plain arithmetic.
 	fP := float64(P)
-	w := func(n Node) float64 { return weightOf(n) / maxW }
+	w := func(n Node) float64 { return math.Max(weightOf(n)/maxW, 1e-12) }
 	zoneFill := func(z string, level float64) float64 {
 		s := 0.0
 		for _, n := range members[z] {

@@ -13,6 +13,10 @@ import (
 // MaxPartitions is the largest partition count Plan accepts.
 const MaxPartitions = 1 << 20
 
+// minWeightRatio is the smallest weight relative to the largest that Plan
+// tells apart from it; see Node.
+const minWeightRatio = 1e-12
+
 // Plan returns the assignment of partitions partitions to nodes with
 // min(replicationFactor, len(nodes)) replicas each, moving as little as
 // possible from prev. prev may be nil (the first plan) and may name nodes
@@ -80,7 +84,7 @@ type planner struct {
 
 	ids   []string
 	zone  []int32   // zone of each node
-	w     []float64 // weights, 0 replaced by 1, scaled so the largest is 1
+	w     []float64 // weights, 0 replaced by 1, scaled so the largest is 1, at least minWeightRatio
 	h     []uint64  // hash of each ID, for deterministic tie-breaks
 	zh    []uint64  // hash of each zone name
 	zones [][]int32 // members of each zone
@@ -185,7 +189,7 @@ func newPlanner(prev *Assignment, nodes []Node, partitions, rf int) *planner {
 		s.h[i] = xxhash.Sum64String(nd.ID)
 	}
 	for i := range s.w {
-		s.w[i] /= maxW
+		s.w[i] = max(s.w[i]/maxW, minWeightRatio)
 	}
 	sizes := make([]int, len(s.zones))
 	for z, m := range s.zones {

@@ -41,6 +41,12 @@ func (c *cluster) step(t *rapid.T, kind string, nodes []Node, changed string) {
 	if err := checkPlan(c.plan, nodes, c.P, c.RF, next); err != nil {
 		t.Fatalf("%s %s with %v (P=%d RF=%d): %v", kind, changed, nodes, c.P, c.RF, err)
 	}
+	// The planner's last resort (a slot given to a node at quota, or
+	// against the zone rule) is never needed.
+	pl := newPlanner(c.plan, nodes, c.P, c.RF)
+	if pl.planReplicas(); pl.fallbacks > 0 {
+		t.Fatalf("%s %s with %v (P=%d RF=%d): planner used its fallback %d times", kind, changed, nodes, c.P, c.RF, pl.fallbacks)
+	}
 	if err := checkMovement(kind, c.plan, c.nodes, nodes, changed, c.P, c.RF, next); err != nil {
 		t.Fatalf("%s %s with %v (P=%d RF=%d): %v", kind, changed, nodes, c.P, c.RF, err)
 	}
