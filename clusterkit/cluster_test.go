@@ -11,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/clusterkit-go/clusterkit/internal/leakcheck"
 
 	"github.com/clusterkit-go/clusterkit/clusterkit"
 	"github.com/clusterkit-go/clusterkit/clusterkit/clustertest"
 	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // externalOptions returns fast test options for a node of an external etcd.
 func externalOptions(t *testing.T, srv *etcdtest.Server, id string) clusterkit.Options {

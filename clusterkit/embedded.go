@@ -240,6 +240,10 @@ type joinResponse struct {
 	Endpoints []string `json:"endpoints"`
 }
 
+// joinClient keeps no idle connections: a join is one request per node
+// start, and a kept connection would outlive a stopped node.
+var joinClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // requestJoin asks the node at JoinAddr for the etcd endpoints.
 func (ck *ClusterKit) requestJoin(ctx context.Context) ([]string, error) {
 	o := ck.opts
@@ -258,7 +262,7 @@ func (ck *ClusterKit) requestJoin(ctx context.Context) ([]string, error) {
 		if o.ClusterToken != "" {
 			req.Header.Set("Authorization", "Bearer "+o.ClusterToken)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := joinClient.Do(req)
 		if err == nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()

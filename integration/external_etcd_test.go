@@ -10,13 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/clusterkit-go/clusterkit/clusterkit"
 	"github.com/clusterkit-go/clusterkit/clusterkit/clustertest"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func externalNode(t *testing.T, etcd *etcdProcess, id string, leaves *leaveLog) *clusterkit.ClusterKit {
 	o := clustertest.Options(t, id)
