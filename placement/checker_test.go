@@ -207,6 +207,35 @@ func checkPlan(prev *Assignment, nodes []Node, P, RF int, got *Assignment) error
 			}
 		}
 	}
+	// Order: the primary, then the replicas that held the partition
+	// before in their previous order, then the new ones by ID.
+	if prev != nil {
+		for p, r := range got.Replicas {
+			if len(r) == 0 || p >= len(prev.Replicas) {
+				continue
+			}
+			var old, fresh []string
+			for _, n := range r[1:] {
+				if slices.Contains(prev.Replicas[p], n) {
+					if len(fresh) > 0 {
+						fail("partition %d: got %v, want previous holders before newcomers", p, r)
+					}
+					old = append(old, n)
+				} else {
+					fresh = append(fresh, n)
+				}
+			}
+			var want []string
+			for _, n := range prev.Replicas[p] {
+				if slices.Contains(old, n) && !slices.Contains(want, n) {
+					want = append(want, n)
+				}
+			}
+			if !slices.Equal(old, want) || !slices.IsSorted(fresh) {
+				fail("partition %d: got %v from %v, want holders in previous order, then newcomers by ID", p, r, prev.Replicas[p])
+			}
+		}
+	}
 	for _, order := range [][]Node{reversed(nodes), rotated(nodes)} {
 		again, err := Plan(prev, order, P, RF)
 		if err != nil {

@@ -11,8 +11,8 @@ import (
 // the first three and the last are the reference values published with
 // xxHash, so the table also shows that HashName means the standard XXH64.
 var golden = []struct {
-	key                     string
-	hash                    uint64
+	key                    string
+	hash                   uint64
 	p7, p64, p1024, p16384 int
 }{
 	{"", 0xef46db3751d8e999, 6, 25, 409, 10649},

@@ -135,8 +135,8 @@ func checkMovement(kind string, prev *Assignment, prevNodes, nodes []Node, chang
 func TestPlanProperties(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		c := &cluster{
-			P:  rapid.IntRange(1, 48).Draw(t, "partitions"),
-			RF: rapid.IntRange(1, 4).Draw(t, "rf"),
+			P:  rapid.IntRange(1, 64).Draw(t, "partitions"),
+			RF: rapid.IntRange(1, 5).Draw(t, "rf"),
 		}
 		nz := rapid.IntRange(1, 4).Draw(t, "zones")
 		for z := range nz {
@@ -146,15 +146,15 @@ func TestPlanProperties(t *testing.T) {
 			c.zones = []string{""}
 		}
 		var nodes []Node
-		for range rapid.IntRange(1, 7).Draw(t, "initial") {
+		for range rapid.IntRange(1, 8).Draw(t, "initial") {
 			nodes = append(nodes, c.newNode(t))
 		}
 		c.step(t, "first", nodes, "")
-		steps := rapid.IntRange(1, 10).Draw(t, "steps")
+		steps := rapid.IntRange(1, 16).Draw(t, "steps")
 		for range steps {
 			switch kind := rapid.SampledFrom([]string{"join", "leave", "weight", "zone"}).Draw(t, "kind"); kind {
 			case "join":
-				if len(c.nodes) >= 12 {
+				if len(c.nodes) >= 14 {
 					continue
 				}
 				n := c.newNode(t)

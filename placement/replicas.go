@@ -462,8 +462,8 @@ func (s *planner) transferChain(o int32) bool {
 	type link struct{ from, p int32 } // node reached from node from via partition p
 	s.stamp++
 	s.mark[o] = s.stamp
-	s.pstmp++
 	parent := map[int32]link{}
+	used := map[int32]bool{} // partitions on the search tree
 	apply := func(x, p, in int32) {
 		// in joins p in place of x, then walk back to o.
 		for {
@@ -481,7 +481,7 @@ func (s *planner) transferChain(o int32) bool {
 	for qi := 0; qi < len(queue); qi++ {
 		x := queue[qi]
 		for _, p := range s.shedOrder(x) {
-			if s.seen[p] == s.pstmp {
+			if used[p] {
 				continue
 			}
 			if u := s.pick(int(p), x); u >= 0 {
@@ -497,7 +497,7 @@ func (s *planner) transferChain(o int32) bool {
 					return true
 				}
 				s.mark[h] = s.stamp
-				s.seen[p] = s.pstmp
+				used[p] = true
 				parent[h] = link{x, p}
 				queue = append(queue, h)
 			}
