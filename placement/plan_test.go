@@ -400,3 +400,46 @@ func TestAssignmentMethods(t *testing.T) {
 		t.Errorf("Clone: got original %v and clone %v, want a deep copy keeping nil partitions", a.Replicas, c.Replicas)
 	}
 }
+
+// TestPlanSequence runs a longer scripted history at a moderate size, with
+// zones and weights, checking every rule after each step.
+func TestPlanSequence(t *testing.T) {
+	const P, RF = 512, 3
+	var nodes []Node
+	for i := range 40 {
+		nodes = append(nodes, Node{ID: fmt.Sprintf("n%03d", i), Zone: []string{"a", "b", "c"}[i%3]})
+	}
+	plan := mustPlan(t, nil, nodes, P, RF)
+	steps := []struct {
+		name   string
+		change func([]Node) []Node
+	}{
+		{"join n100 in a", func(ns []Node) []Node { return append(ns, Node{ID: "n100", Zone: "a"}) }},
+		{"join n101 in a new zone d", func(ns []Node) []Node { return append(ns, Node{ID: "n101", Zone: "d"}) }},
+		{"leave n007", func(ns []Node) []Node { return slices.DeleteFunc(ns, func(n Node) bool { return n.ID == "n007" }) }},
+		{"n010 weighs 3", func(ns []Node) []Node { ns[10].Weight = 3; return ns }},
+		{"leave a whole zone d", func(ns []Node) []Node { return slices.DeleteFunc(ns, func(n Node) bool { return n.Zone == "d" }) }},
+		{"leave five of zone b", func(ns []Node) []Node {
+			k := 0
+			return slices.DeleteFunc(ns, func(n Node) bool { k++; return n.Zone == "b" && k < 20 })
+		}},
+		{"join ten in c", func(ns []Node) []Node {
+			for i := range 10 {
+				ns = append(ns, Node{ID: fmt.Sprintf("n2%02d", i), Zone: "c", Weight: 0.5})
+			}
+			return ns
+		}},
+		{"n020 back to weight 1", func(ns []Node) []Node { ns[20].Weight = 1; return ns }},
+	}
+	for _, st := range steps {
+		next := st.change(slices.Clone(nodes))
+		got := mustPlan(t, plan, next, P, RF)
+		gained, lostBySurvivors := movement(plan, got, next)
+		lb := lowerBound(plan, got)
+		t.Logf("%s: %d slots moved (%d by survivors), %d needed by the new counts", st.name, gained, lostBySurvivors, lb)
+		if float64(gained) > 2*float64(lb)+2 {
+			t.Errorf("%s: got %d slots moved, want at most about %d", st.name, gained, lb)
+		}
+		nodes, plan = next, got
+	}
+}

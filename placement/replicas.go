@@ -469,7 +469,7 @@ func (s *planner) transferChain(o int32) bool {
 		for {
 			j := s.slotOf(int(p), x)
 			s.unplace(int(p), j)
-			s.place(int(p), j, in, in != x && !s.heldBefore(int(p), in))
+			s.place(int(p), j, in, !s.heldBefore(int(p), in))
 			if x == o {
 				return
 			}
