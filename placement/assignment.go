@@ -74,7 +74,8 @@ func (a *Assignment) Holds(p int, id string) bool {
 	return slices.Contains(a.Replicas[p], id)
 }
 
-// Change is what happened to one partition between two assignments.
+// Change is what happened to one partition between two assignments. It is
+// a plain value; Diff returns new slices that the caller owns.
 //
 // Gained lists the nodes that hold the partition in the new assignment but
 // not in the old one, Lost those that held it in the old one but not in the
@@ -128,6 +129,20 @@ func Diff(prev, next *Assignment) []Change {
 // missingFrom returns the distinct elements of a that are not in b, sorted.
 func missingFrom(a, b []string) []string {
 	var out []string
+	if len(a)+len(b) > 64 { // every node on every partition of a large cluster
+		in := make(map[string]bool, len(b))
+		for _, id := range b {
+			in[id] = true
+		}
+		for _, id := range a {
+			if !in[id] {
+				in[id] = true
+				out = append(out, id)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
 	for _, id := range a {
 		if !slices.Contains(b, id) && !slices.Contains(out, id) {
 			out = append(out, id)

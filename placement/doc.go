@@ -64,7 +64,8 @@
 //
 // Bad input (no nodes, a partition count outside [1, MaxPartitions], a
 // replication factor below 1, an empty or duplicate node ID, a negative,
-// NaN or infinite weight, a previous assignment with another partition
-// count) is an error wrapping ErrInvalidInput that names the problem;
-// nothing in this package panics on any input.
+// NaN or infinite weight, more than MaxReplicaSlots replica slots, a
+// previous assignment with another partition count) is an error wrapping
+// ErrInvalidInput that names the problem; nothing in this package panics on
+// any input.
 package placement

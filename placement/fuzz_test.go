@@ -68,7 +68,7 @@ func (f *fuzzInput) node(k int, bad bool) Node {
 
 // validInput reports whether Plan must accept these arguments.
 func validInput(prev *Assignment, nodes []Node, p, rf int) bool {
-	if p < 1 || p > MaxPartitions || rf < 1 || len(nodes) == 0 {
+	if p < 1 || p > MaxPartitions || rf < 1 || len(nodes) == 0 || p*min(rf, len(nodes)) > MaxReplicaSlots {
 		return false
 	}
 	seen := map[string]bool{}

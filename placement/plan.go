@@ -1,7 +1,6 @@
 package placement
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -10,8 +9,15 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// MaxPartitions is the largest partition count Plan accepts.
-const MaxPartitions = 1 << 20
+// Limits of Plan's input, far above any real cluster; they keep a plan's
+// memory bounded (a few bytes per replica slot).
+const (
+	// MaxPartitions is the largest partition count Plan accepts.
+	MaxPartitions = 1 << 20
+	// MaxReplicaSlots is the largest number of replica slots, partitions ×
+	// min(replication factor, nodes), Plan accepts.
+	MaxReplicaSlots = 1 << 26
+)
 
 // minWeightRatio is the smallest weight relative to the largest that Plan
 // tells apart from it; see Node.
@@ -70,6 +76,10 @@ func validate(prev *Assignment, nodes []Node, partitions, rf int) error {
 			return fmt.Errorf("%w: node %q has weight %v, want a finite number ≥ 0", ErrInvalidInput, n.ID, n.Weight)
 		}
 	}
+	if slots := partitions * min(rf, len(nodes)); slots > MaxReplicaSlots {
+		return fmt.Errorf("%w: %d partitions × %d replicas is %d replica slots, want at most %d",
+			ErrInvalidInput, partitions, min(rf, len(nodes)), slots, MaxReplicaSlots)
+	}
 	if prev != nil && len(prev.Replicas) != partitions {
 		return fmt.Errorf("%w: previous assignment has %d partitions, want %d", ErrInvalidInput, len(prev.Replicas), partitions)
 	}
@@ -126,7 +136,7 @@ type planner struct {
 	zcnt  []int32 // scratch: per-zone counts
 	mark  []int32 // scratch: per-node stamps
 	stamp int32
-	seen  []int32 // scratch: per-partition stamps
+	seen  []int32 // scratch: per-partition stamps (currentParts only)
 	pstmp int32
 	skipZ []entry
 	skipN []entry
@@ -345,5 +355,3 @@ func mix(x uint64) uint64 {
 	x ^= x >> 31
 	return x
 }
-
-func cmpInt32(a, b int32) int { return cmp.Compare(a, b) }

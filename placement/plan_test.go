@@ -51,6 +51,7 @@ func TestPlanInvalidInput(t *testing.T) {
 		{"zero partitions", nil, three, 0, 3, "partition count 0"},
 		{"negative partitions", nil, three, -5, 3, "partition count -5"},
 		{"too many partitions", nil, three, MaxPartitions + 1, 3, "partition count"},
+		{"too many replica slots", nil, nodesN(100), MaxPartitions, 100, "replica slots"},
 		{"zero replication factor", nil, three, 8, 0, "replication factor 0"},
 		{"negative replication factor", nil, three, 8, -1, "replication factor -1"},
 		{"no nodes", nil, nil, 8, 3, "no nodes"},
@@ -359,6 +360,9 @@ func TestDiff(t *testing.T) {
 		{"duplicates count once", &Assignment{Replicas: [][]string{{"n1", "n1"}}}, &Assignment{Replicas: [][]string{{"n2", "n2"}}}, []Change{
 			{0, []string{"n2"}, []string{"n1"}, "n1", "n2"},
 		}},
+		{"large partitions", &Assignment{Replicas: [][]string{wide("n", 0, 40)}}, &Assignment{Replicas: [][]string{append(wide("n", 2, 40), "x", "x")}}, []Change{
+			{0, []string{"x"}, []string{"n00", "n01"}, "n00", "n02"},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -442,4 +446,13 @@ func TestPlanSequence(t *testing.T) {
 		}
 		nodes, plan = next, got
 	}
+}
+
+// wide returns IDs prefix00 … for k in [from, to).
+func wide(prefix string, from, to int) []string {
+	var ids []string
+	for k := from; k < to; k++ {
+		ids = append(ids, fmt.Sprintf("%s%02d", prefix, k))
+	}
+	return ids
 }
