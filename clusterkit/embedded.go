@@ -66,7 +66,7 @@ func (ck *ClusterKit) connect(ctx context.Context) error {
 	if err := ck.ping(ctx); err != nil {
 		return err
 	}
-	if hasData(cfg.Dir) {
+	if embedetcd.HasData(cfg.Dir) {
 		// A restart of a node that was an etcd member: rejoin as the same
 		// member (or anew if it was removed) before going on.
 		m, err := embedetcd.Join(ctx, cfg, endpoints)
@@ -102,11 +102,6 @@ func (ck *ClusterKit) connect(ctx context.Context) error {
 		ck.log.Info("embedded etcd joined as voter", zap.String("client_url", m.ClientURL()), zap.Duration("took", time.Since(start)))
 	}()
 	return nil
-}
-
-func hasData(dir string) bool {
-	entries, err := os.ReadDir(dir)
-	return err == nil && len(entries) > 0
 }
 
 // embedConfig derives the embedded member's config from the options.
@@ -184,7 +179,7 @@ func (ck *ClusterKit) defaultEmbedAddrs() (client, peer string, err error) {
 
 func (ck *ClusterKit) newClient(endpoints []string) (*clientv3.Client, error) {
 	o := ck.opts
-	cli, err := clientv3.New(clientv3.Config{
+	cfg := clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: o.Etcd.DialTimeout,
 		TLS:         o.Etcd.TLS,
@@ -195,7 +190,15 @@ func (ck *ClusterKit) newClient(endpoints []string) (*clientv3.Client, error) {
 		// to another endpoint.
 		DialKeepAliveTime:    2 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
-	})
+	}
+	if len(o.Etcd.Endpoints) == 0 {
+		// Embedded mode: learn the client URLs of members that join later
+		// (or leave), so that this node never depends on the member it
+		// joined through. External etcd may sit behind addresses its
+		// members do not advertise, so its endpoints stay as configured.
+		cfg.AutoSyncInterval = 10 * time.Second
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("clusterkit: connect to etcd %v: %w", endpoints, err)
 	}

@@ -71,9 +71,10 @@ type runtime struct {
 // Start connects to etcd (or starts or joins the embedded one), registers
 // this node and returns once it holds a partition map (made by the leader,
 // which may be this node). ctx bounds the whole start; on error everything
-// Start did is undone (the node is not left registered). It fails with
-// ErrNodeIDInUse if another live process holds NodeID, ErrConfigMismatch
-// if the cluster was created with other settings, and ErrStopped after Stop.
+// Start did is undone (the node is not left registered) and Start may be
+// called again. It fails with ErrNodeIDInUse if another live process holds
+// NodeID, ErrConfigMismatch if the cluster was created with other
+// settings, and ErrStopped after Stop. Stop waits for a running Start.
 func (ck *ClusterKit) Start(ctx context.Context) (err error) {
 	ck.lifeMu.Lock()
 	defer ck.lifeMu.Unlock()
@@ -178,6 +179,7 @@ func (ck *ClusterKit) Stop(ctx context.Context) error {
 		return nil
 	}
 	err := ck.teardown(ctx, true)
+	ck.metrics.unregister()
 	ck.log.Info("stopped")
 	return err
 }
@@ -196,6 +198,7 @@ func (ck *ClusterKit) Halt() {
 	if ck.started {
 		ck.teardown(context.Background(), false)
 	}
+	ck.metrics.unregister()
 	ck.log.Info("halted")
 }
 
@@ -267,7 +270,6 @@ func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
 	}
 	ck.isLeader.Store(false)
 	ck.metrics.isLeader.Set(0)
-	ck.metrics.unregister()
 	return errors.Join(errs...)
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -154,7 +153,6 @@ func (t *tracker) apply(b watcher.Batch) {
 	v := t.view
 	oldAssign := v.assign
 	oldRebalance := v.rebalance
-	membersChanged := false
 	type memberEvent struct {
 		put    bool
 		rec    memberRecord
@@ -166,7 +164,6 @@ func (t *tracker) apply(b watcher.Batch) {
 		switch key := e.Key; {
 		case strings.HasPrefix(key, k.membersPrefix()):
 			id := strings.TrimPrefix(key, k.membersPrefix())
-			membersChanged = true
 			v.memberRev = e.ModRevision
 			old, existed := v.members[id]
 			if e.Type == watcher.Put {
@@ -270,7 +267,6 @@ func (t *tracker) apply(b watcher.Batch) {
 			t.memberEvent(me.put, me.rec, me.prev, me.reason, oldAssign, newAssign, members, history, departed, now)
 		}
 	}
-	_ = membersChanged
 
 	// Rebalance start: a record we have not seen start before.
 	rb := newRebalance
@@ -601,5 +597,3 @@ func (ck *ClusterKit) updateGauges(s *snapshot) {
 	m.partitions.WithLabelValues("incoming").Set(float64(incomingN))
 	m.handoffsPending.Set(float64(incomingN))
 }
-
-var _ = strconv.Itoa
