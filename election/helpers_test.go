@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -37,16 +37,7 @@ func newSession(t *testing.T, cli *clientv3.Client, ttl int) *concurrency.Sessio
 // newClient returns a client of endpoint, closed by t.Cleanup.
 func newClient(t *testing.T, endpoint string) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{endpoint},
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatalf("new client of %s: %v", endpoint, err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return etcdtest.NewClient(t, endpoint)
 }
 
 // result is what a background Campaign returned, and when.

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // eventually is the generous bound for "eventually" checks: the machine is
@@ -26,19 +26,10 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// newClient returns a client of the given endpoint, closed by t.Cleanup.
+// newClient returns a client of endpoint, closed by t.Cleanup.
 func newClient(t *testing.T, endpoint string) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{endpoint},
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatalf("new client of %s: %v", endpoint, err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return etcdtest.NewClient(t, endpoint)
 }
 
 // startWatch starts a watcher closed by t.Cleanup (before the client,

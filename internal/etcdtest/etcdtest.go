@@ -54,13 +54,21 @@ func (s *Server) Endpoints() []string { return []string{s.clientURL.String()} }
 // Client returns a new client of this server, closed by t.Cleanup.
 func (s *Server) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
+	return NewClient(t, s.Endpoints()...)
+}
+
+// NewClient returns a quiet client of the given endpoints (a server of
+// this package, a proxy in front of one, another member), closed by
+// t.Cleanup.
+func NewClient(t testing.TB, endpoints ...string) *clientv3.Client {
+	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   s.Endpoints(),
-		DialTimeout: 2 * time.Second,
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
-		t.Fatalf("etcdtest: new client: %v", err)
+		t.Fatalf("etcdtest: new client of %v: %v", endpoints, err)
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
