@@ -5,5 +5,7 @@
 //
 // The tests under the etcdserver build tag need an etcd binary: set
 // CLUSTERKIT_ETCD_BIN (".ci/run" installs Debian's etcd-server and runs
-// them). The untagged tests need nothing but Go.
+// them). docker/partition.sh cuts a kvstore container off a private Docker
+// network and heals it (".ci/run" runs it when Docker answers). The
+// untagged tests and benchmarks need nothing but Go.
 package integration
