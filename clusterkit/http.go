@@ -175,7 +175,7 @@ func (ck *ClusterKit) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req joinRequest
-	if status, err := decodeBody(w, r, &req, maxJoinBody, false); err != nil {
+	if status, err := decodeBody(w, r, &req, maxJoinBody, false, false); err != nil {
 		writeError(w, status, "join request: "+err.Error())
 		return
 	}
@@ -193,10 +193,11 @@ func (ck *ClusterKit) handleJoin(w http.ResponseWriter, r *http.Request) {
 }
 
 // decodeBody decodes one JSON value of at most limit bytes into v, refusing
-// unknown fields and trailing data. With optional, an empty body is
-// accepted and leaves v as it is. On error it returns the status to answer:
-// 413 for a body over the limit, 400 otherwise.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, optional bool) (int, error) {
+// trailing data, and unknown fields when strict (the join request is not
+// strict, so that a newer node can send more). With optional, an empty
+// body is accepted and leaves v as it is. On error it returns the status to
+// answer: 413 for a body over the limit, 400 otherwise.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, optional, strict bool) (int, error) {
 	if r.Body == nil {
 		if optional {
 			return 0, nil
@@ -204,7 +205,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, opti
 		return http.StatusBadRequest, errors.New("malformed body: empty")
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	err := dec.Decode(v)
 	if err == nil {
 		// Exactly one value: anything but white space after it is an error.

@@ -53,7 +53,7 @@ func (ck *ClusterKit) handleRemoveNode(w http.ResponseWriter, r *http.Request) {
 // adminBody accepts an empty body or {} and answers 400/413 otherwise.
 func adminBody(w http.ResponseWriter, r *http.Request) bool {
 	var none struct{}
-	if status, err := decodeBody(w, r, &none, maxAdminBody, true); err != nil {
+	if status, err := decodeBody(w, r, &none, maxAdminBody, true, true); err != nil {
 		writeError(w, status, err.Error()+" (send no body, or {})")
 		return false
 	}
