@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,9 +27,14 @@ type ClusterKit struct {
 	snap    atomic.Pointer[snapshot]
 	created time.Time
 
-	lifeMu  sync.Mutex // serializes Start and Stop
-	started bool
+	lifeMu  sync.Mutex  // serializes Start and Stop
+	started atomic.Bool // Start succeeded (read without lifeMu by the operations)
 	stopped bool
+
+	// startCancel cancels a Start in progress, so that Stop need not wait
+	// for it; guarded by startMu, not lifeMu (Start holds lifeMu).
+	startMu     sync.Mutex
+	startCancel context.CancelFunc
 
 	// Set by Start before any goroutine that reads them starts; read-only
 	// afterwards.

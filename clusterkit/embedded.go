@@ -86,13 +86,13 @@ func (ck *ClusterKit) connect(ctx context.Context) error {
 		return nil
 	}
 	rt := ck.rt()
-	rt.wg.Add(1)
+	rt.joinWG.Add(1)
 	go func() {
-		defer rt.wg.Done()
+		defer rt.joinWG.Done()
 		start := time.Now()
-		m, err := embedetcd.Join(rt.ctx, cfg, endpoints)
+		m, err := embedetcd.Join(rt.joinCtx, cfg, endpoints)
 		if err != nil {
-			if rt.ctx.Err() == nil {
+			if rt.joinCtx.Err() == nil {
 				ck.log.Warn("joining etcd as a voter failed; staying a plain client", zapErr(err))
 			}
 			return

@@ -101,14 +101,16 @@ func (t *tracker) checkHealth(now time.Time) {
 
 func (rt *runtime) checkHealth(now time.Time) {
 	ck := rt.ck
+	// One lock around compute, compare and emit (which never blocks), so
+	// that the tracker and the health loop cannot deliver two statuses in
+	// the wrong order.
+	rt.healthMu.Lock()
+	defer rt.healthMu.Unlock()
 	h := ck.HealthCheck()
-	rt.mu.Lock()
-	changed := h.Status != rt.health
-	rt.health = h.Status
-	rt.mu.Unlock()
-	if !changed {
+	if h.Status == rt.health {
 		return
 	}
+	rt.health = h.Status
 	ev := &ClusterHealthEvent{HealthyNodes: h.HealthyNodes, UnhealthyNodes: len(h.UnhealthyNodeIDs), TotalNodes: h.TotalNodes,
 		Status: h.Status, UnhealthyNodeIDs: h.UnhealthyNodeIDs, Reasons: h.Reasons, Timestamp: now}
 	ck.log.Info("cluster health changed", zap.String("status", h.Status), zap.Strings("reasons", h.Reasons))
@@ -138,20 +140,24 @@ func (rt *runtime) healthLoop() {
 			if probe && !now.Before(nextProbe) {
 				nextProbe = now.Add(hc.Interval)
 				if rt.runProbe() {
-					if failures >= hc.FailureThreshold {
-						rt.setHealthy(true)
-					}
 					failures = 0
-				} else {
-					failures++
-					if failures == hc.FailureThreshold {
-						rt.setHealthy(false)
-					}
+					rt.setWantHealthy(true)
+				} else if failures++; failures >= hc.FailureThreshold {
+					rt.setWantHealthy(false)
 				}
 			}
+			// Publish until the member record says what the probe says
+			// (an update can fail; a new registration starts over).
+			rt.publishHealth()
 			rt.checkHealth(now)
 		}
 	}
+}
+
+func (rt *runtime) setWantHealthy(healthy bool) {
+	rt.mu.Lock()
+	rt.wantHealthy = healthy
+	rt.mu.Unlock()
 }
 
 // runProbe calls the application probe with its timeout; a panic fails it.
@@ -166,23 +172,34 @@ func (rt *runtime) runProbe() (ok bool) {
 	return err == nil
 }
 
-// setHealthy publishes this node's health in its member record.
-func (rt *runtime) setHealthy(healthy bool) {
+// publishHealth writes the probe's verdict into this node's member record
+// when the record says otherwise.
+func (rt *runtime) publishHealth() {
 	ck := rt.ck
 	rt.mu.Lock()
-	rt.record.Healthy = healthy
+	if rt.wantHealthy == rt.publishedHealthy || rt.record.State != memberActive {
+		rt.mu.Unlock()
+		return
+	}
+	rt.record.Healthy = rt.wantHealthy
 	rec := rt.record
 	rt.mu.Unlock()
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return
 	}
+	reg := ck.reg.Load()
 	ctx, cancel := context.WithTimeout(rt.ctx, requestTimeout)
 	defer cancel()
-	if err := ck.reg.Load().Update(ctx, b); err != nil {
+	if err := reg.Update(ctx, b); err != nil {
 		ck.metrics.etcdErrors.WithLabelValues("member_update").Inc()
 		ck.log.Warn("publish health failed", zapErr(err))
 		return
 	}
-	ck.log.Info("node health changed", zap.Bool("healthy", healthy))
+	rt.mu.Lock()
+	if ck.reg.Load() == reg {
+		rt.publishedHealthy = rec.Healthy
+	}
+	rt.mu.Unlock()
+	ck.log.Info("node health changed", zap.Bool("healthy", rec.Healthy))
 }

@@ -23,7 +23,7 @@ const (
 // running returns the runtime, or ErrNotStarted / ErrStopped.
 func (ck *ClusterKit) running() (*runtime, error) {
 	rt := ck.rt()
-	if rt == nil {
+	if rt == nil || !ck.started.Load() {
 		return nil, ErrNotStarted
 	}
 	if rt.ctx.Err() != nil {
@@ -186,16 +186,26 @@ func (ck *ClusterKit) RemoveNode(ctx context.Context, id string) error {
 	txn, err := ck.cli.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
 		Then(clientv3.OpPut(key, string(b), clientv3.WithIgnoreLease())).Commit()
 	if err != nil {
+		ck.metrics.etcdErrors.WithLabelValues("remove_node").Inc()
 		return fmt.Errorf("clusterkit: remove node %q: %w", id, err)
 	}
 	if !txn.Succeeded {
 		return fmt.Errorf("clusterkit: remove node %q: its record changed meanwhile; try again", id)
 	}
-	if _, err := ck.cli.Delete(rctx, key); err != nil {
-		return fmt.Errorf("clusterkit: remove node %q: marked removed, delete failed: %w", id, err)
+	// Delete only the record just marked, so that the "removed" state is
+	// what every watcher sees last.
+	marked := txn.Header.Revision
+	del, err := ck.cli.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", marked)).
+		Then(clientv3.OpDelete(key)).Commit()
+	if err != nil || !del.Succeeded {
+		ck.metrics.etcdErrors.WithLabelValues("remove_node").Inc()
+		return fmt.Errorf("clusterkit: remove node %q: marked removed, but the delete failed (try again): %v", id, err)
 	}
 	if kv.Lease != 0 {
-		ck.cli.Revoke(rctx, clientv3.LeaseID(kv.Lease)) // its ready and leader keys go too
+		// Its ready and leader keys go with its lease.
+		if _, err := ck.cli.Revoke(rctx, clientv3.LeaseID(kv.Lease)); err != nil {
+			ck.metrics.etcdErrors.WithLabelValues("remove_node").Inc()
+		}
 	}
 	ck.log.Info("node removed by admin", zapNode(id))
 	return nil

@@ -41,10 +41,11 @@ type reconcileOutput struct {
 	assign    *assignment
 	rebalance *rebalanceRecord
 	history   map[string]historyRecord
+	forget    []string // history records to delete
 }
 
 func (o reconcileOutput) empty() bool {
-	return o.assign == nil && o.rebalance == nil && len(o.history) == 0
+	return o.assign == nil && o.rebalance == nil && len(o.history) == 0 && len(o.forget) == 0
 }
 
 // reconcile computes the next assignment from the current one:
@@ -72,16 +73,22 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 	}
 	P := in.cfg.PartitionCount
 	alive := slices.Sorted(maps.Keys(in.members))
-	planned := make([]plannedNode, len(alive))
-	for i, id := range alive {
-		m := in.members[id]
-		planned[i] = plannedNode{ID: id, Zone: m.Zone, Weight: m.Weight}
-	}
+	planned := plannedOf(in.members)
 	prev := in.assign
 	if prev != nil && len(prev.Partitions) != P {
 		return out, fmt.Errorf("assignment has %d partitions, config says %d", len(prev.Partitions), P)
 	}
 	replan := prev == nil || !slices.Equal(prev.Planned, planned) || in.manual != ""
+	// A member that registered anew (another incarnation) lost what it
+	// served: it stays planned, but serves again only after a handoff.
+	restarted := map[string]bool{}
+	if prev != nil {
+		for _, pn := range prev.Planned {
+			if m, ok := in.members[pn.ID]; ok && pn.Incarnation != 0 && pn.Incarnation != m.Incarnation {
+				restarted[pn.ID] = true
+			}
+		}
+	}
 
 	version := int64(1)
 	var oldParts []partitionState
@@ -130,7 +137,7 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 				affected[n] = true
 			}
 		}
-		ps := nextPartition(old, target, in.members, in.ready, p, version)
+		ps := nextPartition(old, target, in.members, restarted, in.ready, p, version)
 		for _, inc := range ps.Incoming {
 			if inc.Since == version {
 				newMoves++
@@ -143,21 +150,24 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 	}
 
 	rb := in.rebalance
-	if targetChanged || in.manual != "" {
+	if targetChanged || in.manual != "" || len(restarted) > 0 {
 		trigger, triggerNode := triggerOf(prev, alive, in)
 		if rb.running() {
 			rb = cloneRebalance(rb)
 			rb.Moves += newMoves
 			if in.manual != "" {
-				rb.RequestID = in.manual
+				rb.RequestID, rb.LastRequestID = in.manual, in.manual
 			}
 		} else {
-			id := int64(1)
+			id, last := int64(1), ""
 			if rb != nil {
-				id = rb.ID + 1
+				id, last = rb.ID+1, rb.LastRequestID
+			}
+			if in.manual != "" {
+				last = in.manual
 			}
 			rb = &rebalanceRecord{ID: id, Trigger: trigger, TriggerNodeID: triggerNode, RequestID: in.manual,
-				Moves: newMoves, StartedAt: in.now}
+				LastRequestID: last, Moves: newMoves, StartedAt: in.now}
 		}
 		for n := range affected {
 			if !slices.Contains(rb.NodesAffected, n) {
@@ -188,9 +198,16 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 			if _, ok := in.members[pn.ID]; ok {
 				continue
 			}
-			h := historyRecord{LastSeen: in.now, Reason: LeaveLeaseExpired, Node: memberRecord{ID: pn.ID, Zone: pn.Zone, Weight: pn.Weight}}
+			h := historyRecord{LastSeen: in.now, Reason: LeaveLeaseExpired, Incarnation: pn.Incarnation,
+				Node: memberRecord{ID: pn.ID, Zone: pn.Zone, Weight: pn.Weight}}
 			if d, ok := in.departed[pn.ID]; ok {
 				h.Node, h.Reason, h.LastSeen, h.Incarnation = d.Record, d.Reason, d.At, d.Record.Incarnation
+			}
+			if h.Reason == LeaveRemovedByAdmin {
+				// An admin removal ends the node's history: if it comes
+				// back, it joins as a new node.
+				out.forget = append(out.forget, pn.ID)
+				continue
 			}
 			for p, ps := range oldParts {
 				switch i := slices.Index(ps.Serving, pn.ID); {
@@ -210,17 +227,20 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 }
 
 // nextPartition applies the serving-set rules of reconcile to one partition.
-func nextPartition(old partitionState, target []string, members map[string]memberRecord, ready map[string]readyRecord, p int, version int64) partitionState {
+func nextPartition(old partitionState, target []string, members map[string]memberRecord, restarted map[string]bool,
+	ready map[string]readyRecord, p int, version int64) partitionState {
 	ps := partitionState{Target: target, Epoch: old.Epoch}
 	var serving []string
 	for _, n := range old.Serving {
-		if _, ok := members[n]; ok {
+		if _, ok := members[n]; ok && !restarted[n] {
 			serving = append(serving, n)
 		}
 	}
 	oldSince := make(map[string]int64, len(old.Incoming))
 	for _, in := range old.Incoming {
-		oldSince[in.Node] = in.Since
+		if !restarted[in.Node] {
+			oldSince[in.Node] = in.Since
+		}
 	}
 	for _, n := range target {
 		if slices.Contains(serving, n) {
@@ -310,11 +330,11 @@ func triggerOf(prev *assignment, alive []string, in reconcileInput) (trigger, no
 			return ReasonNodeJoin, id
 		}
 	}
-	// Same members: one came back (a new incarnation) with another zone or
-	// weight.
+	// Same members: one came back (a new incarnation), maybe with another
+	// zone or weight.
 	for _, id := range alive {
 		m := in.members[id]
-		if pn := was[id]; pn.Zone != m.Zone || pn.Weight != m.Weight {
+		if pn := was[id]; pn.Zone != m.Zone || pn.Weight != m.Weight || pn.Incarnation != m.Incarnation {
 			return ReasonNodeRejoin, id
 		}
 	}

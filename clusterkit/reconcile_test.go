@@ -2,6 +2,7 @@ package clusterkit
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -202,5 +203,70 @@ func TestAssignmentEncodingRoundTripsAndFitsEtcd(t *testing.T) {
 	}
 	if _, err := unmarshalAssignment([]byte(`{"nodes":["a"],"p":[{"t":[3],"s":[0]}]}`)); err == nil {
 		t.Fatal("an out-of-range node index decoded without error")
+	}
+}
+
+func TestReconcileManualRequestIsServedOnce(t *testing.T) {
+	in, _ := apply(t, reconcileInput{cfg: testCfg, members: members("a", "b", "c"), now: time.Unix(100, 0)})
+	in.manual, in.manualNode = "req-1", "b"
+	in, out := apply(t, in)
+	if out.rebalance.LastRequestID != "req-1" {
+		t.Fatalf("manual rebalance %+v does not record the request", out.rebalance)
+	}
+	// The request key stays in etcd; a later leave must not serve it again.
+	in.members = members("a", "b")
+	in.manual = "" // what view.pendingManual says now: req-1 is LastRequestID
+	_, out = apply(t, in)
+	if out.rebalance.Trigger != ReasonNodeLeave || out.rebalance.LastRequestID != "req-1" {
+		t.Fatalf("after a leave: rebalance %+v, want node_leave that still remembers req-1", out.rebalance)
+	}
+	v := &view{request: &rebalanceRequest{ID: "req-1"}, rebalance: out.rebalance}
+	if v.pendingManual() != nil {
+		t.Fatal("a served manual request is pending again")
+	}
+}
+
+func TestReconcileRestartedNodeIsHandedOffAgain(t *testing.T) {
+	m := members("a", "b", "c")
+	for id, r := range m {
+		r.Incarnation = 1
+		m[id] = r
+	}
+	in, _ := apply(t, reconcileInput{cfg: testCfg, members: m, now: time.Unix(100, 0)})
+	before := in.assign
+	restarted := maps.Clone(m)
+	r := restarted["c"]
+	r.Incarnation = 2
+	restarted["c"] = r
+	in.members = restarted
+	_, out := apply(t, in)
+	if out.rebalance == nil || out.rebalance.Trigger != ReasonNodeRejoin || out.rebalance.TriggerNodeID != "c" {
+		t.Fatalf("rebalance %+v, want node_rejoin by c", out.rebalance)
+	}
+	held := 0
+	for p, ps := range out.assign.Partitions {
+		if !slices.Contains(before.Partitions[p].Serving, "c") {
+			continue
+		}
+		held++
+		if slices.Contains(ps.Serving, "c") {
+			t.Fatalf("partition %d: the restarted node still serves (%v) without a handoff", p, ps.Serving)
+		}
+		if len(ps.Incoming) != 1 || ps.Incoming[0].Node != "c" {
+			t.Fatalf("partition %d: incoming %+v, want c", p, ps.Incoming)
+		}
+	}
+	if held == 0 {
+		t.Fatal("c served nothing; the test proves nothing")
+	}
+}
+
+func TestReconcileAdminRemovalForgetsHistory(t *testing.T) {
+	in, _ := apply(t, reconcileInput{cfg: testCfg, members: members("a", "b", "c"), now: time.Unix(100, 0)})
+	in.members = members("a", "b")
+	in.departed = map[string]departure{"c": {Record: memberRecord{ID: "c"}, Reason: LeaveRemovedByAdmin, At: time.Unix(200, 0)}}
+	_, out := apply(t, in)
+	if _, ok := out.history["c"]; ok || !slices.Equal(out.forget, []string{"c"}) {
+		t.Fatalf("history %v, forget %v; want no history and c forgotten", out.history, out.forget)
 	}
 }

@@ -61,8 +61,18 @@ type runtime struct {
 	record     memberRecord  // this node's member record
 	removed    bool          // an admin removed this node: do not come back
 	leaving    atomic.Bool   // Stop or Halt began: do not campaign or register again
-	health     string        // last status reported to OnClusterHealthChange
-	readyWake  chan struct{}
+	// joinCtx bounds the background etcd join; teardown cancels it and
+	// waits (joinWG) before deciding whether to leave etcd.
+	joinCtx    context.Context
+	joinCancel context.CancelFunc
+	joinWG     sync.WaitGroup
+	// wantHealthy is the application probe's verdict; publishedHealthy is
+	// what this node's member record says.
+	wantHealthy      bool
+	publishedHealthy bool
+	healthMu         sync.Mutex // orders health evaluations and their events
+	health           string     // last status reported to OnClusterHealthChange; guarded by healthMu
+	readyWake        chan struct{}
 	// readyWritten is what the ready writer last wrote; a new registration
 	// (new lease) resets it, since the old record went with the old lease.
 	readyWritten map[int]int64
@@ -76,21 +86,30 @@ type runtime struct {
 // NodeID, ErrConfigMismatch if the cluster was created with other
 // settings, and ErrStopped after Stop. Stop waits for a running Start.
 func (ck *ClusterKit) Start(ctx context.Context) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ck.startMu.Lock()
+	ck.startCancel = cancel
+	ck.startMu.Unlock()
 	ck.lifeMu.Lock()
 	defer ck.lifeMu.Unlock()
 	if ck.stopped {
 		return ErrStopped
 	}
-	if ck.started {
+	if ck.started.Load() {
 		return errors.New("clusterkit: already started")
 	}
-	rt := &runtime{ck: ck, readySet: map[int]int64{}, failing: map[int]bool{}, readyWake: make(chan struct{}, 1)}
+	rt := &runtime{ck: ck, readySet: map[int]int64{}, failing: map[int]bool{}, readyWake: make(chan struct{}, 1), wantHealthy: true}
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
+	rt.joinCtx, rt.joinCancel = context.WithCancel(rt.ctx)
 	ck.runtime.Store(rt)
 	ck.disp = newDispatcher(ck.log, ck.opts.HookConcurrency)
 	defer func() {
 		if err != nil {
-			ck.teardown(context.Background(), false)
+			// Undo everything, as a graceful leave: revoke the lease (the
+			// others must not keep a half-started node as a member) and
+			// give up an etcd voter seat this start may have taken.
+			ck.teardown(context.Background(), true)
 			ck.runtime.Store(nil)
 		}
 	}()
@@ -157,7 +176,7 @@ func (ck *ClusterKit) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("clusterkit: start: waiting for a partition map: %w", ctx.Err())
 		}
 	}
-	ck.started = true
+	ck.started.Store(true)
 	ck.log.Info("started", zap.String("http", ck.httpAddr), zap.String("advertise", ck.advertiseAddr()),
 		zap.Int64("incarnation", int64(ck.reg.Load().LeaseID())))
 	return nil
@@ -168,13 +187,14 @@ func (ck *ClusterKit) Start(ctx context.Context) (err error) {
 // and stops everything this node started. It is idempotent; ctx bounds the
 // goodbye, not the local clean-up.
 func (ck *ClusterKit) Stop(ctx context.Context) error {
+	ck.cancelStart()
 	ck.lifeMu.Lock()
 	defer ck.lifeMu.Unlock()
 	if ck.stopped {
 		return nil
 	}
 	ck.stopped = true
-	if !ck.started {
+	if !ck.started.Load() {
 		ck.metrics.unregister()
 		return nil
 	}
@@ -189,17 +209,27 @@ func (ck *ClusterKit) Stop(ctx context.Context) error {
 // LeaseTTL, exactly as after a crash. It is for tests and for processes
 // that must exit at once. Idempotent; Stop after Halt does nothing.
 func (ck *ClusterKit) Halt() {
+	ck.cancelStart()
 	ck.lifeMu.Lock()
 	defer ck.lifeMu.Unlock()
 	if ck.stopped {
 		return
 	}
 	ck.stopped = true
-	if ck.started {
+	if ck.started.Load() {
 		ck.teardown(context.Background(), false)
 	}
 	ck.metrics.unregister()
 	ck.log.Info("halted")
+}
+
+// cancelStart makes a Start in progress fail at once.
+func (ck *ClusterKit) cancelStart() {
+	ck.startMu.Lock()
+	defer ck.startMu.Unlock()
+	if ck.startCancel != nil {
+		ck.startCancel()
+	}
 }
 
 // teardown undoes Start. With graceful it resigns, marks the member leaving
@@ -207,12 +237,17 @@ func (ck *ClusterKit) Halt() {
 func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
 	rt := ck.rt()
 	var errs []error
-	reg := ck.reg.Load()
 	if rt != nil {
 		rt.leaving.Store(true)
+		// A background etcd join must end (or finish) before this node
+		// decides whether to leave etcd.
+		rt.joinCancel()
+		rt.joinWG.Wait()
 	}
+	reg := ck.reg.Load()
 	if graceful && reg != nil {
 		rt.mu.Lock()
+		rt.record.State = memberLeaving // a concurrent health update keeps it
 		rec := rt.record
 		l := rt.leadership
 		rt.mu.Unlock()
@@ -223,7 +258,6 @@ func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
 				errs = append(errs, fmt.Errorf("clusterkit: resign: %w", err))
 			}
 		}
-		rec.State = memberLeaving
 		if b, err := json.Marshal(rec); err == nil {
 			if err := reg.Update(boundedCtx(ctx), b); err != nil {
 				errs = append(errs, fmt.Errorf("clusterkit: mark leaving: %w", err))
@@ -252,16 +286,30 @@ func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
 		if w := rt.watch.Load(); w != nil {
 			w.Close()
 		}
+	}
+	// Close the client before waiting for the goroutines: etcd's Campaign,
+	// once cancelled, resigns under the client's own context and would
+	// otherwise wait for an unreachable etcd forever.
+	if ck.cli != nil {
+		ck.cli.Close()
+	}
+	if rt != nil {
 		rt.wg.Wait()
 		if rt.tracker != nil {
 			rt.tracker.stopHandoffs()
 		}
+		// A registration made again while this teardown ran (the
+		// membership loop) must not outlive it.
+		if late := ck.reg.Load(); late != nil && late != reg {
+			if graceful {
+				late.Close(boundedCtx(ctx))
+			} else {
+				late.Abandon()
+			}
+		}
 	}
 	if ck.disp != nil {
 		ck.disp.stop()
-	}
-	if ck.cli != nil {
-		ck.cli.Close()
 	}
 	if m := ck.member.Load(); m != nil {
 		if err := m.Stop(); err != nil {
@@ -341,8 +389,11 @@ func (ck *ClusterKit) advertiseAddr() string {
 // incarnation that a not-yet-expired old record is its own.
 func (rt *runtime) register(ctx context.Context) error {
 	ck := rt.ck
+	rt.mu.Lock()
+	healthy := rt.wantHealthy
+	rt.mu.Unlock()
 	rec := memberRecord{ID: ck.opts.NodeID, Addr: ck.advertiseAddr(), Zone: ck.opts.Zone, Weight: ck.opts.Weight,
-		Services: ck.opts.Services, State: memberActive, Healthy: true, StartedAt: time.Now().UTC(), Version: version}
+		Services: ck.opts.Services, State: memberActive, Healthy: healthy, StartedAt: time.Now().UTC(), Version: version}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -366,6 +417,7 @@ func (rt *runtime) register(ctx context.Context) error {
 	rec.Incarnation = int64(reg.LeaseID())
 	rt.mu.Lock()
 	rt.record = rec
+	rt.publishedHealthy = healthy
 	rt.readyWritten = nil
 	rt.mu.Unlock()
 	ck.reg.Store(reg)
@@ -422,13 +474,15 @@ func (rt *runtime) membershipLoop() {
 		select {
 		case <-rt.ctx.Done():
 		case <-reg.Done():
+			if !rt.leaving.Load() {
+				ck.metrics.keepAliveFailures.Inc()
+			}
 		}
 		cancel()
 		lwg.Wait()
 		if rt.ctx.Err() != nil {
 			return
 		}
-		ck.metrics.keepAliveFailures.Inc()
 		rt.mu.Lock()
 		removed := rt.removed
 		rt.mu.Unlock()
@@ -446,6 +500,9 @@ func (rt *runtime) membershipLoop() {
 			err := rt.register(ctx)
 			cancel()
 			if err == nil {
+				if rt.leaving.Load() {
+					return // teardown closes the new registration
+				}
 				break
 			}
 			ck.log.Warn("register again failed", zapErr(err))
@@ -639,7 +696,7 @@ func plannedOf(members map[string]memberRecord) []plannedNode {
 	out := make([]plannedNode, len(ids))
 	for i, id := range ids {
 		m := members[id]
-		out[i] = plannedNode{ID: id, Zone: m.Zone, Weight: m.Weight}
+		out[i] = plannedNode{ID: id, Zone: m.Zone, Weight: m.Weight, Incarnation: m.Incarnation}
 	}
 	return out
 }
@@ -673,6 +730,9 @@ func (rt *runtime) write(l *election.Leadership, out reconcileOutput, assignRev 
 			return 0, err
 		}
 		ops = append(ops, clientv3.OpPut(ck.keys.history(id), string(b)))
+	}
+	for _, id := range out.forget {
+		ops = append(ops, clientv3.OpDelete(ck.keys.history(id)))
 	}
 	conds := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ck.keys.assignment()), "=", assignRev)}
 	resp, err := l.Txn(rt.ctx, conds, ops...)
@@ -750,6 +810,9 @@ func (rt *runtime) readyWriter() {
 				break
 			}
 			reg := ck.reg.Load()
+			if reg == nil {
+				break
+			}
 			ctx, cancel := context.WithTimeout(rt.ctx, requestTimeout)
 			var err error
 			if len(want) == 0 {
@@ -771,6 +834,9 @@ func (rt *runtime) readyWriter() {
 					return
 				}
 				continue
+			}
+			if ck.reg.Load() != reg {
+				continue // written on a lease that was replaced meanwhile: write again
 			}
 			rt.mu.Lock()
 			rt.readyWritten = want

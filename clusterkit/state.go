@@ -92,10 +92,14 @@ type historyRecord struct {
 // rebalance. It is written by the leader in the same Txn as the assignment
 // that starts, extends or completes it.
 type rebalanceRecord struct {
-	ID            int64     `json:"id"`
-	Trigger       string    `json:"trigger"`
-	TriggerNodeID string    `json:"trigger_node,omitempty"`
+	ID            int64  `json:"id"`
+	Trigger       string `json:"trigger"`
+	TriggerNodeID string `json:"trigger_node,omitempty"`
+	// RequestID is the manual request this rebalance serves, if any;
+	// LastRequestID is the last manual request any rebalance served (it is
+	// carried from record to record, so a request is served once).
 	RequestID     string    `json:"request_id,omitempty"`
+	LastRequestID string    `json:"last_request_id,omitempty"`
 	Moves         int       `json:"moves"`
 	NodesAffected []string  `json:"nodes_affected,omitempty"`
 	StartedAt     time.Time `json:"started_at"`
@@ -148,6 +152,9 @@ type plannedNode struct {
 	ID     string  `json:"id"`
 	Zone   string  `json:"zone,omitempty"`
 	Weight float64 `json:"weight"`
+	// Incarnation is the member's lease: a node that registers anew is
+	// planned anew (the data it served before counts as lost).
+	Incarnation int64 `json:"inc,omitempty"`
 }
 
 func (a *assignment) incomingCount() int {

@@ -64,7 +64,7 @@ func (v *view) leader() string {
 
 // pendingManual returns the manual request the leader has not started yet.
 func (v *view) pendingManual() *rebalanceRequest {
-	if v.request == nil || (v.rebalance != nil && v.rebalance.RequestID == v.request.ID) {
+	if v.request == nil || (v.rebalance != nil && v.rebalance.LastRequestID == v.request.ID) {
 		return nil
 	}
 	return v.request
@@ -92,7 +92,7 @@ type tracker struct {
 	view *view
 
 	// Owned by the tracker goroutine.
-	startedRebalances map[int64]bool
+	startedRebalances map[int64]*rebalanceRecord // delivered starts, by ID
 	completed         map[int64]bool
 	handoffs          map[int]*myHandoff // partition → this node's running handoff
 	lastHealth        string
@@ -111,7 +111,7 @@ type myHandoff struct {
 
 func newTracker(ck *ClusterKit) *tracker {
 	return &tracker{
-		ck: ck, view: newView(), startedRebalances: map[int64]bool{}, completed: map[int64]bool{},
+		ck: ck, view: newView(), startedRebalances: map[int64]*rebalanceRecord{}, completed: map[int64]bool{},
 		handoffs: map[int]*myHandoff{}, changed: make(chan struct{}, 1), applied: make(chan struct{}),
 	}
 }
@@ -268,21 +268,29 @@ func (t *tracker) apply(b watcher.Batch) {
 		}
 	}
 
-	// Rebalance start: a record we have not seen start before.
+	// Rebalances that started here and were overtaken by a later one (a
+	// resync can skip records): they completed, report it.
 	rb := newRebalance
-	if rb != nil && rb != oldRebalance && !t.startedRebalances[rb.ID] {
-		t.startedRebalances[rb.ID] = true
-		if !initial || rb.running() {
-			if !initial {
-				ev := rb.event()
-				ck.metrics.rebalancesStarted.Inc()
-				ck.log.Info("rebalance started", zap.Int64("rebalance", rb.ID), zap.String("trigger", rb.Trigger),
-					zap.String("trigger_node", rb.TriggerNodeID), zap.Int("moves", rb.Moves))
-				emit(ck, "rebalance_start", &ck.hooks.rebalanceStart, func(fn RebalanceStartHandler) { fn(ev) }, false)
-			} else {
-				// Joined mid-rebalance: its start was not delivered here.
-				t.completed[rb.ID] = true
+	if rb != nil {
+		for _, id := range slices.Sorted(maps.Keys(t.startedRebalances)) {
+			if started := t.startedRebalances[id]; id < rb.ID && !t.completed[id] {
+				t.completeRebalance(started, now)
 			}
+		}
+	}
+	// Rebalance start: a record this node has not seen start before.
+	if rb != nil && rb != oldRebalance && t.startedRebalances[rb.ID] == nil && !t.completed[rb.ID] {
+		if initial {
+			// Joined mid-rebalance (or after it): its start was not
+			// delivered here, so neither is its completion.
+			t.completed[rb.ID] = true
+		} else {
+			t.startedRebalances[rb.ID] = rb
+			ev := rb.event()
+			ck.metrics.rebalancesStarted.Inc()
+			ck.log.Info("rebalance started", zap.Int64("rebalance", rb.ID), zap.String("trigger", rb.Trigger),
+				zap.String("trigger_node", rb.TriggerNodeID), zap.Int("moves", rb.Moves))
+			emit(ck, "rebalance_start", &ck.hooks.rebalanceStart, func(fn RebalanceStartHandler) { fn(ev) }, false)
 		}
 	}
 
@@ -291,15 +299,10 @@ func (t *tracker) apply(b watcher.Batch) {
 	}
 
 	if rb != nil && !rb.running() && !t.completed[rb.ID] {
-		t.completed[rb.ID] = true
-		if !initial && t.startedRebalances[rb.ID] {
-			ev := rb.event()
-			d := rb.CompletedAt.Sub(rb.StartedAt)
-			ck.metrics.rebalancesCompleted.Inc()
-			ck.metrics.rebalanceDuration.Observe(d.Seconds())
-			ck.log.Info("rebalance completed", zap.Int64("rebalance", rb.ID), zap.Duration("duration", d))
-			emit(ck, "rebalance_complete", &ck.hooks.rebalanceComplete, func(fn RebalanceCompleteHandler) { fn(ev, d) }, true)
+		if t.startedRebalances[rb.ID] != nil {
+			t.completeRebalance(rb, rb.CompletedAt)
 		}
+		t.completed[rb.ID] = true
 	}
 
 	t.checkHealth(now)
@@ -312,6 +315,20 @@ func (t *tracker) apply(b watcher.Batch) {
 	close(t.applied)
 	t.applied = make(chan struct{})
 	t.appliedMu.Unlock()
+}
+
+// completeRebalance reports a rebalance this node saw start as complete
+// (after every partition change submitted before it: a barrier).
+func (t *tracker) completeRebalance(rb *rebalanceRecord, at time.Time) {
+	ck := t.ck
+	t.completed[rb.ID] = true
+	delete(t.startedRebalances, rb.ID)
+	ev := rb.event()
+	d := max(0, at.Sub(rb.StartedAt))
+	ck.metrics.rebalancesCompleted.Inc()
+	ck.metrics.rebalanceDuration.Observe(d.Seconds())
+	ck.log.Info("rebalance completed", zap.Int64("rebalance", rb.ID), zap.Duration("duration", d))
+	emit(ck, "rebalance_complete", &ck.hooks.rebalanceComplete, func(fn RebalanceCompleteHandler) { fn(ev, d) }, true)
 }
 
 // memberEvent reports one member change as a join, rejoin or leave.
@@ -399,10 +416,17 @@ func (t *tracker) assignmentEvents(oldA, newA *assignment, snap *snapshot, rb *r
 	if rb != nil {
 		reason = rb.Trigger
 	}
+	// A node registered anew (new incarnation) since the old map held no
+	// data from before: what it served counts as lost, like the leader
+	// counts it (see reconcile).
+	restarted := restartedNodes(oldA, newA)
 	for p, ps := range newA.Partitions {
 		var old partitionState
 		if oldA != nil {
 			old = oldA.Partitions[p]
+			if len(restarted) > 0 {
+				old.Serving = slices.DeleteFunc(slices.Clone(old.Serving), func(n string) bool { return restarted[n] })
+			}
 		}
 		oldPrimary := ""
 		if len(old.Serving) > 0 {
@@ -442,12 +466,11 @@ func (t *tracker) assignmentEvents(oldA, newA *assignment, snap *snapshot, rb *r
 			}
 		}
 		for _, n := range ps.Serving {
-			if slices.Contains(old.Serving, n) || incomingHas(old.Incoming, n) {
-				continue
+			if slices.Contains(old.Serving, n) || survivors > 0 {
+				continue // kept, or became serving through a reported handoff
 			}
-			if survivors > 0 {
-				continue // became serving through a handoff already reported
-			}
+			// No server survived: every new server, including one that was
+			// still receiving the partition, serves without a source.
 			ev := base
 			to := snap.node(n)
 			ev.CopyToNode, ev.NoSource = &to, true
@@ -464,13 +487,26 @@ func (t *tracker) assignmentEvents(oldA, newA *assignment, snap *snapshot, rb *r
 	t.reconcileHandoffs(newA)
 }
 
-func incomingHas(list []incoming, n string) bool {
-	for _, in := range list {
-		if in.Node == n {
-			return true
+// restartedNodes returns the nodes planned in both maps with another
+// incarnation in the new one.
+func restartedNodes(oldA, newA *assignment) map[string]bool {
+	if oldA == nil {
+		return nil
+	}
+	was := make(map[string]int64, len(oldA.Planned))
+	for _, pn := range oldA.Planned {
+		was[pn.ID] = pn.Incarnation
+	}
+	var out map[string]bool
+	for _, pn := range newA.Planned {
+		if inc, ok := was[pn.ID]; ok && inc != 0 && inc != pn.Incarnation {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[pn.ID] = true
 		}
 	}
-	return false
+	return out
 }
 
 // submitChange queues a partition change. For this node's own incoming
