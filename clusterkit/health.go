@@ -149,6 +149,7 @@ func (rt *runtime) healthLoop() {
 			// Publish until the member record says what the probe says
 			// (an update can fail; a new registration starts over).
 			rt.publishHealth()
+			rt.syncWatchStats()
 			rt.checkHealth(now)
 		}
 	}

@@ -54,13 +54,14 @@ type runtime struct {
 	http    *http.Server
 	watch   atomic.Pointer[watcher.Watcher]
 
-	mu         sync.Mutex
-	leadership *election.Leadership
-	readySet   map[int]int64 // partition → since, this node's ready record
-	failing    map[int]bool  // partitions whose handoff is failing
-	record     memberRecord  // this node's member record
-	removed    bool          // an admin removed this node: do not come back
-	leaving    atomic.Bool   // Stop or Halt began: do not campaign or register again
+	mu          sync.Mutex
+	leadership  *election.Leadership
+	readySet    map[int]int64 // partition → since, this node's ready record
+	failing     map[int]bool  // partitions whose handoff is failing
+	record      memberRecord  // this node's member record
+	removed     bool          // an admin removed this node: do not come back
+	leaving     atomic.Bool   // Stop or Halt began: do not campaign or register again
+	resyncsSeen atomic.Int64  // watcher re-reads already counted
 	// joinCtx bounds the background etcd join; teardown cancels it and
 	// waits (joinWG) before deciding whether to leave etcd.
 	joinCtx    context.Context
@@ -748,12 +749,26 @@ func (rt *runtime) write(l *election.Leadership, out reconcileOutput, assignRev 
 	return resp.Header.Revision, nil
 }
 
+// syncWatchStats adds the watcher's re-reads since the last call to the
+// resync counter (a re-read that found nothing new delivers no batch).
+func (rt *runtime) syncWatchStats() {
+	w := rt.watch.Load()
+	if w == nil {
+		return
+	}
+	n := w.Stats().Resyncs
+	if old := rt.resyncsSeen.Swap(n); n > old {
+		rt.ck.metrics.watchResyncs.Add(float64(n - old))
+	}
+}
+
 // markReady records that this node holds partition p's data (incoming
 // since version since); the ready writer publishes it.
 func (rt *runtime) markReady(p int, since int64) {
 	rt.mu.Lock()
 	rt.readySet[p] = since
 	rt.mu.Unlock()
+	rt.ck.log.Info("partition ready", zap.String("partition", PartitionID(p)), zap.Int64("since", since))
 	rt.wakeReady()
 }
 

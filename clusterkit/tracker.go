@@ -145,9 +145,7 @@ func (t *tracker) apply(b watcher.Batch) {
 	k := ck.keys
 	now := time.Now()
 	initial := b.Initial
-	if b.Resync {
-		ck.metrics.watchResyncs.Inc()
-	}
+	ck.rt().syncWatchStats()
 
 	t.mu.Lock()
 	v := t.view
@@ -260,6 +258,10 @@ func (t *tracker) apply(b watcher.Batch) {
 	ck.updateGauges(snap)
 	if newAssign != oldAssign {
 		ck.metrics.lastAssignment.Store(now.UnixNano())
+		if !initial {
+			ck.log.Info("partition map updated", zap.Int64("version", newAssign.Version), zap.Int64("revision", b.Revision),
+				zap.String("leader", leader), zap.Bool("settled", snap.settled))
+		}
 	}
 
 	if !initial {
