@@ -90,16 +90,25 @@ func (s *Store) get(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, v)
 }
 
-func (s *Store) put(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
+// readWrite reads a write's key, value and partition, answering the
+// client itself when it fails.
+func (s *Store) readWrite(w http.ResponseWriter, r *http.Request) (key string, body []byte, p *clusterkit.Partition, ok bool) {
+	key = r.PathValue("key")
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return "", nil, nil, false
 	}
-	p, err := s.ck.GetPartition(key)
-	if err != nil {
+	if p, err = s.ck.GetPartition(key); err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return "", nil, nil, false
+	}
+	return key, body, p, true
+}
+
+func (s *Store) put(w http.ResponseWriter, r *http.Request) {
+	key, body, p, ok := s.readWrite(w, r)
+	if !ok {
 		return
 	}
 	if !s.ck.IsPrimary(p) {
@@ -130,15 +139,8 @@ func (s *Store) put(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Store) replicate(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	p, err := s.ck.GetPartition(key)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	key, body, p, ok := s.readWrite(w, r)
+	if !ok {
 		return
 	}
 	s.set(p.Index, key, string(body))
