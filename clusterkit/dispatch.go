@@ -57,7 +57,6 @@ type handoff struct {
 	run     func(ctx context.Context) error
 	retry   bool
 	onError func(err error, attempt int)
-	onDone  func()
 }
 
 type partitionRunner struct {
@@ -188,9 +187,6 @@ const (
 func (d *dispatcher) runHandoff(h *handoff) {
 	ctx, cancel := mergeContexts(h.ctx, d.ctx)
 	defer cancel()
-	if h.onDone != nil {
-		defer h.onDone()
-	}
 	delay := handoffRetryMin
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -13,20 +12,19 @@ type keys struct{ root string }
 
 func newKeys(cluster string) keys { return keys{root: "/clusterkit/" + cluster + "/"} }
 
-func (k keys) config() string                   { return k.root + "config" }
-func (k keys) membersPrefix() string            { return k.root + "members/" }
-func (k keys) member(id string) string          { return k.membersPrefix() + id }
-func (k keys) historyPrefix() string            { return k.root + "history/" }
-func (k keys) history(id string) string         { return k.historyPrefix() + id }
-func (k keys) leaderPrefix() string             { return k.root + "leader/" }
-func (k keys) assignment() string               { return k.root + "assignment" }
-func (k keys) readyPrefix() string              { return k.root + "ready/" }
-func (k keys) ready(id string) string           { return k.readyPrefix() + id }
-func (k keys) rebalance() string                { return k.root + "rebalance" }
-func (k keys) rebalanceRequest() string         { return k.root + "rebalance-request" }
-func (k keys) dataPrefix() string               { return k.root + "data/" }
-func (k keys) data(key string) string           { return k.dataPrefix() + key }
-func (k keys) nodeOf(key, prefix string) string { return strings.TrimPrefix(key, prefix) }
+func (k keys) config() string           { return k.root + "config" }
+func (k keys) membersPrefix() string    { return k.root + "members/" }
+func (k keys) member(id string) string  { return k.membersPrefix() + id }
+func (k keys) historyPrefix() string    { return k.root + "history/" }
+func (k keys) history(id string) string { return k.historyPrefix() + id }
+func (k keys) leaderPrefix() string     { return k.root + "leader/" }
+func (k keys) assignment() string       { return k.root + "assignment" }
+func (k keys) readyPrefix() string      { return k.root + "ready/" }
+func (k keys) ready(id string) string   { return k.readyPrefix() + id }
+func (k keys) rebalance() string        { return k.root + "rebalance" }
+func (k keys) rebalanceRequest() string { return k.root + "rebalance-request" }
+func (k keys) dataPrefix() string       { return k.root + "data/" }
+func (k keys) data(key string) string   { return k.dataPrefix() + key }
 
 // formatVersion is the version of the records below; a node refuses a
 // cluster whose config has a newer one.
