@@ -516,21 +516,20 @@ func restartedNodes(oldA, newA *assignment) map[string]bool {
 // success is recorded in this node's ready record.
 func (t *tracker) submitChange(p int, ev *PartitionChangeEvent, mine bool, since int64) {
 	ck := t.ck
-	h := &handoff{
-		run: func(ctx context.Context) error {
-			for _, fn := range get(&ck.hooks, &ck.hooks.partitionChange) {
-				if err := callHook("partition_change", ck.metrics, func() error { return fn(ctx, ev) }); err != nil {
-					return err
-				}
+	// runHandlers calls every registered handler in order, stopping at the
+	// first error (or recovered panic).
+	runHandlers := func(ctx context.Context) error {
+		for _, fn := range get(&ck.hooks, &ck.hooks.partitionChange) {
+			if err := callHook("partition_change", ck.metrics, func() error { return fn(ctx, ev) }); err != nil {
+				return err
 			}
-			return nil
-		},
+		}
+		return nil
 	}
 	if !mine {
-		h.onError = func(err error, _ int) {
+		ck.disp.submitPartition(p, &handoff{run: runHandlers, onError: func(err error, _ int) {
 			ck.log.Warn("partition change handler failed", zap.String("partition", ev.PartitionID), zapErr(err))
-		}
-		ck.disp.submitPartition(p, h)
+		}})
 		return
 	}
 	if cur, ok := t.handoffs[p]; ok {
@@ -541,8 +540,10 @@ func (t *tracker) submitChange(p int, ev *PartitionChangeEvent, mine bool, since
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.handoffs[p] = &myHandoff{since: since, cancel: cancel}
-	h.ctx, h.retry = ctx, true
+	// failedOnce is only touched by the dispatcher goroutine running this
+	// handoff (run and onError are never called concurrently).
 	var failedOnce bool
+	h := &handoff{ctx: ctx, retry: true}
 	h.onError = func(err error, attempt int) {
 		ck.metrics.handoffFailures.Inc()
 		if !failedOnce {
@@ -552,14 +553,7 @@ func (t *tracker) submitChange(p int, ev *PartitionChangeEvent, mine bool, since
 		ck.log.Warn("handoff failed; retrying", zap.String("partition", ev.PartitionID), zap.Int("attempt", attempt), zapErr(err))
 	}
 	h.run = func(ctx context.Context) error {
-		err := func() error {
-			for _, fn := range get(&ck.hooks, &ck.hooks.partitionChange) {
-				if err := callHook("partition_change", ck.metrics, func() error { return fn(ctx, ev) }); err != nil {
-					return err
-				}
-			}
-			return nil
-		}()
+		err := runHandlers(ctx)
 		if err == nil && ctx.Err() == nil {
 			if failedOnce {
 				ck.rt().failingHandoff(p, false)
