@@ -41,14 +41,17 @@ wait_http() { # url
   echo "no answer from $1"; return 1
 }
 settled() { # n expected-nodes
-  curl -fs -m 2 "http://$(ip "$1"):7101/cluster" | grep -q "\"settled\":true" &&
-    [ "$(curl -fs -m 2 "http://$(ip "$1"):7101/cluster" | grep -o '"incarnation"' | wc -l)" -eq "$2" ]
+  local body
+  body=$(curl -fs -m 2 "http://$(ip "$1"):7101/cluster") || return 1
+  [[ "$body" == *'"settled":true'* ]] && [ "$(grep -o '"incarnation"' <<<"$body" | wc -l)" -eq "$2" ]
 }
 wait_settled() { # n expected-nodes seconds
   for _ in $(seq 1 $(($3 * 10))); do settled "$1" "$2" && return 0; sleep 0.1; done
   echo "node-$1 never settled with $2 nodes"; curl -fs "http://$(ip "$1"):7101/cluster" | head -c 2000; return 1
 }
-logs_have() { docker logs "$tag-node-$1" 2>&1 | grep -q "$2"; }
+# grep reads the whole log (no -q): an early exit would kill docker logs
+# with SIGPIPE, which pipefail reports as a failure.
+logs_have() { docker logs "$tag-node-$1" 2>&1 | grep "$2" >/dev/null; }
 
 start 1; wait_http "http://$(ip 1):7101/health"
 start 2 1; wait_http "http://$(ip 2):7101/health"
