@@ -43,6 +43,7 @@ type ClusterKit struct {
 	httpAddr string // the bound HTTP address
 
 	// Read by HTTP handlers and HealthCheck at any time.
+	connected atomic.Pointer[clientv3.Client] // ck.cli once Start has it; nil otherwise
 	runtime atomic.Pointer[runtime]
 	member  atomic.Pointer[embedetcd.Member] // nil in external mode or as a plain client
 

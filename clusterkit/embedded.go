@@ -305,13 +305,13 @@ func (ck *ClusterKit) requestJoin(ctx context.Context) ([]string, error) {
 
 // etcdEndpoints lists the client URLs of the started etcd members, for the
 // join endpoint.
-func (ck *ClusterKit) etcdEndpoints(ctx context.Context) ([]string, error) {
+func (ck *ClusterKit) etcdEndpoints(ctx context.Context, cli *clientv3.Client) ([]string, error) {
 	if len(ck.opts.Etcd.Endpoints) > 0 {
 		return ck.opts.Etcd.Endpoints, nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	resp, err := ck.cli.MemberList(rctx)
+	resp, err := cli.MemberList(rctx)
 	if err != nil {
 		return nil, err
 	}

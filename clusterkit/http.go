@@ -148,8 +148,12 @@ func (ck *ClusterKit) authorized(r *http.Request) bool {
 	if ck.opts.ClusterToken == "" {
 		return true
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(ck.opts.ClusterToken)) == 1
+	h := r.Header.Get("Authorization")
+	const scheme = "bearer " // auth schemes are case-insensitive (RFC 9110)
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(h[len(scheme):]), []byte(ck.opts.ClusterToken)) == 1
 }
 
 // adminAuthorized answers 403 when no ClusterToken is configured and 401
@@ -179,11 +183,12 @@ func (ck *ClusterKit) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, "join request: "+err.Error())
 		return
 	}
-	if ck.cli == nil {
+	cli := ck.connected.Load()
+	if cli == nil {
 		writeError(w, http.StatusServiceUnavailable, "this node is not connected to etcd yet")
 		return
 	}
-	eps, err := ck.etcdEndpoints(r.Context())
+	eps, err := ck.etcdEndpoints(r.Context(), cli)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "cannot list etcd members: "+err.Error())
 		return
@@ -203,6 +208,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64, opti
 			return 0, nil
 		}
 		return http.StatusBadRequest, errors.New("malformed body: empty")
+	}
+	// MaxBytesReader tells the server to close the connection after a body
+	// over the limit only through the server's own writer, not our wrapper.
+	if rw, ok := w.(*responseWriter); ok {
+		w = rw.ResponseWriter
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	if strict {

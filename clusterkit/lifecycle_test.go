@@ -3,6 +3,9 @@ package clusterkit_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,6 +90,14 @@ func TestStopInterruptsStart(t *testing.T) {
 	}
 	if err := ck.RebalancePartitions(contextTimeout(t, time.Second)); !errors.Is(err, clusterkit.ErrNotStarted) {
 		t.Fatalf("RebalancePartitions during Start: got %v, want ErrNotStarted", err)
+	}
+	// The exported handler, mounted elsewhere, answers during Start.
+	req := httptest.NewRequest(http.MethodPost, "/cluster/join", strings.NewReader(`{"node_id":"x"}`))
+	req.Header.Set("Authorization", "Bearer test-token")
+	rec := httptest.NewRecorder()
+	ck.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("join during Start: status %d, want 503", rec.Code)
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- ck.Stop(contextTimeout(t, 5*time.Second)) }()

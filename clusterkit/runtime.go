@@ -124,8 +124,10 @@ func (ck *ClusterKit) Start(ctx context.Context) (err error) {
 		ln.Close()
 		return err
 	}
+	ck.connected.Store(ck.cli)
 	// Serve only once the client exists: the handlers use it.
-	rt.http = &http.Server{Handler: ck.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	rt.http = &http.Server{Handler: ck.Handler(), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	rt.wg.Add(1)
 	go func() {
 		defer rt.wg.Done()
@@ -279,7 +281,9 @@ func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
 		rt.cancel()
 		if rt.http != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			rt.http.Shutdown(sctx)
+			if rt.http.Shutdown(sctx) != nil {
+				rt.http.Close() // requests still running after 1 s are cut
+			}
 			cancel()
 		}
 	}
@@ -291,6 +295,7 @@ func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
 	// Close the client before waiting for the goroutines: etcd's Campaign,
 	// once cancelled, resigns under the client's own context and would
 	// otherwise wait for an unreachable etcd forever.
+	ck.connected.Store(nil)
 	if ck.cli != nil {
 		ck.cli.Close()
 	}
