@@ -63,9 +63,16 @@ type Watcher struct {
 	out      chan Batch
 	done     chan struct{}
 
-	rev     atomic.Int64
-	watches atomic.Int64
-	resyncs atomic.Int64
+	rev atomic.Int64
+	// trustProgress: every etcd endpoint runs a version whose progress
+	// notifications come only once a watch has caught up (3.4.24+, 3.5.8+,
+	// 3.6+). Older servers (etcd #15220) may answer a progress request with
+	// their current revision while the watch is still catching up, so
+	// there a progress notification only proves liveness and never moves
+	// rev (moving it would drop the events still on their way).
+	trustProgress bool
+	watches       atomic.Int64
+	resyncs       atomic.Int64
 
 	// For Connected: up is false after a failed watch or read and true
 	// after any answer from etcd; heard is when etcd last answered (or a
@@ -130,6 +137,7 @@ func Watch(ctx context.Context, cli *clientv3.Client, prefix string, opts ...Opt
 		epoch:  time.Now(),
 	}
 	w.watchCtx = metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(wctx), streamKey, fmt.Sprintf("%p", w))
+	w.trustProgress = progressIsSafe(ctx, cli, cfg.requestTimeout)
 	resp, err := w.get()
 	if err != nil {
 		cancel(nil)
@@ -157,7 +165,9 @@ func (w *Watcher) Batches() <-chan Batch { return w.out }
 
 // Revision returns the etcd revision the consumer's state is at: the
 // revision of the last batch received, or a later one confirmed by a
-// progress notification (no change under the prefix up to it). It may
+// progress notification (no change under the prefix up to it; only with
+// etcd 3.4.24+, 3.5.8+ or 3.6+, whose notifications can be trusted for
+// that, see etcd #15220). It may
 // already include the one batch currently offered on Batches, so that once
 // a consumer has received a batch, Revision() >= its Revision. It is 0
 // until the initial batch is offered.
@@ -314,7 +324,7 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 			case resp.Created:
 			case resp.IsProgressNotify():
 				healthy = true
-				if r := resp.Header.Revision; r > w.rev.Load() {
+				if r := resp.Header.Revision; w.trustProgress && r > w.rev.Load() {
 					w.rev.Store(r)
 				}
 			default:
@@ -324,7 +334,10 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 				}
 			}
 		case <-tick:
-			if w.silence() > 2*w.cfg.progressInterval {
+			// A watch that starts at an old revision is "catching up" for
+			// etcd, which syncs such watches (and answers their progress
+			// requests) only every 100 ms: never call that silence.
+			if w.silence() > max(2*w.cfg.progressInterval, minSilence) {
 				return healthy, errSilent
 			}
 			w.requestProgress(ctx)
@@ -488,3 +501,42 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.cur = 0 }
+
+// minSilence is the least time without an answer from etcd that counts as
+// silence, whatever the progress interval.
+const minSilence = 500 * time.Millisecond
+
+// progressIsSafe reports whether every endpoint of cli runs an etcd whose
+// progress notifications can be trusted to carry the revision a watch has
+// caught up to (see Watcher.trustProgress). An endpoint that does not
+// answer counts as unsafe.
+func progressIsSafe(ctx context.Context, cli *clientv3.Client, timeout time.Duration) bool {
+	for _, ep := range cli.Endpoints() {
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		st, err := cli.Status(sctx, ep)
+		cancel()
+		if err != nil || !progressFixedIn(st.Version) {
+			return false
+		}
+	}
+	return true
+}
+
+// progressFixedIn reports whether etcd version v (e.g. "3.4.23") has the
+// fix of etcd #15220: 3.4.24+, 3.5.8+, 3.6 and later.
+func progressFixedIn(v string) bool {
+	var major, minor, patch int
+	if _, err := fmt.Sscanf(v, "%d.%d.%d", &major, &minor, &patch); err != nil {
+		return false
+	}
+	switch {
+	case major != 3:
+		return major > 3
+	case minor == 4:
+		return patch >= 24
+	case minor == 5:
+		return patch >= 8
+	default:
+		return minor > 5
+	}
+}
