@@ -34,7 +34,9 @@ func defaultOptions() options {
 // key is bound to exactly this lease, Register rebinds the key to its new
 // lease in one Txn (watchers see a put, never a gap) and then revokes the
 // old lease, so keys bound to the old lease go too and a still-running old
-// Registration ends with ErrKeyReplaced. If the key is bound to another
+// Registration ends with ErrKeyReplaced (or ErrLeaseLost, when its
+// keep-alive meets the revoked lease before its watch sees the new
+// binding). If the key is bound to another
 // lease, the proof does not apply and Register waits as without it. After
 // any successful Register with this option the previous lease is revoked.
 //

@@ -85,8 +85,11 @@ func Register(ctx context.Context, cli *clientv3.Client, key string, value []byt
 		}
 		return nil, err
 	}
+	// Keep the new lease alive before the (up to a request timeout long)
+	// revocation of the previous one.
+	r := start(rg, rev)
 	rg.revokePrevious(ctx)
-	return start(rg, rev), nil
+	return r, nil
 }
 
 // validateTTL checks the rules that do not need the server.

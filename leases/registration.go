@@ -304,7 +304,20 @@ func (r *Registration) watch(ctx context.Context, rev int64) {
 		// The watch has its own context, cancelled by follow's caller, so
 		// that follow can let a pending creation finish first (see follow).
 		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(context.WithoutCancel(ctx)))
+		// clientv3's Watch itself blocks until etcd creates the watch; if
+		// ctx ends meanwhile (etcd unreachable, the lease lost), give the
+		// creation follow's grace, then cancel it, so Done still closes.
+		stop := context.AfterFunc(ctx, func() {
+			t := time.NewTimer(createWait)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				wcancel()
+			case <-wctx.Done():
+			}
+		})
 		cause, werr := r.follow(ctx, r.cli.Watch(wctx, r.key, clientv3.WithRev(rev+1), clientv3.WithCreatedNotify()), &rev)
+		stop()
 		wcancel()
 		switch {
 		case ctx.Err() != nil:
