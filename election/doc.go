@@ -38,7 +38,11 @@
 //
 // Every etcd request made by this package carries a timeout and
 // clientv3.WithRequireLeader, so that a member cut off from its cluster
-// fails fast instead of hanging.
+// fails fast instead of hanging; the exception is inherited from
+// concurrency.Election: when Campaign's ctx or session ends while the
+// candidate waits, etcd's Campaign resigns under the client's own context,
+// which waits for an unreachable etcd until the client is closed (close
+// the client to stop such a Campaign at once).
 package election
 
 import "errors"

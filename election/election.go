@@ -383,6 +383,12 @@ func (l *Leadership) monitor(rev int64) {
 func (l *Leadership) watchFrom(rev int64) (over, healthy bool) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(l.ctx))
 	defer cancel()
+	// clientv3's Watch blocks until etcd creates the watch: if the session
+	// ends meanwhile (etcd unreachable), end the leadership without waiting.
+	stop := context.AfterFunc(l.session.Ctx(), func() {
+		l.cancel(fmt.Errorf("%w: %w", ErrElectionLost, ErrSessionDone))
+	})
+	defer stop()
 	wch := l.cli.Watch(wctx, l.key, clientv3.WithRev(rev))
 	for {
 		select {
