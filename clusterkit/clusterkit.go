@@ -44,8 +44,8 @@ type ClusterKit struct {
 
 	// Read by HTTP handlers and HealthCheck at any time.
 	connected atomic.Pointer[clientv3.Client] // ck.cli once Start has it; nil otherwise
-	runtime atomic.Pointer[runtime]
-	member  atomic.Pointer[embedetcd.Member] // nil in external mode or as a plain client
+	runtime   atomic.Pointer[runtime]
+	member    atomic.Pointer[embedetcd.Member] // nil in external mode or as a plain client
 
 	reg      atomic.Pointer[leases.Registration]
 	isLeader atomic.Bool
