@@ -333,7 +333,7 @@ func (ck *ClusterKit) leaveEtcd(ctx context.Context) error {
 	if m == nil {
 		return nil
 	}
-	rctx, cancel := context.WithTimeout(boundedCtx(ctx), requestTimeout)
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	resp, err := ck.cli.MemberList(rctx)
 	if err != nil {

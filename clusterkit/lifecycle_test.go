@@ -13,6 +13,7 @@ import (
 	"github.com/clusterkit-go/clusterkit/clusterkit"
 	"github.com/clusterkit-go/clusterkit/clusterkit/clustertest"
 	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
+	"github.com/clusterkit-go/clusterkit/internal/tcpproxy"
 )
 
 // An incoming node whose every source dies serves at once, and is told so.
@@ -154,4 +155,28 @@ func TestRestartedNodeReceivesItsPartitionsAgain(t *testing.T) {
 	if i, j := index(events, "rejoin:node-2"), index(events, "start:"+clusterkit.ReasonNodeRejoin); i < 0 || j < i {
 		t.Fatalf("events %v: want rejoin:node-2 before start:node_rejoin", events)
 	}
+}
+
+// Stop returns within its context when etcd cannot be reached.
+func TestStopWhileCutOffFromEtcd(t *testing.T) {
+	srv := etcdtest.Start(t)
+	proxy := tcpproxy.Start(t, srv.Endpoints()[0])
+	first := clustertest.Start(t, externalOptions(t, srv, "node-1"), nil)
+	o := externalOptions(t, srv, "node-2")
+	o.Etcd.Endpoints = []string{"http://" + proxy.Addr()}
+	second := clustertest.Start(t, o, nil)
+	clustertest.Eventually(t, 10*time.Second, func() bool { return clustertest.Agreed(first, second) }, "never agreed")
+	proxy.Cut()
+	began := time.Now()
+	stopped := make(chan struct{})
+	go func() { second.Stop(contextTimeout(t, 2*time.Second)); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Logf("Stop while cut off from etcd returned after %v", time.Since(began))
+	case <-time.After(30 * time.Second):
+		t.Fatal("Stop hangs while etcd is unreachable")
+	}
+	halted := time.Now()
+	first.Halt()
+	t.Logf("Halt with etcd reachable took %v", time.Since(halted))
 }

@@ -31,6 +31,8 @@ import (
 const (
 	// requestTimeout bounds every single etcd request.
 	requestTimeout = 5 * time.Second
+	// maxGoodbye bounds a graceful leave whose context has no deadline.
+	maxGoodbye = 10 * time.Second
 	// debounceQuiet is how long membership must stay unchanged before the
 	// leader plans; debounceMax bounds the wait under constant churn.
 	debounceQuiet = 20 * time.Millisecond
@@ -238,6 +240,9 @@ func (ck *ClusterKit) cancelStart() {
 // teardown undoes Start. With graceful it resigns, marks the member leaving
 // and revokes the lease first; without, the lease is abandoned.
 func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
+	// One budget for the whole goodbye (see goodbyeCtx).
+	ctx, cancelGoodbye := goodbyeCtx(ctx)
+	defer cancelGoodbye()
 	rt := ck.rt()
 	var errs []error
 	if rt != nil {
@@ -257,22 +262,27 @@ func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
 		// Hand leadership over first: the next leader can then plan this
 		// node's departure as soon as the lease is revoked.
 		if l != nil {
-			if err := l.Resign(boundedCtx(ctx)); err != nil {
+			if err := l.Resign(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("clusterkit: resign: %w", err))
 			}
 		}
-		if b, err := json.Marshal(rec); err == nil {
-			if err := reg.Update(boundedCtx(ctx), b); err != nil {
+		if b, err := json.Marshal(rec); err == nil && ctx.Err() == nil {
+			if err := reg.Update(ctx, b); err != nil {
 				errs = append(errs, fmt.Errorf("clusterkit: mark leaving: %w", err))
 			}
 		}
-		if err := reg.Close(boundedCtx(ctx)); err != nil && !errors.Is(err, leases.ErrClosed) {
+		if ctx.Err() != nil {
+			// Out of time (etcd unreachable): the lease expires by itself
+			// and the others report lease_expired.
+			reg.Abandon()
+			errs = append(errs, fmt.Errorf("clusterkit: leave cut short, the lease is left to expire: %w", ctx.Err()))
+		} else if err := reg.Close(ctx); err != nil && !errors.Is(err, leases.ErrClosed) {
 			errs = append(errs, fmt.Errorf("clusterkit: revoke lease: %w", err))
 		}
 	} else if reg != nil {
 		reg.Abandon()
 	}
-	if graceful {
+	if graceful && ctx.Err() == nil {
 		if err := ck.leaveEtcd(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -292,15 +302,24 @@ func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
 			w.Close()
 		}
 	}
-	// Close the client before waiting for the goroutines: etcd's Campaign,
-	// once cancelled, resigns under the client's own context and would
-	// otherwise wait for an unreachable etcd forever.
+	// Give the goroutines a moment to end with the client open (a
+	// cancelled candidate deletes its key), then close the client: etcd's
+	// Campaign, once cancelled, resigns under the client's own context and
+	// would otherwise wait for an unreachable etcd forever.
 	ck.connected.Store(nil)
-	if ck.cli != nil {
-		ck.cli.Close()
-	}
 	if rt != nil {
-		rt.wg.Wait()
+		done := make(chan struct{})
+		go func() { rt.wg.Wait(); close(done) }()
+		t := time.NewTimer(time.Second)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
+		if ck.cli != nil {
+			ck.cli.Close()
+		}
+		<-done
 		if rt.tracker != nil {
 			rt.tracker.stopHandoffs()
 		}
@@ -308,11 +327,14 @@ func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
 		// membership loop) must not outlive it.
 		if late := ck.reg.Load(); late != nil && late != reg {
 			if graceful {
-				late.Close(boundedCtx(ctx))
+				late.Close(ctx)
 			} else {
 				late.Abandon()
 			}
 		}
+	}
+	if ck.cli != nil {
+		ck.cli.Close() // idempotent
 	}
 	if ck.disp != nil {
 		ck.disp.stop()
@@ -327,15 +349,17 @@ func (ck *ClusterKit) teardown(ctx context.Context, graceful bool) error {
 	return errors.Join(errs...)
 }
 
-// boundedCtx returns ctx, or a fresh 5 s context if ctx is already done, so
-// the goodbye reaches etcd even when the caller's context ended.
-func boundedCtx(ctx context.Context) context.Context {
+// goodbyeCtx bounds a leave: by the caller's ctx when it has a deadline;
+// by maxGoodbye when it has none; by a fresh maxGoodbye when it is already
+// done, so that the goodbye is still attempted once.
+func goodbyeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if ctx == nil || ctx.Err() != nil {
-		c, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		context.AfterFunc(c, cancel)
-		return c
+		return context.WithTimeout(context.Background(), maxGoodbye)
 	}
-	return ctx
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, maxGoodbye)
 }
 
 // ensureConfig writes the cluster config if it does not exist (create-only

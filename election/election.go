@@ -158,7 +158,9 @@ func (c *campaign) ended(ctx context.Context) error {
 // fail deletes our key if it is still there (best effort, bounded) and
 // returns err annotated with the operation.
 func (c *campaign) fail(ctx context.Context, err error) error {
-	dctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(context.WithoutCancel(ctx)), opTimeout)
+	// Not under ctx (it may be what ended), but under the client's own
+	// context, so that closing the client ends this clean-up at once.
+	dctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(c.cli.Ctx()), opTimeout)
 	defer cancel()
 	// Guarded by the lease: the key is ours only if it carries our lease.
 	_, _ = c.cli.Txn(dctx).
