@@ -66,24 +66,21 @@ func (ck *ClusterKit) connect(ctx context.Context) error {
 	if err := ck.ping(ctx); err != nil {
 		return err
 	}
-	if embedetcd.HasData(cfg.Dir) {
-		// A restart of a node that was an etcd member: rejoin as the same
-		// member (or anew if it was removed) before going on.
-		m, err := embedetcd.Join(ctx, cfg, endpoints)
+	// A node with member data restarts as that member (or joins anew if
+	// it was removed); a new node becomes a voter while there are fewer
+	// than MaxVoters. Either way this node goes on through the others'
+	// endpoints at once and its member (re)joins in the background, so a
+	// start never waits for etcd's own member start-up (up to its request
+	// timeout when the restarted member is slow to find its leader).
+	if !embedetcd.HasData(cfg.Dir) {
+		voters, err := ck.voterCount(ctx)
 		if err != nil {
-			return fmt.Errorf("clusterkit: restart embedded etcd: %w", err)
+			return err
 		}
-		ck.member.Store(m)
-		ck.cli.SetEndpoints(append(endpoints, m.ClientURL())...)
-		return nil
-	}
-	voters, err := ck.voterCount(ctx)
-	if err != nil {
-		return err
-	}
-	if voters >= o.Embedded.MaxVoters {
-		ck.log.Info("etcd has enough voters; this node is a plain client", zap.Int("voters", voters))
-		return nil
+		if voters >= o.Embedded.MaxVoters {
+			ck.log.Info("etcd has enough voters; this node is a plain client", zap.Int("voters", voters))
+			return nil
+		}
 	}
 	rt := ck.rt()
 	rt.joinWG.Add(1)

@@ -164,13 +164,15 @@ func (ck *ClusterKit) Start(ctx context.Context) (err error) {
 	go rt.readyWriter()
 	go rt.healthLoop()
 
-	// Wait until this node is a member in the view and a map exists.
+	// Wait until the view holds this registration (this incarnation, not
+	// a previous one it took over) and a map exists.
+	incarnation := int64(ck.reg.Load().LeaseID())
 	for {
 		ready := false
 		ch := rt.tracker.waitApplied()
 		rt.tracker.read(func(v *view) {
-			_, member := v.members[ck.opts.NodeID]
-			ready = member && v.assign != nil
+			m, member := v.members[ck.opts.NodeID]
+			ready = member && m.Incarnation == incarnation && v.assign != nil
 		})
 		if ready {
 			break

@@ -506,21 +506,39 @@ func (b *backoff) reset() { b.cur = 0 }
 // silence, whatever the progress interval.
 const minSilence = 500 * time.Millisecond
 
-// progressIsSafe reports whether every endpoint of cli runs an etcd whose
-// progress notifications can be trusted to carry the revision a watch has
-// caught up to (see Watcher.trustProgress). An endpoint that does not
-// answer counts as unsafe.
+// progressIsSafe reports whether the etcd servers behind cli run a
+// version whose progress notifications can be trusted to carry the
+// revision a watch has caught up to (see Watcher.trustProgress). It asks
+// every endpoint at once, each for at most statusTimeout: an endpoint
+// that does not answer (a member that is gone) serves no watch and is not
+// counted; if none answers, or one runs an older etcd, it is unsafe.
 func progressIsSafe(ctx context.Context, cli *clientv3.Client, timeout time.Duration) bool {
-	for _, ep := range cli.Endpoints() {
-		sctx, cancel := context.WithTimeout(ctx, timeout)
-		st, err := cli.Status(sctx, ep)
-		cancel()
-		if err != nil || !progressFixedIn(st.Version) {
-			return false
+	eps := cli.Endpoints()
+	versions := make(chan string, len(eps))
+	for _, ep := range eps {
+		go func() {
+			sctx, cancel := context.WithTimeout(ctx, min(timeout, statusTimeout))
+			defer cancel()
+			st, err := cli.Status(sctx, ep)
+			if err != nil {
+				versions <- ""
+				return
+			}
+			versions <- st.Version
+		}()
+	}
+	answered, safe := 0, true
+	for range eps {
+		if v := <-versions; v != "" {
+			answered++
+			safe = safe && progressFixedIn(v)
 		}
 	}
-	return true
+	return answered > 0 && safe
 }
+
+// statusTimeout bounds the version check of one endpoint.
+const statusTimeout = 500 * time.Millisecond
 
 // progressFixedIn reports whether etcd version v (e.g. "3.4.23") has the
 // fix of etcd #15220: 3.4.24+, 3.5.8+, 3.6 and later.

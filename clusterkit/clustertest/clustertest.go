@@ -104,7 +104,7 @@ func Agreed(nodes ...*clusterkit.ClusterKit) bool {
 	}
 	for _, n := range nodes[1:] {
 		c := n.GetCluster()
-		if c.AssignmentVersion != first.AssignmentVersion || len(c.Nodes) != len(first.Nodes) {
+		if !c.Settled || c.AssignmentVersion != first.AssignmentVersion || len(c.Nodes) != len(first.Nodes) {
 			return false
 		}
 		for i, p := range c.Partitions {
