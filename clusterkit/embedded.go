@@ -184,8 +184,9 @@ func (ck *ClusterKit) newClient(endpoints []string) (*clientv3.Client, error) {
 		Password:    o.Etcd.Password,
 		Logger:      ck.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
 		// Keep-alives notice a dead connection so that a request fails over
-		// to another endpoint.
-		DialKeepAliveTime:    2 * time.Second,
+		// to another endpoint; etcd refuses pings more often than its
+		// --grpc-keepalive-min-time (5 s by default).
+		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
 	}
 	if len(o.Etcd.Endpoints) == 0 {
