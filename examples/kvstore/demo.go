@@ -107,7 +107,15 @@ func runDemo(logger *log.Logger) error {
 	if err := settle(ctx, nodes); err != nil {
 		return err
 	}
-	logger.Printf("demo: crash detected and repaired in %v (lease TTL 2s)", time.Since(t).Round(time.Millisecond))
+	took := time.Since(t)
+	logger.Printf("demo: crash detected and repaired in %v (lease TTL 2s)", took.Round(time.Millisecond))
+	if took > 3*time.Second {
+		// Seen when the halted node's embedded etcd member served other
+		// nodes' watches: an in-process member shuts down gracefully and
+		// holds those streams for up to etcd's request timeout (5 s + 2 ×
+		// election timeout); a killed process drops them at once.
+		logger.Printf("demo: (slower than TTL + 1 s: node-2's in-process etcd member drained its clients' streams; integration/docker/partition.sh shows a real cut)")
+	}
 	<-halted
 	if err := checkAll(nodes, keys); err != nil {
 		return err
