@@ -97,8 +97,6 @@ type tracker struct {
 	handoffs          map[int]*myHandoff // partition → this node's running handoff
 	lastHealth        string
 
-	// changed is signalled (never blocking) after every applied batch.
-	changed chan struct{}
 	// applied is closed and replaced after every applied batch, for waiters.
 	appliedMu sync.Mutex
 	applied   chan struct{}
@@ -112,7 +110,7 @@ type myHandoff struct {
 func newTracker(ck *ClusterKit) *tracker {
 	return &tracker{
 		ck: ck, view: newView(), startedRebalances: map[int64]*rebalanceRecord{}, completed: map[int64]bool{},
-		handoffs: map[int]*myHandoff{}, changed: make(chan struct{}, 1), applied: make(chan struct{}),
+		handoffs: map[int]*myHandoff{}, applied: make(chan struct{}),
 	}
 }
 
@@ -309,10 +307,6 @@ func (t *tracker) apply(b watcher.Batch) {
 
 	t.checkHealth(now)
 
-	select {
-	case t.changed <- struct{}{}:
-	default:
-	}
 	t.appliedMu.Lock()
 	close(t.applied)
 	t.applied = make(chan struct{})

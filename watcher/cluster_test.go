@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
 )
 
 // member is one member of a small static embedded etcd cluster, for the
@@ -71,19 +73,8 @@ func (m *member) start(wait bool) {
 	m.t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cfg := embed.NewConfig()
-	cfg.Name = m.name
-	cfg.Dir = m.dir
-	cfg.TickMs = 10
-	cfg.ElectionMs = 100
-	cfg.ListenClientUrls = []url.URL{m.client}
-	cfg.AdvertiseClientUrls = []url.URL{m.client}
-	cfg.ListenPeerUrls = []url.URL{m.peer}
-	cfg.AdvertisePeerUrls = []url.URL{m.peer}
-	cfg.InitialCluster = m.initial
+	cfg := etcdtest.FastConfig(m.name, m.dir, m.client, m.peer, m.initial)
 	cfg.InitialClusterToken = "watcher-test"
-	cfg.LogLevel = "error"
-	cfg.UnsafeNoFsync = true
 	var err error
 	for attempt := 0; ; attempt++ {
 		m.etcd, err = embed.StartEtcd(cfg)

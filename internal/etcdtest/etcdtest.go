@@ -96,18 +96,7 @@ func (s *Server) Restart() {
 	if s.etcd != nil {
 		return
 	}
-	cfg := embed.NewConfig()
-	cfg.Name = s.name
-	cfg.Dir = s.dir
-	cfg.TickMs = 10
-	cfg.ElectionMs = 100
-	cfg.ListenClientUrls = []url.URL{s.clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{s.clientURL}
-	cfg.ListenPeerUrls = []url.URL{s.peerURL}
-	cfg.AdvertisePeerUrls = []url.URL{s.peerURL}
-	cfg.InitialCluster = fmt.Sprintf("%s=%s", s.name, s.peerURL.String())
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cfg.UnsafeNoFsync = true
+	cfg := FastConfig(s.name, s.dir, s.clientURL, s.peerURL, fmt.Sprintf("%s=%s", s.name, s.peerURL.String()))
 	var (
 		e   *embed.Etcd
 		err error
@@ -131,6 +120,24 @@ func (s *Server) Restart() {
 		s.t.Fatalf("etcdtest: embedded etcd not ready after 10s")
 	}
 	s.etcd = e
+}
+
+// FastConfig is the embed configuration of a quiet test member: ticks of
+// 10 ms / election 100 ms, no fsync, the given URLs and initial cluster.
+func FastConfig(name, dir string, client, peer url.URL, initialCluster string) *embed.Config {
+	cfg := embed.NewConfig()
+	cfg.Name = name
+	cfg.Dir = dir
+	cfg.TickMs = 10
+	cfg.ElectionMs = 100
+	cfg.ListenClientUrls = []url.URL{client}
+	cfg.AdvertiseClientUrls = []url.URL{client}
+	cfg.ListenPeerUrls = []url.URL{peer}
+	cfg.AdvertisePeerUrls = []url.URL{peer}
+	cfg.InitialCluster = initialCluster
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	cfg.UnsafeNoFsync = true
+	return cfg
 }
 
 // Compact compacts the key space up to the current revision (physically),
