@@ -171,7 +171,7 @@ func TestCrashReportsLeaseExpiredAndPromotesReplicas(t *testing.T) {
 			return index(r.snapshot(), "leave:node-4:"+clusterkit.LeaveLeaseExpired) >= 0
 		}, "no lease_expired leave of node-4; events %v", r.snapshot())
 	}
-	t.Logf("crash → OnNodeLeave on every survivor: %v (lease TTL 1s)", time.Since(halted))
+	t.Logf("crash → OnNodeLeave on every survivor: %v (lease TTL 2s)", time.Since(halted))
 	leave := recs[0].leaveEvents()[0]
 	if len(leave.PartitionsOwned)+len(leave.PartitionsReplica) == 0 {
 		t.Errorf("leave event lists no partitions: %+v", leave)

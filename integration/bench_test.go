@@ -107,6 +107,7 @@ func BenchmarkCrashToLeave(b *testing.B) {
 	start := func(id string) *clusterkit.ClusterKit {
 		o := clustertest.Options(b, id)
 		o.Etcd.Endpoints = srv.Endpoints()
+		o.LeaseTTL = time.Second // the embedded etcd's minimum with these ticks
 		return clustertest.Start(b, o, func(ck *clusterkit.ClusterKit) {
 			ck.OnNodeLeave(func(e *clusterkit.NodeLeaveEvent) {
 				if e.Reason == clusterkit.LeaveLeaseExpired {

@@ -15,8 +15,9 @@ import (
 )
 
 // Options returns options for a fast test node: loopback HTTP on a free
-// port, a temp DataDir, etcd ticks of 10 ms / 100 ms, a 1 s lease (the
-// embedded etcd's minimum with these ticks) and RF 3 / 16 partitions.
+// port, a temp DataDir, etcd ticks of 10 ms / 100 ms, a 2 s lease (1 s is
+// the minimum with these ticks, but a starved test machine can miss a
+// keep-alive by that much) and RF 3 / 16 partitions.
 func Options(t testing.TB, nodeID string) clusterkit.Options {
 	t.Helper()
 	return clusterkit.Options{
@@ -25,7 +26,7 @@ func Options(t testing.TB, nodeID string) clusterkit.Options {
 		DataDir:           t.TempDir(),
 		PartitionCount:    16,
 		ReplicationFactor: 3,
-		LeaseTTL:          time.Second,
+		LeaseTTL:          2 * time.Second,
 		ClusterToken:      "test-token",
 		Embedded: clusterkit.EmbeddedConfig{
 			TickInterval:    10 * time.Millisecond,
