@@ -82,7 +82,7 @@ func TestAllStopAtOnce(t *testing.T) {
 		}
 		for _, n := range nodes {
 			if code := n.waitExit(30 * time.Second); code != 0 {
-				t.Errorf("round %d: %s exited %d after SIGTERM\n%s", round, n.id, code, n.tail())
+				t.Errorf("round %d: %s exited %d after SIGTERM: Stop: %s\n%s", round, n.id, code, n.stopErr(), n.stderrTail())
 			}
 		}
 		t.Logf("round %d: all 8 exited after %v", round, time.Since(begin))

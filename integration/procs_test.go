@@ -248,6 +248,34 @@ func (n *nodeProc) waitStarted() {
 	}
 }
 
+// stopErr returns the error of this node's last Stop, as it reported it.
+func (n *nodeProc) stopErr() string {
+	n.log.mu.Lock()
+	defer n.log.mu.Unlock()
+	for i := len(n.log.recs) - 1; i >= 0; i-- {
+		if r := n.log.recs[i]; r.Self == n.id && r.Kind == "stopped" {
+			return r.Err
+		}
+	}
+	return "(no stop reported)"
+}
+
+// stderrTail returns the first lines of a panic in the node's stderr, or
+// its last lines.
+func (n *nodeProc) stderrTail() string {
+	data, _ := os.ReadFile(filepath.Join(n.dir, "stderr"))
+	s := string(data)
+	if i := strings.Index(s, "panic:"); i >= 0 {
+		s = s[i:]
+	} else if len(s) > 2000 {
+		s = s[len(s)-2000:]
+	}
+	if len(s) > 3000 {
+		s = s[:3000]
+	}
+	return s
+}
+
 // tail returns the end of the node's stderr and log, for failure messages.
 func (n *nodeProc) tail() string {
 	var b strings.Builder
