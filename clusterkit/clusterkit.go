@@ -127,7 +127,9 @@ func (ck *ClusterKit) IsReplica(p *Partition) bool {
 // GetMyNodeID returns this node's ID.
 func (ck *ClusterKit) GetMyNodeID() string { return ck.opts.NodeID }
 
-// GetCluster returns a copy of the whole cluster as this node sees it.
+// GetCluster returns the whole cluster as this node sees it. The Cluster
+// and its slices are the caller's; the Nodes' Services maps are shared and
+// read-only.
 func (ck *ClusterKit) GetCluster() *Cluster {
 	s := ck.snap.Load()
 	c := &Cluster{
