@@ -59,7 +59,9 @@ func renewalGaps(r *leases.Registration, d time.Duration) (maxGap time.Duration,
 // 3-member etcd cluster in turn, for 2 × TTL, while a Registration on a
 // client of all three members keeps its lease: a frozen member keeps its
 // TCP connections open and answers nothing, so a keep-alive routed to it
-// must not hold the renewal up until the lease expires (issue 9).
+// must not hold the renewal up until the lease expires (issue 9). Each
+// freeze hits the member the keep-alives use at that moment: they start on
+// the first endpoint and move to the next one when it stalls.
 func TestKeepAliveSurvivesFrozenMember(t *testing.T) {
 	c := etcdtest.StartCluster(t, 3)
 	cli := newMultiClient(t, c.Endpoints())
