@@ -42,6 +42,7 @@ type renewer struct {
 
 	conns map[string]*grpc.ClientConn // by endpoint, dialed on first use
 	last  string                      // the endpoint that answered last
+	term  uint64                      // highest raft term seen in an answer
 }
 
 func newRenewer(cli *clientv3.Client, id clientv3.LeaseID, ttl, requestTimeout time.Duration) *renewer {
@@ -59,6 +60,7 @@ func newRenewer(cli *clientv3.Client, id clientv3.LeaseID, ttl, requestTimeout t
 type attempt struct {
 	ep     string
 	sentAt time.Time
+	term   uint64 // raft term of the member that answered
 	err    error
 }
 
@@ -98,7 +100,8 @@ func (rn *renewer) renew(ctx context.Context, expiry time.Time) (time.Time, erro
 		wg.Go(func() {
 			actx, acancel := context.WithTimeout(rctx, rn.timeout)
 			defer acancel()
-			results <- attempt{ep: ep, sentAt: now, err: keepAliveOnce(actx, conn, rn.id)}
+			term, err := keepAliveOnce(actx, conn, rn.id)
+			results <- attempt{ep: ep, sentAt: now, term: term, err: err}
 		})
 		return true
 	}
@@ -126,8 +129,14 @@ func (rn *renewer) renew(ctx context.Context, expiry time.Time) (time.Time, erro
 			next(now)
 		case a := <-results:
 			delete(running, a.ep)
+			if a.term < rn.term && (a.err == nil || errors.Is(a.err, rpctypes.ErrLeaseNotFound)) {
+				// A member that has not yet learnt of the current raft term:
+				// a paused old leader answers from its own lessor, which no
+				// longer counts (etcd #15247).
+				a.err = fmt.Errorf("answered from raft term %d, behind term %d", a.term, rn.term)
+			}
 			if a.err == nil {
-				rn.last = a.ep
+				rn.last, rn.term = a.ep, a.term
 				return a.sentAt, nil
 			}
 			if errors.Is(a.err, rpctypes.ErrLeaseNotFound) {
@@ -202,26 +211,26 @@ func (rn *renewer) close() {
 }
 
 // keepAliveOnce sends one keep-alive for id on conn and waits for the
-// answer: nil if etcd renewed the lease, rpctypes.ErrLeaseNotFound if the
-// lease is gone, another error otherwise. Unlike clientv3's KeepAliveOnce
-// it makes exactly one attempt (clientv3 retries on the same balancer
-// until ctx ends).
-func keepAliveOnce(ctx context.Context, conn *grpc.ClientConn, id clientv3.LeaseID) error {
+// answer. It returns nil if etcd renewed the lease,
+// rpctypes.ErrLeaseNotFound if the lease is gone (with the answering
+// member's raft term in both cases), and another error otherwise. Unlike clientv3's KeepAliveOnce it makes exactly
+// one attempt (clientv3 retries on the same balancer until ctx ends).
+func keepAliveOnce(ctx context.Context, conn *grpc.ClientConn, id clientv3.LeaseID) (uint64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the stream
 	stream, err := pb.NewLeaseClient(conn).LeaseKeepAlive(ctx)
 	if err != nil {
-		return clientv3.ContextError(ctx, err)
+		return 0, clientv3.ContextError(ctx, err)
 	}
 	if err := stream.Send(&pb.LeaseKeepAliveRequest{ID: int64(id)}); err != nil {
-		return clientv3.ContextError(ctx, err)
+		return 0, clientv3.ContextError(ctx, err)
 	}
 	resp, err := stream.Recv()
 	if err != nil {
-		return clientv3.ContextError(ctx, err)
+		return 0, clientv3.ContextError(ctx, err)
 	}
 	if resp.TTL <= 0 {
-		return rpctypes.ErrLeaseNotFound
+		return resp.GetHeader().GetRaftTerm(), rpctypes.ErrLeaseNotFound
 	}
-	return nil
+	return resp.GetHeader().GetRaftTerm(), nil
 }

@@ -17,11 +17,16 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 )
 
 // memberEnv carries a child member's configuration (JSON) from StartCluster
 // to RunMemberIfChild.
 const memberEnv = "CLUSTERKIT_ETCDTEST_MEMBER"
+
+// memberLogEnv, if set (to anything), makes the members log to stderr
+// (etcd's development logger), to debug a test.
+const memberLogEnv = "CLUSTERKIT_ETCDTEST_LOG"
 
 // memberSpec is what a child process needs to run one member.
 type memberSpec struct {
@@ -88,7 +93,11 @@ func runMember(raw string) int {
 		fmt.Fprintf(os.Stderr, "etcdtest member: %v\n", err)
 		return 2
 	}
-	e, err := embed.StartEtcd(FastConfig(spec.Name, spec.Dir, *client, *peer, spec.InitialCluster))
+	cfg := FastConfig(spec.Name, spec.Dir, *client, *peer, spec.InitialCluster)
+	if os.Getenv(memberLogEnv) != "" {
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.Must(zap.NewDevelopment()).Named(spec.Name))
+	}
+	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "etcdtest member %s: start: %v\n", spec.Name, err)
 		return 2
@@ -269,4 +278,23 @@ func (c *Cluster) kill() {
 		m.stdin.Close()
 		m.stdout.Close()
 	}
+}
+
+// NewClusterClient returns a client of the given endpoints (typically
+// Cluster.Endpoints) with gRPC keep-alive pings every 5 s and a 2 s ping
+// timeout, as clusterkit's client, closed by t.Cleanup.
+func NewClusterClient(t testing.TB, endpoints ...string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		DialTimeout:          5 * time.Second,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+		Logger:               zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatalf("etcdtest: new client of %v: %v", endpoints, err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
 }
