@@ -25,7 +25,7 @@ import (
 const memberEnv = "CLUSTERKIT_ETCDTEST_MEMBER"
 
 // memberLogEnv, if set (to anything), makes the members log to stderr
-// (etcd's development logger), to debug a test.
+// (info level and above), to debug a test.
 const memberLogEnv = "CLUSTERKIT_ETCDTEST_LOG"
 
 // memberSpec is what a child process needs to run one member.
@@ -95,7 +95,9 @@ func runMember(raw string) int {
 	}
 	cfg := FastConfig(spec.Name, spec.Dir, *client, *peer, spec.InitialCluster)
 	if os.Getenv(memberLogEnv) != "" {
-		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.Must(zap.NewDevelopment()).Named(spec.Name))
+		zc := zap.NewDevelopmentConfig()
+		zc.Level = zap.NewAtomicLevelAt(zap.InfoLevel)
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.Must(zc.Build()).Named(spec.Name))
 	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
