@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,39 +14,6 @@ import (
 
 	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
 )
-
-func TestCampaignOnLeaseInvalidArguments(t *testing.T) {
-	srv := etcdtest.Start(t)
-	cli := srv.Client(t)
-	lease := grantLease(t, cli, 10)
-	ctx := context.Background()
-	tests := []struct {
-		name   string
-		cli    *clientv3.Client
-		lease  clientv3.LeaseID
-		prefix string
-		want   string // in the message
-	}{
-		{"nil client", nil, lease, testPrefix, "client is nil"},
-		{"zero lease", cli, clientv3.NoLease, testPrefix, "lease is 0"},
-		{"empty prefix", cli, lease, "", `prefix ""`},
-		{"slash prefix", cli, lease, "//", `prefix "//"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := CampaignOnLease(ctx, tt.cli, tt.lease, tt.prefix, "v")
-			if !errors.Is(err, ErrInvalidArgument) {
-				t.Fatalf("got %v, want an error wrapping ErrInvalidArgument", err)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("got message %q, want it to contain %q", err, tt.want)
-			}
-		})
-	}
-	if n := countKeys(t, cli); n != 0 {
-		t.Errorf("got %d candidate keys after invalid calls, want 0", n)
-	}
-}
 
 // TestCampaignOnLeaseOrder: candidates lead in the order they queued, each
 // after its predecessor resigns, with growing tokens; the one that leads is
