@@ -19,8 +19,9 @@ import (
 // client's TLS, auth and gRPC settings), instead of through the client's
 // round-robin balancer: that balancer keeps picking a member whose
 // connection is open but which answers nothing (frozen, partitioned away)
-// until gRPC's keep-alive drops the connection, 5–7 s or more later, which
-// can be longer than the lease's TTL.
+// until gRPC's keep-alive drops the connection, 10 s + the ping timeout
+// later at the earliest (gRPC raises a shorter ping interval to 10 s),
+// which is longer than a lease's TTL here.
 //
 // One renewal (round) is hedged across endpoints. It starts with the
 // endpoint that answered last; whenever no attempt has answered for the
@@ -213,8 +214,9 @@ func (rn *renewer) close() {
 // keepAliveOnce sends one keep-alive for id on conn and waits for the
 // answer. It returns nil if etcd renewed the lease,
 // rpctypes.ErrLeaseNotFound if the lease is gone (with the answering
-// member's raft term in both cases), and another error otherwise. Unlike clientv3's KeepAliveOnce it makes exactly
-// one attempt (clientv3 retries on the same balancer until ctx ends).
+// member's raft term in both cases), and another error otherwise. Unlike
+// clientv3's KeepAliveOnce it makes exactly one attempt (clientv3 retries
+// on the same balancer until ctx ends).
 func keepAliveOnce(ctx context.Context, conn *grpc.ClientConn, id clientv3.LeaseID) (uint64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the stream
