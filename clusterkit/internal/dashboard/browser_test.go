@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,7 +42,7 @@ document.addEventListener('securitypolicyviolation', (e) => window.__problems.pu
 
 // newBrowser starts headless Chromium for the test and returns a tab's
 // context; the browser is stopped by t.Cleanup.
-func newBrowser(t *testing.T) context.Context {
+func newBrowser(t testing.TB) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -69,7 +70,7 @@ func newBrowser(t *testing.T) context.Context {
 
 // waitJS waits until the JavaScript expression is truthy (checked on every
 // DOM change and at least every 50 ms), failing the test after timeout.
-func waitJS(t *testing.T, ctx context.Context, timeout time.Duration, expr, what string) {
+func waitJS(t testing.TB, ctx context.Context, timeout time.Duration, expr, what string) {
 	t.Helper()
 	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
 		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
@@ -79,7 +80,7 @@ func waitJS(t *testing.T, ctx context.Context, timeout time.Duration, expr, what
 }
 
 // evalJS evaluates expr in the page and returns its value.
-func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
+func evalJS[T any](t testing.TB, ctx context.Context, expr string) T {
 	t.Helper()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
 	if err != nil {
@@ -130,12 +131,26 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("partition grid columns: got %s, want 64", got)
 	}
 
-	// A fourth node joins: the page shows it soon after the node it
-	// polls knows it.
+	// A fourth node joins, and its handoffs wait until the test releases
+	// them: the page shows the node soon after the node it polls knows
+	// it, then its incoming partitions and the rebalance in progress.
+	release := make(chan struct{})
 	o := clustertest.Options(t, "node-4")
 	o.PartitionCount = 64
 	o.JoinAddr = clustertest.Addr(nodes[0])
-	nodes = append(nodes, clustertest.Start(t, o, nil))
+	nodes = append(nodes, clustertest.Start(t, o, func(ck *clusterkit.ClusterKit) {
+		ck.OnPartitionChange(func(ctx context.Context, e *clusterkit.PartitionChangeEvent) error {
+			if e.CopyToNode.ID != "node-4" {
+				return nil
+			}
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}))
 	started := time.Now()
 	clustertest.Eventually(t, 10*time.Second, func() bool { return nodes[0].GetCluster().NodeAddr("node-4") != "" },
 		"node-1 never saw node-4 as a member")
@@ -143,21 +158,37 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitJS(t, ctx, joinBound, `!!document.querySelector('#members tr[data-node="node-4"]')`, "node-4's row")
 	t.Logf("node-4 on the page %v after its Start returned, %v after node-1 knew it",
 		time.Since(started).Round(time.Millisecond), time.Since(known).Round(time.Millisecond))
-	clustertest.Eventually(t, 30*time.Second, func() bool { return clustertest.Agreed(nodes...) }, "4 nodes never agreed on one map")
+	var incoming clusterkit.Partition
+	clustertest.Eventually(t, 30*time.Second, func() bool {
+		for _, p := range nodes[0].GetCluster().Partitions {
+			if slices.Contains(p.IncomingNodes, "node-4") {
+				incoming = p
+				return true
+			}
+		}
+		return false
+	}, "node-4 was never planned to receive a partition")
 	waitJS(t, ctx, 5*time.Second, `document.getElementById('grid').dataset.rows === 'node-1,node-2,node-3,node-4'`, "node-4's grid row")
-	waitJS(t, ctx, 5*time.Second, `document.getElementById('rebalance-current').textContent.startsWith('settled')`, "the settled map")
+	waitJS(t, ctx, 5*time.Second, `document.getElementById('rebalance-current').textContent.startsWith('in progress: ')`, "the rebalance in progress")
+	waitJS(t, ctx, 5*time.Second, `+document.querySelector('#members tr[data-node="node-4"] td.incoming')?.textContent > 0`, "node-4's incoming partitions")
 
-	// Hovering partition 0's cell in its primary's row shows its nodes
+	// Hovering the cell of a partition node-4 receives shows its nodes
 	// and epoch.
-	p0 := nodes[0].GetCluster().Partitions[0]
-	hoverCell(t, ctx, 0, p0.PrimaryNode)
+	hoverCell(t, ctx, incoming.Index, "node-4")
 	tip := evalJS[string](t, ctx, `document.getElementById('grid-tip').hidden ? '' : document.getElementById('grid-tip').textContent`)
-	for _, want := range []string{"partition-0 · epoch ", p0.PrimaryNode + ": primary", "replicas " + strings.Join(p0.ReplicaNodes, ", ")} {
+	for _, want := range []string{incoming.ID + " · epoch ", "node-4: incoming", "primary " + incoming.PrimaryNode} {
 		if !strings.Contains(tip, want) {
-			t.Fatalf("hover tip over partition-0 × %s: got %q, want it to contain %q", p0.PrimaryNode, tip, want)
+			t.Fatalf("hover tip over %s × node-4: got %q, want it to contain %q", incoming.ID, tip, want)
 		}
 	}
 	saveScreenshot(t, ctx)
+
+	// Released, the handoffs finish: the page shows the settled map and
+	// the rebalance it saw.
+	close(release)
+	clustertest.Eventually(t, 30*time.Second, func() bool { return clustertest.Agreed(nodes...) }, "4 nodes never agreed on one map")
+	waitJS(t, ctx, 5*time.Second, `document.getElementById('rebalance-current').textContent.startsWith('settled')`, "the settled map")
+	waitJS(t, ctx, 5*time.Second, `/^last: [1-9][0-9]* handoffs, map v/.test(document.getElementById('rebalance-last').textContent)`, "the last rebalance")
 
 	// Rebalance: refused without a token, with a wrong one, started with
 	// the cluster's.
