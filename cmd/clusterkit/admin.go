@@ -52,7 +52,7 @@ does not register again by itself.`,
 			out, err := c.admin(cmd.Context(), "/nodes/"+url.PathEscape(args[0])+"/remove")
 			var ae *apiError
 			if errors.As(err, &ae) && ae.Status == http.StatusNotFound && !strings.HasPrefix(ae.Message, "no such endpoint") {
-				return failed(fmt.Errorf("%q is not a live member (%s); 'clusterkit members' lists them", args[0], ae.Message))
+				return failed(fmt.Errorf("%q is not a live member; 'clusterkit members' lists them", args[0]))
 			}
 			if err != nil {
 				return failed(err)
