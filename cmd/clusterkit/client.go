@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // maxResponse bounds a response body: /cluster at 16,384 partitions × RF 3
@@ -159,6 +161,20 @@ func (c *client) cluster(ctx context.Context, etag string) (*clusterView, string
 		return nil, etag, nil
 	}
 	return &v, hdr.Get("ETag"), nil
+}
+
+// fetchCluster checks the global flags and fetches the node's view of the
+// cluster, for a command to show.
+func fetchCluster(cmd *cobra.Command, g *globals) (*client, *clusterView, error) {
+	c, err := newClient(g)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, _, err := c.cluster(cmd.Context(), "")
+	if err != nil {
+		return nil, nil, failed(err)
+	}
+	return c, v, nil
 }
 
 // health fetches GET /health/detailed, which answers 503 when critical.

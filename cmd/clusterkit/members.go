@@ -21,13 +21,9 @@ func newMembersCommand(g *globals) *cobra.Command {
 		Short: "List the members: state, zone, weight, address, incarnation and what each holds",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newClient(g)
+			_, v, err := fetchCluster(cmd, g)
 			if err != nil {
 				return err
-			}
-			v, _, err := c.cluster(cmd.Context(), "")
-			if err != nil {
-				return failed(err)
 			}
 			held := v.holdings()
 			out := make([]memberJSON, len(v.Members))

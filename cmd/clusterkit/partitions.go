@@ -30,13 +30,9 @@ serves or receives, with its role in each.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClient(g)
+			_, v, err := fetchCluster(cmd, g)
 			if err != nil {
 				return err
-			}
-			v, _, err := c.cluster(cmd.Context(), "")
-			if err != nil {
-				return failed(err)
 			}
 			var node string
 			if len(args) == 1 {

@@ -27,13 +27,9 @@ func newStatusCommand(g *globals) *cobra.Command {
 		Short: "Show the cluster's leader, members, map and health in brief",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newClient(g)
+			c, v, err := fetchCluster(cmd, g)
 			if err != nil {
 				return err
-			}
-			v, _, err := c.cluster(cmd.Context(), "")
-			if err != nil {
-				return failed(err)
 			}
 			h, err := c.health(cmd.Context())
 			if err != nil {

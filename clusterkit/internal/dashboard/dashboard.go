@@ -45,26 +45,19 @@ type asset struct {
 // "/ui/"). It answers GET and HEAD, with ETag / If-None-Match, and is safe
 // for concurrent use.
 func Handler() http.Handler {
+	files, err := embeddedFiles()
+	if err != nil {
+		// The files are compiled in: reading them cannot fail.
+		panic("dashboard: embedded files: " + err.Error())
+	}
 	assets := map[string]asset{}
-	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := static.ReadFile(p)
-		if err != nil {
-			return err
-		}
+	for p, b := range files {
 		sum := sha256.Sum256(b)
 		name := "/" + path.Base(p)
 		if name == "/index.html" {
 			name = "/"
 		}
 		assets[name] = asset{body: b, contentType: contentType(p), etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
-		return nil
-	})
-	if err != nil {
-		// The files are compiled in: reading them cannot fail.
-		panic("dashboard: embedded files: " + err.Error())
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, ok := assets[r.URL.Path]
@@ -81,6 +74,20 @@ func Handler() http.Handler {
 		h.Set("ETag", a.etag)
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
 	})
+}
+
+// embeddedFiles returns the embedded files' contents by path
+// ("static/app.js").
+func embeddedFiles() (map[string][]byte, error) {
+	files := map[string][]byte{}
+	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		files[p], err = static.ReadFile(p)
+		return err
+	})
+	return files, err
 }
 
 func contentType(p string) string {

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -73,22 +72,15 @@ func TestHandlerRevalidates(t *testing.T) {
 // cluster token.
 func TestNoOtherOrigin(t *testing.T) {
 	remote := regexp.MustCompile(`(?i)(\b(https?|wss?|ftp):|(src|href|action)\s*=\s*["']?//|url\(\s*["']?//|@import)`)
-	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := static.ReadFile(p)
-		if err != nil {
-			return err
-		}
+	files, err := embeddedFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, b := range files {
 		for i, line := range strings.Split(string(b), "\n") {
 			if m := remote.FindString(line); m != "" {
 				t.Errorf("%s:%d refers to another origin (%q): %s", p, i+1, m, strings.TrimSpace(line))
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
