@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -51,7 +50,7 @@ does not register again by itself.`,
 			}
 			out, err := c.admin(cmd.Context(), "/nodes/"+url.PathEscape(args[0])+"/remove")
 			var ae *apiError
-			if errors.As(err, &ae) && ae.Status == http.StatusNotFound && !strings.HasPrefix(ae.Message, "no such endpoint") {
+			if errors.As(err, &ae) && ae.Status == http.StatusNotFound && !ae.UnknownPath {
 				return failed(fmt.Errorf("%q is not a live member; 'clusterkit members' lists them", args[0]))
 			}
 			if err != nil {

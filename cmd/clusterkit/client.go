@@ -51,6 +51,9 @@ type apiError struct {
 	Status int
 	// Message is the node's {"error": …}, or the status text.
 	Message string
+	// UnknownPath: a 404 for the path itself (not a ClusterKit endpoint
+	// there), rather than for a node or partition it names.
+	UnknownPath bool
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d: %s", e.Status, e.Message) }
@@ -104,7 +107,8 @@ func (c *client) explain(method, path string, status int, body []byte) error {
 		Error string `json:"error"`
 	}
 	msg := http.StatusText(status)
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+	fromClusterKit := json.Unmarshal(body, &e) == nil && e.Error != ""
+	if fromClusterKit {
 		msg = e.Error
 	}
 	ae := &apiError{Status: status, Message: msg}
@@ -117,7 +121,7 @@ func (c *client) explain(method, path string, status int, body []byte) error {
 	case http.StatusForbidden:
 		hint = "the nodes run without a ClusterToken, so admin calls are disabled; start them with Options.ClusterToken"
 	case http.StatusNotFound:
-		if strings.HasPrefix(msg, "no such endpoint") {
+		if ae.UnknownPath = !fromClusterKit || strings.HasPrefix(msg, "no such endpoint"); ae.UnknownPath {
 			hint = fmt.Sprintf("%s does not serve %s %s: is it a ClusterKit node, and does --node include the API's path prefix?", c.base, method, path)
 		}
 	case http.StatusServiceUnavailable:

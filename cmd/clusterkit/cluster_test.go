@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,6 +129,50 @@ func TestAgainstCluster(t *testing.T) {
 		out := ok(t, "locate", "user:42").stdout
 		if !strings.Contains(out, "partition:    "+want.ID) || !strings.Contains(out, want.PrimaryNode+" ("+c.NodeAddr(want.PrimaryNode)+")") {
 			t.Fatalf("locate user:42: want %s and its primary's address:\n%s", want.ID, out)
+		}
+	})
+
+	// A node's API mounted under a prefix, behind a switch that makes it
+	// answer 503 as a node cut off from etcd does.
+	var down atomic.Bool
+	api := nodes[1].Handler()
+	srv := httptest.NewServer(http.StripPrefix("/ck", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"error":"this node is not connected to etcd"}`))
+			return
+		}
+		api.ServeHTTP(w, r)
+	})))
+	defer srv.Close()
+
+	t.Run("prefixed URL", func(t *testing.T) {
+		if out := ok(t, "status", "--node", srv.URL+"/ck/").stdout; !strings.Contains(out, "asked node:       node-2") {
+			t.Fatalf("status --node %s/ck/: got\n%s", srv.URL, out)
+		}
+		r := cli(ctx, env, "members", "--node", srv.URL)
+		if r.code != exitFailed || !strings.Contains(r.stderr, "does not serve GET /cluster: is it a ClusterKit node, and does --node include the API's path prefix?") {
+			t.Fatalf("members --node %s (no prefix): got %v, want exit 1 asking about the prefix", srv.URL, r)
+		}
+	})
+
+	t.Run("watch loses contact", func(t *testing.T) {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		var out syncBuffer
+		done := make(chan int)
+		go func() {
+			done <- run(watchCtx, []string{"watch", "--node", srv.URL + "/ck", "--interval", "50ms"}, func(k string) string { return env[k] }, &out, &out)
+		}()
+		waitOutput(t, &out, "watching cluster default through node-2")
+		down.Store(true)
+		waitOutput(t, &out, "lost contact: GET /cluster: 503: this node is not connected to etcd; the node cannot answer now")
+		down.Store(false)
+		waitOutput(t, &out, "back in contact with "+srv.URL+"/ck")
+		stopWatch()
+		if code := <-done; code != exitOK || strings.Count(out.String(), "lost contact") != 1 {
+			t.Fatalf("watch: exit %d, want 0 and one lost-contact line:\n%s", code, out.String())
 		}
 	})
 
