@@ -12,7 +12,7 @@
   const COLORS = {
     empty: '#eef0f3', offlineRow: '#d9dce1', primary: '#1f5fbf', replica: '#86b4ec',
     incoming: '#f09a28', under: '#e4b900', unserved: '#d23c3c', ok: '#b9dfc0',
-    grid: '#ffffff', label: '#1d232b', labelMuted: '#8a929c', leader: '#1f5fbf',
+    label: '#1d232b', labelMuted: '#8a929c', leader: '#1f5fbf',
   };
 
   const $ = (id) => document.getElementById(id);
@@ -101,7 +101,7 @@
     const el = $('live');
     if (state.error) {
       el.className = 'live down';
-      el.textContent = `cannot reach this node (${state.error}); retrying — the page shows the last data it got`;
+      el.textContent = `no answer from this node (${state.error}); retrying — the page shows the last data it got`;
       document.body.classList.toggle('stale', state.view !== null);
       return;
     }
@@ -133,7 +133,6 @@
       }
       const body = await resp.json();
       setStatus(status, 'ok', `${label}: ${body.status || 'done'} (${new Date().toLocaleTimeString()})`);
-      state.etag = ''; // fetch the new view at once
       return true;
     } catch (e) {
       setStatus(status, 'err', `${label} failed: cannot reach this node (${e.message})`);
@@ -146,6 +145,23 @@
     el.textContent = text;
   }
 
+  // armed is the node whose Remove button waits for its confirming
+  // click; it survives the table's re-renders.
+  const armed = { id: '', timer: 0 };
+
+  function arm(id) {
+    clearTimeout(armed.timer);
+    armed.id = id;
+    armed.timer = id ? setTimeout(() => arm(''), CONFIRM_MS) : 0;
+    for (const btn of document.querySelectorAll('#members button[data-action="remove"]')) showArmed(btn);
+  }
+
+  function showArmed(btn) {
+    const on = armed.id === btn.dataset.node;
+    btn.textContent = on ? `Confirm remove ${btn.dataset.node}` : 'Remove';
+    btn.classList.toggle('armed', on);
+  }
+
   // memberActions returns the buttons of one member's row. Drain and
   // cordon buttons go here once the nodes serve those operations.
   function memberActions(m) {
@@ -154,27 +170,18 @@
     const btn = document.createElement('button');
     btn.type = 'button';
     btn.className = 'small remove';
-    btn.textContent = 'Remove';
     btn.dataset.action = 'remove';
-    let armed = 0;
+    btn.dataset.node = m.id;
+    showArmed(btn);
     btn.addEventListener('click', async () => {
-      if (!armed) {
-        btn.textContent = `Confirm remove ${m.id}`;
-        btn.classList.add('armed');
-        armed = setTimeout(() => {
-          armed = 0;
-          btn.textContent = 'Remove';
-          btn.classList.remove('armed');
-        }, CONFIRM_MS);
+      if (armed.id !== m.id) {
+        arm(m.id);
         return;
       }
-      clearTimeout(armed);
-      armed = 0;
+      arm('');
       btn.disabled = true;
       await admin(`remove ${m.id}`, `../nodes/${encodeURIComponent(m.id)}/remove`);
       btn.disabled = false;
-      btn.textContent = 'Remove';
-      btn.classList.remove('armed');
     });
     cell.appendChild(btn);
     return cell;
@@ -223,13 +230,12 @@
     return td;
   }
 
-  function age(iso) {
-    if (!iso) return '';
-    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-    if (s < 60) return `${s} s ago`;
-    if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-    if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
-    return `${Math.floor(s / 86400)} d ago`;
+  // startedText is a member's start time in local time, the date only
+  // when it is not today.
+  function startedText(iso) {
+    if (!iso) return '–';
+    const t = new Date(iso);
+    return t.toDateString() === new Date().toDateString() ? t.toLocaleTimeString() : t.toLocaleString();
   }
 
   function renderMembers(v, held) {
@@ -252,7 +258,7 @@
       tr.appendChild(cell(String(m.weight), 'num'));
       tr.appendChild(cell(m.address || '–', 'mono'));
       tr.appendChild(cell(incarnationHex(m.incarnation), 'mono', 'the etcd lease of this registration (hex)'));
-      tr.appendChild(cell(age(m.started), '', m.started || ''));
+      tr.appendChild(cell(startedText(m.started), '', m.started || ''));
       const h = held.get(m.id) || { primaries: 0, replicas: 0, incoming: 0 };
       tr.appendChild(cell(String(h.primaries), 'num'));
       tr.appendChild(cell(String(h.replicas), 'num'));
