@@ -46,7 +46,7 @@ func newBrowser(t testing.TB) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Fatalf("the dashboard test drives a real headless Chromium, and none is installed (%v): install it, e.g. `apt-get install -y chromium` on Debian (.ci/run does)", err)
+		t.Fatalf("the dashboard test drives a real headless Chromium, and none is installed (%v): install it, e.g. `apt-get install -y chromium` on Debian", err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
@@ -112,8 +112,8 @@ func memberRows(t *testing.T, ctx context.Context) string {
 // live, draws the partition grid with its hover details, and runs the
 // rebalance and remove operations with the token.
 func TestDashboardInBrowser(t *testing.T) {
-	nodes := clustertest.Form(t, 3, func(o *clusterkit.Options) { o.PartitionCount = 64 }, nil)
 	ctx := newBrowser(t)
+	nodes := clustertest.Form(t, 3, func(o *clusterkit.Options) { o.PartitionCount = 64 }, nil)
 	url := "http://" + clustertest.Addr(nodes[0]) + "/ui/"
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("open %s: %v", url, err)
