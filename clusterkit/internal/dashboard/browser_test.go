@@ -1,3 +1,5 @@
+//go:build browser
+
 package dashboard_test
 
 import (
@@ -17,13 +19,10 @@ import (
 
 	"github.com/clusterkit-go/clusterkit/clusterkit"
 	"github.com/clusterkit-go/clusterkit/clusterkit/clustertest"
-	"github.com/clusterkit-go/clusterkit/internal/leakcheck"
 )
 
 var updateScreenshot = flag.Bool("update-screenshot", false,
 	"also write the browser test's screenshot to docs/dashboard.png (the README's picture)")
-
-func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // joinBound is how long the page may take to show a member that the node
 // it polls already knows: a failure bound (a 500 ms poll plus a render),

@@ -1,0 +1,9 @@
+package dashboard_test
+
+import (
+	"testing"
+
+	"github.com/clusterkit-go/clusterkit/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
