@@ -118,7 +118,7 @@ func (s *Store) forward(w http.ResponseWriter, r *http.Request, p *clusterkit.Pa
 		return
 	}
 	s.forwarded.Add(1)
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.Path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.EscapedPath(), bytes.NewReader(body))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -134,6 +134,7 @@ func (s *Store) forward(w http.ResponseWriter, r *http.Request, p *clusterkit.Pa
 		return
 	}
 	defer resp.Body.Close()
+	w.Header().Set(HeaderForwardedBy, s.me) // a routing client then refreshes its map
 	for _, h := range []string{HeaderNode, HeaderVersion, "Retry-After", "Content-Type"} {
 		if v := resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)
