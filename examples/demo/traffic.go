@@ -21,8 +21,8 @@ type traffic struct {
 	cluster *localcluster.Cluster
 	keys    int
 
-	mu   sync.Mutex
-	last map[string]int   // key → sequence number of its last acknowledged write
+	mu    sync.Mutex
+	last  map[string]int   // key → sequence number of its last acknowledged write
 	maybe map[string][]int // key → writes after it whose outcome is unknown
 
 	acked, unknown, refused, reads, staleReads atomic.Int64
@@ -35,9 +35,12 @@ func newTraffic(c *localcluster.Cluster, keys int) *traffic {
 	return &traffic{cluster: c, keys: keys, last: map[string]int{}, maybe: map[string][]int{}}
 }
 
-func keyName(i int) string       { return fmt.Sprintf("user:%04d", i) }
-func valueOf(seq int) string     { return "v" + strconv.Itoa(seq) }
-func seqOf(v string) (int, bool) { n, err := strconv.Atoi(v[min(1, len(v)):]); return n, err == nil && len(v) > 1 }
+func keyName(i int) string   { return fmt.Sprintf("user:%04d", i) }
+func valueOf(seq int) string { return "v" + strconv.Itoa(seq) }
+func seqOf(v string) (int, bool) {
+	n, err := strconv.Atoi(v[min(1, len(v)):])
+	return n, err == nil && len(v) > 1
+}
 
 // client returns a client of the nodes running now (the set changes).
 func (t *traffic) client() (*client.Client, error) {
