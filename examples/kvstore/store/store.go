@@ -98,6 +98,10 @@ type Store struct {
 	// addrs maps node IDs to store addresses, from the last membership the
 	// activator saw.
 	addrs atomic.Pointer[map[string]string]
+	// formerMu guards former: the store addresses of nodes that were
+	// members recently, and when they were last seen as members.
+	formerMu sync.Mutex
+	former   map[string]time.Time
 
 	forwarded   atomic.Int64
 	activations atomic.Int64
@@ -114,7 +118,8 @@ func New(ck *clusterkit.ClusterKit, mode Mode, logger *zap.Logger) (*Store, erro
 		logger = zap.NewNop()
 	}
 	n := ck.GetCluster().PartitionCount
-	s := &Store{ck: ck, mode: mode, me: ck.GetMyNodeID(), log: logger, parts: make([]*partition, n), peers: newPeerClient()}
+	s := &Store{ck: ck, mode: mode, me: ck.GetMyNodeID(), log: logger, parts: make([]*partition, n), peers: newPeerClient(),
+		former: map[string]time.Time{}}
 	for i := range s.parts {
 		s.parts[i] = newPartition()
 	}
@@ -202,12 +207,41 @@ func (s *Store) activator() {
 
 func (s *Store) refreshAddrs(c *clusterkit.Cluster) {
 	m := make(map[string]string, len(c.Nodes))
+	now := time.Now()
+	s.formerMu.Lock()
+	defer s.formerMu.Unlock()
 	for _, n := range c.Nodes {
 		if a := n.Services[ServiceName]; a != "" {
 			m[n.ID] = a
+			if n.ID != s.me {
+				s.former[a] = now
+			}
+		}
+	}
+	for a, seen := range s.former {
+		if now.Sub(seen) > formerFor {
+			delete(s.former, a)
 		}
 	}
 	s.addrs.Store(&m)
+}
+
+// formerFor is how long a take-over still asks a node that left the
+// membership for what it holds.
+const formerFor = 10 * time.Minute
+
+// formerMembers returns the addresses of recent members that are not in
+// members now.
+func (s *Store) formerMembers(members map[string]bool) []string {
+	s.formerMu.Lock()
+	defer s.formerMu.Unlock()
+	var out []string
+	for a := range s.former {
+		if !members[a] {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // addrOf returns the store address of node id, or "".

@@ -18,6 +18,9 @@ import (
 //     (its lease expires), so no acknowledged write can be missed: a write
 //     acknowledged in an older epoch is on a majority of that epoch's
 //     serving set, and each of those nodes either answered or is gone.
+//     Nodes that were members recently are asked once too: a process whose
+//     lease lapsed still holds its data, and ClusterKit may have handed
+//     its partitions to nodes without a copy (NoSource).
 //  2. sync: the merged partition goes to p's serving replicas until a
 //     majority of the serving set holds it, so that what this primary is
 //     about to serve survives its own crash.
@@ -52,6 +55,7 @@ func (s *Store) fenceMembers(ctx context.Context, p *clusterkit.Partition) error
 			}
 		}
 		if len(ask) == 0 {
+			s.fenceFormer(ctx, p, c)
 			return nil
 		}
 		if round > 0 && !sleep(ctx, retryDelay) {
@@ -87,6 +91,41 @@ func (s *Store) fenceMembers(ctx context.Context, p *clusterkit.Partition) error
 		}
 	}
 }
+
+// fenceFormer fences, once and briefly, the recent members that are not
+// members now, and merges what those that answer hold.
+func (s *Store) fenceFormer(ctx context.Context, p *clusterkit.Partition, c *clusterkit.Cluster) {
+	members := map[string]bool{}
+	for _, n := range c.Nodes {
+		members[n.Services[ServiceName]] = true
+	}
+	addrs := s.formerMembers(members)
+	if len(addrs) == 0 {
+		return
+	}
+	msg := fenceRequest{Partition: p.Index, Epoch: p.Epoch}
+	replies := make(chan fenceResponse, len(addrs))
+	for _, a := range addrs {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, formerTimeout)
+			defer cancel()
+			var r fenceResponse
+			if res := s.peers.call(cctx, a, pathFence, msg, &r); res.err != nil || res.newer > 0 {
+				r.Entries = nil
+			}
+			replies <- r
+		}()
+	}
+	pt := s.parts[p.Index]
+	for range addrs {
+		pt.mergeAll((<-replies).Entries)
+	}
+}
+
+// formerTimeout bounds the call to a former member.
+const formerTimeout = 300 * time.Millisecond
 
 // syncReplicas runs step 2 of takeOver. Incoming nodes get the copy too,
 // once, without being waited for.
