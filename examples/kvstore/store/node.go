@@ -115,6 +115,11 @@ func StartNode(ctx context.Context, cfg Config) (*Node, error) {
 		store.Close()
 		return nil, err
 	}
+	// Start can return a moment before the lookups show this node (the
+	// snapshot is published after the view Start waits on).
+	for n.HTTPAddr() == "" && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
 	if cfg.Events != nil {
 		cfg.Events(Event{At: time.Now(), Node: cfg.ID, Kind: EventReady, API: n.api, HTTP: n.HTTPAddr()})
 	}
