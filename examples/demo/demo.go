@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/clusterkit-go/clusterkit/examples/kvstore/localcluster"
@@ -19,7 +18,7 @@ type demo struct {
 	out     io.Writer
 	began   time.Time
 	cluster *localcluster.Cluster
-	events  eventLog
+	events  localcluster.EventLog
 
 	traffic     *traffic
 	stopTraffic context.CancelFunc
@@ -67,7 +66,7 @@ func (d *demo) startTraffic(ctx context.Context) error {
 }
 
 func (d *demo) join(ctx context.Context) error {
-	mark := d.events.len()
+	mark := d.events.Len()
 	t := time.Now()
 	d.say("node-4 starts and joins")
 	if _, err := d.cluster.Start(ctx, "node-4"); err != nil {
@@ -76,7 +75,7 @@ func (d *demo) join(ctx context.Context) error {
 	if _, err := d.cluster.WaitSettled(ctx); err != nil {
 		return err
 	}
-	rb, ok := d.events.first(mark, func(e store.Event) bool {
+	rb, ok := d.events.First(mark, func(e store.Event) bool {
 		return e.Kind == store.EventRebalanceComplete && e.Subject == "node-4"
 	})
 	if !ok {
@@ -99,11 +98,11 @@ func (d *demo) kill(ctx context.Context) error {
 			led++
 		}
 	}
-	mark := d.events.len()
+	mark := d.events.Len()
 	t := time.Now()
 	d.cluster.Node("node-2").Kill()
 	d.say("node-2 killed with SIGKILL (it was primary of %d partitions and an etcd voter); no goodbye", led)
-	leave, err := d.events.wait(ctx, mark, func(e store.Event) bool {
+	leave, err := d.events.Wait(ctx, mark, func(e store.Event) bool {
 		return e.Kind == store.EventLeave && e.Subject == "node-2"
 	})
 	if err != nil {
@@ -113,20 +112,25 @@ func (d *demo) kill(ctx context.Context) error {
 	if _, err := d.cluster.WaitSettled(ctx); err != nil {
 		return err
 	}
-	promoted := d.events.count(mark, func(e store.Event) bool { return e.Kind == store.EventPartitionGain && e.Promoted })
+	promoted := 0
+	for _, e := range d.events.Since(mark) {
+		if e.Kind == store.EventPartitionGain && e.Promoted {
+			promoted++
+		}
+	}
 	d.say("replicas took over at once (%d promoted to primary); new replicas were copied; every node settled %v after the kill", promoted, since(t))
 	d.summarize(mark)
 	return nil
 }
 
 func (d *demo) restart(ctx context.Context) error {
-	mark := d.events.len()
+	mark := d.events.Len()
 	t := time.Now()
 	d.say("node-2 restarts with the same options and data directory")
 	if _, err := d.cluster.Start(ctx, "node-2"); err != nil {
 		return err
 	}
-	rejoin, err := d.events.wait(ctx, mark, func(e store.Event) bool {
+	rejoin, err := d.events.Wait(ctx, mark, func(e store.Event) bool {
 		return e.Kind == store.EventRejoin && e.Subject == "node-2"
 	})
 	if err != nil {
@@ -185,7 +189,7 @@ func (d *demo) keep(ctx context.Context) error {
 // summarize prints one line per kind of event the nodes reported since
 // mark.
 func (d *demo) summarize(mark int) {
-	for _, line := range summary(d.events.since(mark)) {
+	for _, line := range summary(d.events.Since(mark)) {
 		fmt.Fprintf(d.out, "         · %s\n", line)
 	}
 }
@@ -210,60 +214,5 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-time.After(d):
 		return nil
-	}
-}
-
-// eventLog keeps every event the nodes reported, in arrival order.
-type eventLog struct {
-	mu  sync.Mutex
-	all []store.Event
-}
-
-func (l *eventLog) add(e store.Event) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.all = append(l.all, e)
-}
-
-func (l *eventLog) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.all)
-}
-
-func (l *eventLog) since(mark int) []store.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]store.Event(nil), l.all[mark:]...)
-}
-
-func (l *eventLog) first(mark int, match func(store.Event) bool) (store.Event, bool) {
-	for _, e := range l.since(mark) {
-		if match(e) {
-			return e, true
-		}
-	}
-	return store.Event{}, false
-}
-
-func (l *eventLog) count(mark int, match func(store.Event) bool) int {
-	n := 0
-	for _, e := range l.since(mark) {
-		if match(e) {
-			n++
-		}
-	}
-	return n
-}
-
-// wait returns the first event since mark that matches, waiting for it.
-func (l *eventLog) wait(ctx context.Context, mark int, match func(store.Event) bool) (store.Event, error) {
-	for {
-		if e, ok := l.first(mark, match); ok {
-			return e, nil
-		}
-		if err := sleep(ctx, 10*time.Millisecond); err != nil {
-			return store.Event{}, err
-		}
 	}
 }

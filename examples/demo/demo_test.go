@@ -13,7 +13,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clusterkit-go/clusterkit/internal/leakcheck"
 )
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // buildDemo builds this command (without the race detector: its nodes are
 // copies of it) into a temp dir.

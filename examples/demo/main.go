@@ -62,7 +62,7 @@ func run(ctx context.Context, out io.Writer, keep bool) error {
 	}
 	d := newDemo(out)
 	c, err := localcluster.New(localcluster.Options{Command: cmd, Partitions: partitions,
-		ReplicationFactor: replicas, LeaseTTL: leaseTTL, Events: d.events.add})
+		ReplicationFactor: replicas, LeaseTTL: leaseTTL, Events: d.events.Add})
 	if err != nil {
 		return err
 	}

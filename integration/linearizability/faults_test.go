@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,31 +31,17 @@ type scenario struct {
 type faults struct {
 	t       *testing.T
 	cluster *localcluster.Cluster
-	events  *eventLog
+	events  *localcluster.EventLog
 	w       *workload
 	next    int // number of the next new node
 	round   int
 }
 
-// eventLog keeps the events every node reported.
-type eventLog struct {
-	mu  sync.Mutex
-	all []store.Event
-}
-
-func (l *eventLog) add(e store.Event) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.all = append(l.all, e)
-}
-
 // leftSince returns the nodes other than except that some node saw leave
 // since t, with the reasons.
-func (l *eventLog) leftSince(t time.Time, except string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func leftSince(l *localcluster.EventLog, t time.Time, except string) []string {
 	var out []string
-	for _, e := range l.all {
+	for _, e := range l.Since(0) {
 		if e.Kind == store.EventLeave && e.Subject != except && !e.At.Before(t) {
 			if s := e.Subject + " (" + e.Reason + ")"; !slices.Contains(out, s) {
 				out = append(out, s)
@@ -183,7 +168,7 @@ func (f *faults) freezeNode(ctx context.Context, n *localcluster.Node) error {
 	if err := f.settle(ctx, n.ID+" thawed"); err != nil {
 		return err
 	}
-	if evicted := f.events.leftSince(begin, n.ID); len(evicted) > 0 {
+	if evicted := leftSince(f.events, begin, n.ID); len(evicted) > 0 {
 		return fmt.Errorf("while only %s was frozen, other nodes lost their membership: %s", n.ID, strings.Join(evicted, ", "))
 	}
 	return nil

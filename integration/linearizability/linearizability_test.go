@@ -85,9 +85,9 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := &eventLog{}
+	events := &localcluster.EventLog{}
 	c, err := localcluster.New(localcluster.Options{Command: localcluster.Command{Path: kvstoreBinary}, Dir: logs,
-		Mode: store.ModeSync, Partitions: partitions, LeaseTTL: leaseTTL, Events: events.add})
+		Mode: store.ModeSync, Partitions: partitions, LeaseTTL: leaseTTL, Events: events.Add})
 	if err != nil {
 		t.Fatal(err)
 	}

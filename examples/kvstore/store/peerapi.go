@@ -22,35 +22,32 @@ func (s *Store) registerPeerAPI(mux *http.ServeMux) {
 // older than the newest this node knows.
 func (s *Store) handleReplicate(w http.ResponseWriter, r *http.Request) {
 	var req replicateRequest
-	if !readJSON(w, r, &req) {
-		return
+	if readJSON(w, r, &req) {
+		s.admitKey(w, checkRequest{Partition: req.Partition, Epoch: req.Epoch, Key: req.Key}, &req.Entry)
 	}
-	pt, mapEpoch, ok := s.partitionOfKey(w, req.Partition, req.Key)
-	if !ok {
-		return
-	}
-	pt.mu.Lock()
-	newest, ok := pt.admitLocked(req.Epoch, mapEpoch)
-	if ok {
-		pt.mergeLocked(req.Key, req.Entry)
-	}
-	pt.mu.Unlock()
-	answer(w, newest, ok, nil)
 }
 
 // handleCheck vouches that a read's epoch is still the newest this node
 // knows.
 func (s *Store) handleCheck(w http.ResponseWriter, r *http.Request) {
 	var req checkRequest
-	if !readJSON(w, r, &req) {
-		return
+	if readJSON(w, r, &req) {
+		s.admitKey(w, req, nil)
 	}
+}
+
+// admitKey applies the epoch rule to a message about one key, merges e
+// (if not nil) when the message is admitted, and answers.
+func (s *Store) admitKey(w http.ResponseWriter, req checkRequest, e *Entry) {
 	pt, mapEpoch, ok := s.partitionOfKey(w, req.Partition, req.Key)
 	if !ok {
 		return
 	}
 	pt.mu.Lock()
 	newest, ok := pt.admitLocked(req.Epoch, mapEpoch)
+	if ok && e != nil {
+		pt.mergeLocked(req.Key, *e)
+	}
 	pt.mu.Unlock()
 	answer(w, newest, ok, nil)
 }
