@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,24 +15,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterkit-go/clusterkit/internal/leakcheck"
+	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { leakcheck.Main(m) }
+// demoBinary is this command, built once by TestMain without the race
+// detector (its nodes are copies of it).
+var demoBinary string
 
-// buildDemo builds this command (without the race detector: its nodes are
-// copies of it) into a temp dir.
-func buildDemo(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "demo")
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "demo-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	demoBinary = filepath.Join(dir, "demo")
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if out, err := exec.Command(goTool, "build", "-o", demoBinary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
-	return bin
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 // demoCommand runs the demo with its own TMPDIR, so that the test can
@@ -81,7 +91,7 @@ func processesOf(bin string) []string {
 }
 
 func TestDemoEndToEnd(t *testing.T) {
-	bin := buildDemo(t)
+	bin := demoBinary
 	tmp := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -107,7 +117,7 @@ func TestDemoEndToEnd(t *testing.T) {
 }
 
 func TestDemoInterruptedCleansUp(t *testing.T) {
-	bin := buildDemo(t)
+	bin := demoBinary
 	tmp := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

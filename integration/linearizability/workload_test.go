@@ -81,7 +81,7 @@ func (w *workload) client(ctx context.Context, id int) {
 			in.Op = opDel
 		}
 		w.do(id, c, in)
-		time.Sleep(time.Duration(2+rand.IntN(6)) * time.Millisecond)
+		time.Sleep(time.Duration(4+rand.IntN(9)) * time.Millisecond) // about 100 calls per second per client
 	}
 }
 
