@@ -149,6 +149,7 @@ func (d *demo) verdict(ctx context.Context) error {
 	d.stopTraffic()
 	<-d.trafficDone
 	tr := d.traffic
+	defer tr.http.CloseIdleConnections()
 	if _, err := d.cluster.WaitSettled(ctx); err != nil {
 		return err
 	}

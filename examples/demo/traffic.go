@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,15 +16,15 @@ import (
 )
 
 // traffic writes and reads keys through random nodes while the cluster
-// changes, and remembers, per key, the last acknowledged write and any
-// later writes whose outcome is unknown.
+// changes, and remembers, per key, the last acknowledged write. Values are
+// "v<n>" for the n-th write, so a read shows which write it saw.
 type traffic struct {
 	cluster *localcluster.Cluster
 	keys    int
+	http    *http.Client // shared by the clients made as nodes come and go
 
-	mu    sync.Mutex
-	last  map[string]int   // key → sequence number of its last acknowledged write
-	maybe map[string][]int // key → writes after it whose outcome is unknown
+	mu   sync.Mutex
+	last map[string]int // key → sequence number of its last acknowledged write
 
 	acked, unknown, refused, reads, staleReads atomic.Int64
 }
@@ -32,7 +33,8 @@ type traffic struct {
 func (t *traffic) writes() int64 { return t.acked.Load() + t.unknown.Load() + t.refused.Load() }
 
 func newTraffic(c *localcluster.Cluster, keys int) *traffic {
-	return &traffic{cluster: c, keys: keys, last: map[string]int{}, maybe: map[string][]int{}}
+	return &traffic{cluster: c, keys: keys, last: map[string]int{},
+		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 }
 
 func keyName(i int) string   { return fmt.Sprintf("user:%04d", i) }
@@ -50,7 +52,7 @@ func (t *traffic) client() (*client.Client, error) {
 			addrs = append(addrs, n.API)
 		}
 	}
-	return client.New(addrs, client.WithAttemptTimeout(time.Second))
+	return client.New(addrs, client.WithHTTPClient(t.http), client.WithAttemptTimeout(time.Second))
 }
 
 // run writes every key once, in order, then keeps writing random keys and
@@ -97,43 +99,44 @@ func (t *traffic) write(ctx context.Context, c *client.Client, key string, seq i
 	case err == nil:
 		t.acked.Add(1)
 		t.last[key] = seq
-		t.maybe[key] = nil
 	case errors.Is(err, client.ErrNotApplied) && ctx.Err() == nil:
 		t.refused.Add(1)
 	default:
 		t.unknown.Add(1)
-		t.maybe[key] = append(t.maybe[key], seq)
 	}
 }
 
 func (t *traffic) read(ctx context.Context, c *client.Client, key string) {
 	octx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	last, acked := t.lastAcked(key)
 	v, found, err := c.Get(octx, key)
 	if err != nil {
 		return
 	}
 	t.reads.Add(1)
-	if !t.acceptable(key, v, found) {
+	if !acceptable(last, acked, v, found) {
 		t.staleReads.Add(1)
 	}
 }
 
-// acceptable reports whether a read of key may return (v, found): the
-// last acknowledged write, or one whose outcome is unknown and came later.
-// (A write acknowledged while the read ran is accepted too.)
-func (t *traffic) acceptable(key, v string, found bool) bool {
+// lastAcked returns the sequence number of key's last acknowledged write.
+func (t *traffic) lastAcked(key string) (int, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	last, acked := t.last[key]
+	last, ok := t.last[key]
+	return last, ok
+}
+
+// acceptable reports whether a read that began after write number last
+// was acknowledged (if acked) may return (v, found): that write or a later
+// one, acknowledged, unknown, or in flight.
+func acceptable(last int, acked bool, v string, found bool) bool {
 	if !found {
 		return !acked
 	}
 	seq, ok := seqOf(v)
-	if !ok {
-		return false
-	}
-	return seq >= last
+	return ok && seq >= last
 }
 
 // verify reads every key written through the running nodes (each key
@@ -158,7 +161,7 @@ func (t *traffic) verify(ctx context.Context) (checked int, lost []string, err e
 			return checked, lost, fmt.Errorf("read %s: %w", k, err)
 		}
 		checked++
-		if !t.acceptable(k, v, found) {
+		if last, acked := t.lastAcked(k); !acceptable(last, acked, v, found) {
 			lost = append(lost, fmt.Sprintf("%s=%q (last acknowledged %s)", k, v, valueOf(t.last[k])))
 		}
 	}
