@@ -148,7 +148,7 @@ func TestGracefulStopReportsGracefulShutdown(t *testing.T) {
 	}
 	for _, r := range recs[:2] {
 		clustertest.Eventually(t, 10*time.Second, func() bool {
-			return index(r.snapshot(), "leave:node-3:"+clusterkit.LeaveGraceful) >= 0
+			return index(r.snapshot(), "leave:node-3:"+string(clusterkit.LeaveGraceful)) >= 0
 		}, "no graceful leave of node-3; events %v", r.snapshot())
 	}
 	clustertest.Eventually(t, 10*time.Second, func() bool { return clustertest.Agreed(nodes[:2]...) }, "survivors never agreed")
@@ -168,7 +168,7 @@ func TestCrashReportsLeaseExpiredAndPromotesReplicas(t *testing.T) {
 	crashed.Halt() // idempotent
 	for _, r := range recs[:3] {
 		clustertest.Eventually(t, 10*time.Second, func() bool {
-			return index(r.snapshot(), "leave:node-4:"+clusterkit.LeaveLeaseExpired) >= 0
+			return index(r.snapshot(), "leave:node-4:"+string(clusterkit.LeaveLeaseExpired)) >= 0
 		}, "no lease_expired leave of node-4; events %v", r.snapshot())
 	}
 	t.Logf("crash → OnNodeLeave on every survivor: %v (lease TTL 2s)", time.Since(halted))
@@ -613,7 +613,7 @@ func TestRemoveNodeByAdmin(t *testing.T) {
 	}
 	for _, r := range recs[:2] {
 		clustertest.Eventually(t, 5*time.Second, func() bool {
-			return index(r.snapshot(), "leave:node-3:"+clusterkit.LeaveRemovedByAdmin) >= 0
+			return index(r.snapshot(), "leave:node-3:"+string(clusterkit.LeaveRemovedByAdmin)) >= 0
 		}, "no removed_by_admin leave: %v", r.snapshot())
 	}
 	clustertest.Eventually(t, 10*time.Second, func() bool { return clustertest.Agreed(nodes[:2]...) }, "survivors never agreed")

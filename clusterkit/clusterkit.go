@@ -6,11 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-
-	"github.com/clusterkit-go/clusterkit/embedetcd"
-	"github.com/clusterkit-go/clusterkit/leases"
 )
 
 // ClusterKit is one node of a cluster. Create it with New, register hooks,
@@ -36,18 +32,10 @@ type ClusterKit struct {
 	startMu     sync.Mutex
 	startCancel context.CancelFunc
 
-	// Set by Start before any goroutine that reads them starts; read-only
-	// afterwards.
-	cli      *clientv3.Client
-	disp     *dispatcher
-	httpAddr string // the bound HTTP address
-
-	// Read by HTTP handlers and HealthCheck at any time.
-	connected atomic.Pointer[clientv3.Client] // ck.cli once Start has it; nil otherwise
-	runtime   atomic.Pointer[runtime]
-	member    atomic.Pointer[embedetcd.Member] // nil in external mode or as a plain client
-
-	reg      atomic.Pointer[leases.Registration]
+	// active is the run Start made: nil before Start and after a failed
+	// Start; after Stop, the ended run. HTTP handlers, HealthCheck and the
+	// metrics read it at any time.
+	active   atomic.Pointer[run]
 	isLeader atomic.Bool
 }
 
@@ -70,7 +58,7 @@ func New(opts Options) (*ClusterKit, error) {
 		created: time.Now(),
 	}
 	ck.snap.Store(newSnapshot(o.NodeID, nil, nil, 0, ""))
-	m.bind(ck)
+	m.bind(ck.failingHandoffs, ck.etcdConnected)
 	return ck, nil
 }
 
@@ -139,7 +127,9 @@ func (ck *ClusterKit) IsReplica(p *Partition) bool {
 // GetMyNodeID returns this node's ID.
 func (ck *ClusterKit) GetMyNodeID() string { return ck.opts.NodeID }
 
-// GetCluster returns a copy of the whole cluster as this node sees it.
+// GetCluster returns the whole cluster as this node sees it. The Cluster
+// and its slices are the caller's; the Nodes' Services maps are shared and
+// read-only.
 func (ck *ClusterKit) GetCluster() *Cluster {
 	s := ck.snap.Load()
 	c := &Cluster{
@@ -191,19 +181,7 @@ func (ck *ClusterKit) GetMetrics() *Metrics {
 		AssignmentVersion: s.version,
 		Uptime:            time.Since(ck.created),
 	}
-	for i, p := range s.partitions {
-		switch {
-		case s.isPrimary[i]:
-			m.PrimaryPartitions++
-		case s.isReplica[i]:
-			m.ReplicaPartitions++
-		}
-		for _, in := range p.IncomingNodes {
-			if in == ck.opts.NodeID {
-				m.IncomingPartitions++
-			}
-		}
-	}
+	m.PrimaryPartitions, m.ReplicaPartitions, m.IncomingPartitions = s.mine.primary, s.mine.replica, s.mine.incoming
 	m.RebalancesStarted = int64(counterValue(ck.metrics.rebalancesStarted))
 	m.RebalancesDone = int64(counterValue(ck.metrics.rebalancesCompleted))
 	m.HandoffFailures = int64(counterValue(ck.metrics.handoffFailures))
@@ -211,8 +189,34 @@ func (ck *ClusterKit) GetMetrics() *Metrics {
 	return m
 }
 
-// rt returns the runtime of a started node, or nil.
-func (ck *ClusterKit) rt() *runtime { return ck.runtime.Load() }
+// setLeader records whether this node leads, for IsLeader and the gauge.
+func (ck *ClusterKit) setLeader(leads bool) {
+	ck.isLeader.Store(leads)
+	if leads {
+		ck.metrics.isLeader.Set(1)
+	} else {
+		ck.metrics.isLeader.Set(0)
+	}
+}
+
+// failingHandoffs counts the partitions whose handoff to this node is
+// failing; 0 when no run is active.
+func (ck *ClusterKit) failingHandoffs() int {
+	if r := ck.active.Load(); r != nil {
+		return r.ready.failingCount()
+	}
+	return 0
+}
+
+// etcdConnected reports whether the active run's watch is in sync.
+func (ck *ClusterKit) etcdConnected() bool {
+	r := ck.active.Load()
+	if r == nil {
+		return false
+	}
+	w := r.watch.Load()
+	return w != nil && w.Connected()
+}
 
 func zapNode(id string) zap.Field   { return zap.String("member", id) }
 func zapErr(err error) zap.Field    { return zap.Error(err) }

@@ -3,7 +3,6 @@ package clusterkit
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -16,21 +15,21 @@ import (
 // rejoin, leave, rebalance start/complete, health) runs on the sequencer
 // goroutine, one at a time; a partition item goes to its partition's FIFO,
 // and partitions run concurrently, at most `limit` at once. So: cluster
-// events are delivered in order and never overlap; events of one partition
-// are delivered in order; a partition item submitted after a cluster item
-// starts after that cluster item's handlers returned; a barrier item (a
-// rebalance completion) waits until every partition item submitted before
-// it has finished.
+// items run in order and never overlap; items of one partition run in
+// order; a partition item submitted after a cluster item starts after that
+// cluster item returned; a barrier item (a rebalance completion) waits
+// until every partition item submitted before it has finished.
 //
-// submit never blocks. Handlers run under no lock of ClusterKit's, so they
-// may call every lookup; they must not call Stop.
+// submit never blocks. Every goroutine of the dispatcher is started
+// through the owner's WaitGroup and ends once the owner's ctx is
+// cancelled (queued items are dropped then); the owner waits for the
+// group. Handlers run under no lock of ClusterKit's, so they may call every
+// lookup; they must not call Stop.
 type dispatcher struct {
 	log   *zap.Logger
 	limit chan struct{}
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // the sequencer and the partition runners
+	ctx   context.Context
+	group *sync.WaitGroup
 
 	mu      sync.Mutex
 	queue   []dispatchItem
@@ -51,7 +50,8 @@ type dispatchItem struct {
 }
 
 // handoff is one partition item: run is called until it returns nil, ctx
-// ends, or (when retry is false) once. Errors are reported to onError.
+// ends, or (when retry is false) once. Errors are reported to onError. ctx,
+// when set, must derive from the dispatcher's; nil means the dispatcher's.
 type handoff struct {
 	ctx     context.Context
 	run     func(ctx context.Context) error
@@ -63,14 +63,13 @@ type partitionRunner struct {
 	items []*handoff
 }
 
-func newDispatcher(log *zap.Logger, limit int) *dispatcher {
-	ctx, cancel := context.WithCancel(context.Background())
+// newDispatcher starts the sequencer in group; it runs until ctx ends.
+func newDispatcher(ctx context.Context, group *sync.WaitGroup, log *zap.Logger, limit int) *dispatcher {
 	d := &dispatcher{
-		log: log, limit: make(chan struct{}, limit), ctx: ctx, cancel: cancel,
+		log: log, limit: make(chan struct{}, limit), ctx: ctx, group: group,
 		wake: make(chan struct{}, 1), runners: map[int]*partitionRunner{},
 	}
-	d.wg.Add(1)
-	go d.sequence()
+	group.Go(d.sequence)
 	return d
 }
 
@@ -95,73 +94,67 @@ func (d *dispatcher) push(it dispatchItem) {
 	}
 }
 
-// stop cancels running handoffs, drops queued items and waits for every
-// dispatcher goroutine. Handlers that ignore their context delay it.
-func (d *dispatcher) stop() {
-	d.cancel()
-	d.wg.Wait()
-}
-
-func (d *dispatcher) sequence() {
-	defer d.wg.Done()
+// next takes the oldest queued item, waiting for one; false once ctx ends.
+func (d *dispatcher) next() (dispatchItem, bool) {
 	for {
 		d.mu.Lock()
-		if len(d.queue) == 0 {
+		if len(d.queue) > 0 {
+			it := d.queue[0]
+			d.queue[0] = dispatchItem{}
+			d.queue = d.queue[1:]
 			d.mu.Unlock()
-			select {
-			case <-d.ctx.Done():
-				return
-			case <-d.wake:
-				continue
-			}
+			return it, d.ctx.Err() == nil
 		}
-		it := d.queue[0]
-		d.queue[0] = dispatchItem{}
-		d.queue = d.queue[1:]
 		d.mu.Unlock()
-		if d.ctx.Err() != nil {
-			return
-		}
-		if it.handoff == nil {
-			if it.barrier {
-				d.waitPartitions()
-			}
-			if d.ctx.Err() != nil {
-				return
-			}
-			it.run()
-			continue
-		}
-		d.partitionsBusy.Add(1)
-		d.mu.Lock()
-		r, running := d.runners[it.partition]
-		if !running {
-			r = &partitionRunner{}
-			d.runners[it.partition] = r
-		}
-		r.items = append(r.items, it.handoff)
-		d.mu.Unlock()
-		if !running {
-			d.wg.Add(1)
-			go d.runPartition(it.partition, r)
+		select {
+		case <-d.ctx.Done():
+			return dispatchItem{}, false
+		case <-d.wake:
 		}
 	}
 }
 
-// waitPartitions waits for the partition items in flight, or for stop.
-func (d *dispatcher) waitPartitions() {
-	done := make(chan struct{})
-	go func() { d.partitionsBusy.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-d.ctx.Done():
-		<-done // runners end promptly once ctx is cancelled
+func (d *dispatcher) sequence() {
+	for {
+		it, ok := d.next()
+		if !ok {
+			return
+		}
+		if it.handoff != nil {
+			d.startPartition(it.partition, it.handoff)
+			continue
+		}
+		if it.barrier {
+			// Runners end promptly once ctx is cancelled, so this wait is
+			// bounded by the handlers themselves.
+			d.partitionsBusy.Wait()
+		}
+		if d.ctx.Err() != nil {
+			return
+		}
+		it.run()
+	}
+}
+
+// startPartition appends h to its partition's FIFO, starting the
+// partition's runner if none runs.
+func (d *dispatcher) startPartition(p int, h *handoff) {
+	d.partitionsBusy.Add(1)
+	d.mu.Lock()
+	r, running := d.runners[p]
+	if !running {
+		r = &partitionRunner{}
+		d.runners[p] = r
+	}
+	r.items = append(r.items, h)
+	d.mu.Unlock()
+	if !running {
+		d.group.Go(func() { d.runPartition(p, r) })
 	}
 }
 
 // runPartition runs one partition's items in order, then exits.
 func (d *dispatcher) runPartition(p int, r *partitionRunner) {
-	defer d.wg.Done()
 	for {
 		d.mu.Lock()
 		if len(r.items) == 0 {
@@ -185,13 +178,13 @@ const (
 )
 
 func (d *dispatcher) runHandoff(h *handoff) {
-	ctx, cancel := mergeContexts(h.ctx, d.ctx)
-	defer cancel()
-	delay := handoffRetryMin
-	for attempt := 1; ; attempt++ {
-		if ctx.Err() != nil {
-			return
-		}
+	ctx := h.ctx
+	if ctx == nil {
+		ctx = d.ctx
+	}
+	b := newBackoff(handoffRetryMin, handoffRetryMax)
+	b.jitter = true
+	for attempt := 1; ctx.Err() == nil; attempt++ {
 		select {
 		case d.limit <- struct{}{}:
 		case <-ctx.Done():
@@ -205,29 +198,10 @@ func (d *dispatcher) runHandoff(h *handoff) {
 		if h.onError != nil {
 			h.onError(err, attempt)
 		}
-		if !h.retry {
+		if !h.retry || !b.wait(ctx) {
 			return
 		}
-		jitter := time.Duration(rand.Int64N(int64(delay/2) + 1))
-		t := time.NewTimer(delay/2 + jitter)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return
-		}
-		delay = min(2*delay, handoffRetryMax)
 	}
-}
-
-// mergeContexts returns a context cancelled when either parent is.
-func mergeContexts(a, b context.Context) (context.Context, context.CancelFunc) {
-	if a == nil {
-		return context.WithCancel(b)
-	}
-	ctx, cancel := context.WithCancel(a)
-	stop := context.AfterFunc(b, cancel)
-	return ctx, func() { stop(); cancel() }
 }
 
 // callHook calls fn, recovering a panic into an error so that one bad

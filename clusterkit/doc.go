@@ -37,6 +37,46 @@
 // lost and renewed lease) is treated as having lost its data: what it
 // served is handed to it again.
 //
+// # Hooks
+//
+// Seven hooks report what happens: OnNodeJoin, OnNodeRejoin, OnNodeLeave,
+// OnRebalanceStart, OnPartitionChange, OnRebalanceComplete and
+// OnClusterHealthChange. Their contract:
+//
+//   - Every node receives every event; filter on the event's node IDs
+//     (usually PartitionChangeEvent.CopyToNode.ID == GetMyNodeID()).
+//   - Handlers run on ClusterKit's dispatcher goroutines, never on the
+//     watch or lease goroutines and never under an internal lock: they may
+//     call every lookup and every operation except Stop and Halt.
+//   - Cluster-level events (join, rejoin, leave, rebalance start and
+//     complete, health) run one at a time, in the order they happened.
+//   - Partition changes of one partition run in order; those of different
+//     partitions run concurrently, at most Options.HookConcurrency at once.
+//     A partition change submitted after a cluster-level event starts after
+//     that event's handlers returned.
+//   - OnRebalanceStart comes before the rebalance's partition changes;
+//     OnRebalanceComplete after all of them returned (a barrier), and only
+//     for rebalances whose start this node delivered.
+//   - OnNodeRejoin comes before the rebalance the return causes.
+//   - Handlers registered for one hook run in registration order; a
+//     handler registered while events are queued sees the events that
+//     start after it was added. Register before Start to see this node's
+//     own join.
+//   - A panic is recovered, logged and counted
+//     (clusterkit_hook_panics_total); for a partition change it counts as
+//     an error.
+//   - Retries: for a partition this node gains, the handlers are called
+//     again with backoff (100 ms doubling to 10 s, jittered) until all of
+//     them return nil; the node then records that it is ready and the
+//     leader lets it serve. The context is cancelled when the change is
+//     withdrawn (a later map no longer plans it) or the node stops. Other
+//     events, and partition changes of other nodes, run once; their errors
+//     are only logged and counted.
+//   - A handler that blocks delays the events queued behind it (the other
+//     partitions' changes keep running), never the lookups or the etcd
+//     session. Stop cancels the handlers' contexts, drops queued events and
+//     waits for running handlers to return.
+//
 // # Leaving
 //
 // Stop leaves gracefully (graceful_shutdown); a crash, hang or partition

@@ -5,9 +5,13 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
-// Hook handler types. See the On* methods for when each is called.
+// Hook handler types. See the On* methods for when each is called, and
+// "Hooks" in the package documentation for the contract they share:
+// delivery order, concurrency, retries and panics.
 type (
 	// PartitionChangeHandler receives a partition gain. When the event's
 	// CopyToNode is this node, the partition stays served by its old
@@ -16,13 +20,25 @@ type (
 	// is withdrawn or the node stops. On other nodes the result is only
 	// counted and logged.
 	PartitionChangeHandler func(ctx context.Context, e *PartitionChangeEvent) error
-	NodeJoinHandler        func(e *NodeJoinEvent)
-	NodeRejoinHandler      func(e *NodeRejoinEvent)
-	NodeLeaveHandler       func(e *NodeLeaveEvent)
-	RebalanceStartHandler  func(e *RebalanceEvent)
-	// RebalanceCompleteHandler receives the rebalance and how long it took.
+	// NodeJoinHandler receives a node's first join. It runs once, on the
+	// sequencer, in order with the other cluster-level events.
+	NodeJoinHandler func(e *NodeJoinEvent)
+	// NodeRejoinHandler receives a node's return, before the rebalance the
+	// return causes. It runs once, on the sequencer.
+	NodeRejoinHandler func(e *NodeRejoinEvent)
+	// NodeLeaveHandler receives a node's departure. It runs once, on the
+	// sequencer.
+	NodeLeaveHandler func(e *NodeLeaveEvent)
+	// RebalanceStartHandler receives a rebalance before any of its
+	// partition changes. It runs once, on the sequencer.
+	RebalanceStartHandler func(e *RebalanceEvent)
+	// RebalanceCompleteHandler receives the rebalance and how long it took,
+	// after every partition change submitted before it returned. It runs
+	// once, on the sequencer.
 	RebalanceCompleteHandler func(e *RebalanceEvent, duration time.Duration)
-	ClusterHealthHandler     func(e *ClusterHealthEvent)
+	// ClusterHealthHandler receives a change of the cluster's health status
+	// as this node sees it. It runs once, on the sequencer.
+	ClusterHealthHandler func(e *ClusterHealthEvent)
 )
 
 // hookSet holds the registered handlers. Registration may happen at any
@@ -51,20 +67,6 @@ func add[T any](h *hookSet, list *[]T, fn T) {
 	defer h.mu.Unlock()
 	*list = append(*list, fn)
 }
-
-// The hook contract, common to all seven: every node receives every event
-// (filter on the event's node IDs); handlers run on ClusterKit's dispatcher
-// goroutines, never on the watch or keep-alive goroutines and never under
-// an internal lock, so they may call every lookup (but not Stop); a panic
-// is recovered and counted (clusterkit_hook_panics_total). Cluster-level
-// events (join, rejoin, leave, rebalance start and complete, health) are
-// delivered one at a time, in the order they happened; partition changes
-// of one partition are delivered in order, those of different partitions
-// concurrently (Options.HookConcurrency at most); OnRebalanceStart comes
-// before the rebalance's partition changes and OnRebalanceComplete after
-// they all returned. A handler that blocks delays the events queued behind
-// it, never the lookups or the etcd session. Register handlers before
-// Start to see the events of this node's own join.
 
 // OnPartitionChange registers a handler for partition gains (see
 // PartitionChangeHandler).
@@ -100,12 +102,22 @@ func (ck *ClusterKit) OnClusterHealthChange(fn ClusterHealthHandler) {
 	add(&ck.hooks, &ck.hooks.clusterHealth, fn)
 }
 
-// emit queues a cluster-level event for every handler in list.
-func emit[T any](ck *ClusterKit, name string, list *[]T, call func(T), barrier bool) {
-	ck.disp.submitCluster(func() {
-		for _, fn := range get(&ck.hooks, list) {
-			if err := callHook(name, ck.metrics, func() error { call(fn); return nil }); err != nil {
-				ck.log.Error("hook failed", zapHook(name), zapErr(err))
+// notifier queues hook calls on the dispatcher: everything that derives
+// events needs only this, not the node.
+type notifier struct {
+	hooks   *hookSet
+	disp    *dispatcher
+	metrics *metrics
+	log     *zap.Logger
+}
+
+// notify queues a cluster-level event for every handler in list, which
+// must be one of n.hooks' lists.
+func notify[T any](n *notifier, name string, list *[]T, call func(T), barrier bool) {
+	n.disp.submitCluster(func() {
+		for _, fn := range get(n.hooks, list) {
+			if err := callHook(name, n.metrics, func() error { call(fn); return nil }); err != nil {
+				n.log.Error("hook failed", zapHook(name), zapErr(err))
 			}
 		}
 	}, barrier)

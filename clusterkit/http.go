@@ -183,12 +183,12 @@ func (ck *ClusterKit) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, "join request: "+err.Error())
 		return
 	}
-	cli := ck.connected.Load()
-	if cli == nil {
-		writeError(w, http.StatusServiceUnavailable, "this node is not connected to etcd yet")
+	run := ck.active.Load()
+	if run == nil || run.ctx.Err() != nil {
+		writeError(w, http.StatusServiceUnavailable, "this node is not connected to etcd")
 		return
 	}
-	eps, err := ck.etcdEndpoints(r.Context(), cli)
+	eps, err := ck.etcdEndpoints(r.Context(), run.cli)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "cannot list etcd members: "+err.Error())
 		return

@@ -32,7 +32,7 @@ func memberOf(n *Node) memberJSON {
 	if services == nil {
 		services = map[string]string{}
 	}
-	return memberJSON{ID: n.ID, Address: n.IP, Zone: n.Zone, Weight: n.Weight, Services: services,
+	return memberJSON{ID: n.ID, Address: n.Addr, Zone: n.Zone, Weight: n.Weight, Services: services,
 		State: n.Status, Incarnation: n.Incarnation, Started: n.StartedAt}
 }
 
@@ -225,15 +225,15 @@ func (ck *ClusterKit) handleReady(w http.ResponseWriter, r *http.Request) {
 
 // notReady lists why this node is not ready; empty when it is.
 func (ck *ClusterKit) notReady(s *snapshot) []string {
-	rt := ck.rt()
-	if rt == nil {
+	r := ck.active.Load()
+	if r == nil {
 		return []string{"not started"}
 	}
-	if rt.ctx.Err() != nil || rt.leaving.Load() {
+	if r.ctx.Err() != nil || r.leaving.Load() {
 		return []string{"stopping"}
 	}
 	var reasons []string
-	if reg := ck.reg.Load(); reg == nil {
+	if reg := r.reg.Load(); reg == nil {
 		reasons = append(reasons, "not registered")
 	} else {
 		select {
@@ -242,7 +242,7 @@ func (ck *ClusterKit) notReady(s *snapshot) []string {
 		default:
 		}
 	}
-	if w := rt.watch.Load(); w == nil || !w.Connected() {
+	if !ck.etcdConnected() {
 		reasons = append(reasons, "not connected to etcd")
 	}
 	if len(s.partitions) == 0 {

@@ -134,7 +134,7 @@ func TestRestartedNodeReceivesItsPartitionsAgain(t *testing.T) {
 		})
 		ck.OnRebalanceStart(func(e *clusterkit.RebalanceEvent) {
 			mu.Lock()
-			events = append(events, "start:"+e.Trigger)
+			events = append(events, "start:"+string(e.Trigger))
 			mu.Unlock()
 		})
 		ck.OnPartitionChange(func(ctx context.Context, e *clusterkit.PartitionChangeEvent) error {
@@ -152,7 +152,7 @@ func TestRestartedNodeReceivesItsPartitionsAgain(t *testing.T) {
 	if len(received) != held {
 		t.Fatalf("the restarted node received %d partitions from node-1, want the %d it held", len(received), held)
 	}
-	if i, j := index(events, "rejoin:node-2"), index(events, "start:"+clusterkit.ReasonNodeRejoin); i < 0 || j < i {
+	if i, j := index(events, "rejoin:node-2"), index(events, "start:"+string(clusterkit.ReasonNodeRejoin)); i < 0 || j < i {
 		t.Fatalf("events %v: want rejoin:node-2 before start:node_rejoin", events)
 	}
 }

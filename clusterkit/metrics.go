@@ -15,10 +15,10 @@ import (
 // several nodes in one process never collide.
 //
 // Names carry the clusterkit_ prefix and their unit. Gauges and counters
-// are updated where the state changes (tracker, runtime, dispatcher); the
+// are updated where the state changes (follower, run, dispatcher); the
 // few that are cheaper to read than to keep (map age, failing handoffs,
-// etcd connectivity) are computed at scrape time from the node bound with
-// bind.
+// etcd connectivity) are computed at scrape time from the functions given
+// to bind.
 type metrics struct {
 	registry *prometheus.Registry // the private registry, nil with Options.Registerer
 	gatherer prometheus.Gatherer
@@ -39,8 +39,9 @@ type metrics struct {
 	watchResyncs        prometheus.Counter
 	lastAssignment      atomic.Int64 // unix nanoseconds of the last map change
 
-	// owner is the node the scrape-time gauges read; nil until bind.
-	owner atomic.Pointer[ClusterKit]
+	// The scrape-time gauges' sources, set once by bind.
+	failingHandoffs func() int
+	etcdConnected   func() bool
 
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector
@@ -123,37 +124,29 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 	return m, nil
 }
 
-// bind lets the scrape-time gauges read ck's state. New calls it once.
-func (m *metrics) bind(ck *ClusterKit) { m.owner.Store(ck) }
-
-// failingHandoffs counts the partitions whose handoff to this node is
-// failing, 0 before Start.
-func (m *metrics) failingHandoffs() int {
-	ck := m.owner.Load()
-	if ck == nil {
-		return 0
-	}
-	rt := ck.rt()
-	if rt == nil {
-		return 0
-	}
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return len(rt.failing)
+// bind gives the scrape-time gauges their sources. New calls it once,
+// before anything is registered for scraping can read them.
+func (m *metrics) bind(failingHandoffs func() int, etcdConnected func() bool) {
+	m.failingHandoffs, m.etcdConnected = failingHandoffs, etcdConnected
 }
 
-// etcdConnected reports whether the bound node's watch is in sync.
-func (m *metrics) etcdConnected() bool {
-	ck := m.owner.Load()
-	if ck == nil {
-		return false
+// observeSnapshot refreshes the per-node gauges from a new snapshot.
+func (m *metrics) observeSnapshot(s *snapshot) {
+	m.assignmentVersion.Set(float64(s.version))
+	active, unhealthy := 0, 0
+	for _, n := range s.members {
+		if n.Status == NodeUnhealthy {
+			unhealthy++
+		} else {
+			active++
+		}
 	}
-	rt := ck.rt()
-	if rt == nil {
-		return false
-	}
-	w := rt.watch.Load()
-	return w != nil && w.Connected()
+	m.members.WithLabelValues(NodeActive).Set(float64(active))
+	m.members.WithLabelValues(NodeUnhealthy).Set(float64(unhealthy))
+	m.partitions.WithLabelValues("primary").Set(float64(s.mine.primary))
+	m.partitions.WithLabelValues("replica").Set(float64(s.mine.replica))
+	m.partitions.WithLabelValues("incoming").Set(float64(s.mine.incoming))
+	m.handoffsPending.Set(float64(s.mine.incoming))
 }
 
 // counterValue reads a counter's current value.

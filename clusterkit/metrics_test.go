@@ -411,7 +411,7 @@ func (d describe) String() string {
 			b.WriteString(" " + fmt(p))
 		}
 		h := n.HealthCheck()
-		b.WriteString("\n  health " + h.Status + " " + strings.Join(h.Reasons, "; "))
+		b.WriteString("\n  health " + string(h.Status) + " " + strings.Join(h.Reasons, "; "))
 	}
 	return b.String()
 }

@@ -51,7 +51,7 @@ type Options struct {
 	// listens on; required. Port 0 picks a free port.
 	HTTPAddr string
 	// AdvertiseAddr is the host:port other nodes and clients reach this
-	// node at (Node.IP). Default: HTTPAddr, with an empty or unspecified
+	// node at (Node.Addr). Default: HTTPAddr, with an empty or unspecified
 	// host replaced by 127.0.0.1 and port 0 by the bound port.
 	AdvertiseAddr string
 	// JoinAddr is the HTTPAddr of an existing node to join through
@@ -145,7 +145,12 @@ type EtcdConfig struct {
 // EmbeddedConfig configures the embedded etcd member.
 type EmbeddedConfig struct {
 	// ClientAddr and PeerAddr are the member's etcd client and peer
-	// host:port. Default: derived from HTTPAddr by embedetcd.DefaultAddrs.
+	// host:port. Default: derived from HTTPAddr by embedetcd.DefaultAddrs
+	// (HTTP port + 10000 and + 20000). When those do not fit (HTTP port
+	// above 45535) or HTTPAddr has port 0, free ports are picked on the
+	// first start and kept in DataDir (with port 0 the client port is
+	// picked anew at every start); other nodes learn them through etcd's
+	// member list, which the join endpoint answers with.
 	ClientAddr string
 	PeerAddr   string
 	// MaxVoters is how many nodes run an etcd voter; later nodes are plain
@@ -168,57 +173,86 @@ func invalid(field, rule string, value any) error {
 
 // withDefaults validates o and returns a copy with every default filled in.
 func (o Options) withDefaults() (Options, error) {
+	for _, step := range []func() error{o.checkAddrs, o.layoutDefaults, o.healthDefaults, o.etcdDefaults, o.embeddedDefaults} {
+		if err := step(); err != nil {
+			return o, err
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o, nil
+}
+
+// checkAddrs checks NodeID and the addresses.
+func (o *Options) checkAddrs() error {
 	if o.NodeID == "" || len(o.NodeID) > 128 || !namePattern.MatchString(o.NodeID) {
-		return o, invalid("NodeID", "must be 1 to 128 characters of [A-Za-z0-9._-]", o.NodeID)
+		return invalid("NodeID", "must be 1 to 128 characters of [A-Za-z0-9._-]", o.NodeID)
 	}
 	if err := checkHostPort("HTTPAddr", o.HTTPAddr, true); err != nil {
-		return o, err
+		return err
 	}
 	if o.AdvertiseAddr != "" {
 		if err := checkHostPort("AdvertiseAddr", o.AdvertiseAddr, false); err != nil {
-			return o, err
+			return err
 		}
 	}
 	if o.JoinAddr != "" {
 		if err := checkHostPort("JoinAddr", o.JoinAddr, false); err != nil {
-			return o, err
+			return err
 		}
 	}
+	return nil
+}
+
+// layoutDefaults fills and checks the partitioning, names, data dir, weight and services.
+func (o *Options) layoutDefaults() error {
 	if o.PartitionCount == 0 {
 		o.PartitionCount = DefaultPartitionCount
 	}
 	if o.PartitionCount < 1 || o.PartitionCount > MaxPartitionCount {
-		return o, invalid("PartitionCount", fmt.Sprintf("must be between 1 and %d", MaxPartitionCount), o.PartitionCount)
+		return invalid("PartitionCount", fmt.Sprintf("must be between 1 and %d", MaxPartitionCount), o.PartitionCount)
 	}
 	if o.ReplicationFactor == 0 {
 		o.ReplicationFactor = DefaultReplicationFactor
 	}
 	if o.ReplicationFactor < 1 || o.ReplicationFactor > 64 {
-		return o, invalid("ReplicationFactor", "must be between 1 and 64", o.ReplicationFactor)
+		return invalid("ReplicationFactor", "must be between 1 and 64", o.ReplicationFactor)
 	}
 	if o.ClusterName == "" {
 		o.ClusterName = DefaultClusterName
 	}
 	if len(o.ClusterName) > 64 || !namePattern.MatchString(o.ClusterName) {
-		return o, invalid("ClusterName", "must be 1 to 64 characters of [A-Za-z0-9._-]", o.ClusterName)
+		return invalid("ClusterName", "must be 1 to 64 characters of [A-Za-z0-9._-]", o.ClusterName)
 	}
 	if o.DataDir == "" {
 		o.DataDir = filepath.Join(DefaultDataDirRoot, o.NodeID)
 	}
 	if math.IsNaN(o.Weight) || math.IsInf(o.Weight, 0) || o.Weight < 0 {
-		return o, invalid("Weight", "must be a finite number ≥ 0", o.Weight)
+		return invalid("Weight", "must be a finite number ≥ 0", o.Weight)
 	}
 	if o.Weight == 0 {
 		o.Weight = 1
 	}
 	for name, addr := range o.Services {
 		if name == "" {
-			return o, invalid("Services", "must not have an empty service name", addr)
+			return invalid("Services", "must not have an empty service name", addr)
 		}
 	}
+	if o.HookConcurrency == 0 {
+		o.HookConcurrency = DefaultHookConcurrency
+	}
+	if o.HookConcurrency < 1 {
+		return invalid("HookConcurrency", "must be at least 1", o.HookConcurrency)
+	}
+	return nil
+}
+
+// healthDefaults fills and checks HealthCheck and LeaseTTL.
+func (o *Options) healthDefaults() error {
 	hc := &o.HealthCheck
 	if hc.Interval < 0 || hc.Timeout < 0 || hc.FailureThreshold < 0 {
-		return o, invalid("HealthCheck", "Interval, Timeout and FailureThreshold must not be negative",
+		return invalid("HealthCheck", "Interval, Timeout and FailureThreshold must not be negative",
 			fmt.Sprintf("%v/%v/%d", hc.Interval, hc.Timeout, hc.FailureThreshold))
 	}
 	if hc.Interval == 0 {
@@ -228,7 +262,7 @@ func (o Options) withDefaults() (Options, error) {
 		hc.Timeout = min(DefaultHealthTimeout, hc.Interval)
 	}
 	if hc.Timeout > hc.Interval {
-		return o, invalid("HealthCheck.Timeout", fmt.Sprintf("must not exceed HealthCheck.Interval (%v)", hc.Interval), hc.Timeout)
+		return invalid("HealthCheck.Timeout", fmt.Sprintf("must not exceed HealthCheck.Interval (%v)", hc.Interval), hc.Timeout)
 	}
 	if hc.FailureThreshold == 0 {
 		hc.FailureThreshold = DefaultFailureThreshold
@@ -244,58 +278,59 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	if o.LeaseTTL < MinLeaseTTL || o.LeaseTTL%time.Second != 0 {
-		return o, invalid("LeaseTTL", "must be whole seconds and at least 1s", o.LeaseTTL)
+		return invalid("LeaseTTL", "must be whole seconds and at least 1s", o.LeaseTTL)
 	}
-	if o.HookConcurrency == 0 {
-		o.HookConcurrency = DefaultHookConcurrency
-	}
-	if o.HookConcurrency < 1 {
-		return o, invalid("HookConcurrency", "must be at least 1", o.HookConcurrency)
-	}
+	return nil
+}
+
+// etcdDefaults checks the external etcd options against the embedded ones.
+func (o *Options) etcdDefaults() error {
 	if len(o.Etcd.Endpoints) > 0 {
 		if o.Bootstrap {
-			return o, invalid("Bootstrap", "cannot be set together with Etcd.Endpoints", o.Bootstrap)
+			return invalid("Bootstrap", "cannot be set together with Etcd.Endpoints", o.Bootstrap)
 		}
 		if o.JoinAddr != "" {
-			return o, invalid("JoinAddr", "cannot be set together with Etcd.Endpoints", o.JoinAddr)
+			return invalid("JoinAddr", "cannot be set together with Etcd.Endpoints", o.JoinAddr)
 		}
 		for _, ep := range o.Etcd.Endpoints {
 			if ep == "" {
-				return o, invalid("Etcd.Endpoints", "must not contain an empty endpoint", o.Etcd.Endpoints)
+				return invalid("Etcd.Endpoints", "must not contain an empty endpoint", o.Etcd.Endpoints)
 			}
 		}
 	}
 	if o.Etcd.DialTimeout < 0 {
-		return o, invalid("Etcd.DialTimeout", "must not be negative", o.Etcd.DialTimeout)
+		return invalid("Etcd.DialTimeout", "must not be negative", o.Etcd.DialTimeout)
 	}
 	if o.Etcd.DialTimeout == 0 {
 		o.Etcd.DialTimeout = DefaultDialTimeout
 	}
+	return nil
+}
+
+// embeddedDefaults fills and checks the embedded etcd options.
+func (o *Options) embeddedDefaults() error {
 	em := &o.Embedded
 	if em.MaxVoters == 0 {
 		em.MaxVoters = DefaultMaxVoters
 	}
 	if em.MaxVoters < 1 || em.MaxVoters > 7 {
-		return o, invalid("Embedded.MaxVoters", "must be between 1 and 7", em.MaxVoters)
+		return invalid("Embedded.MaxVoters", "must be between 1 and 7", em.MaxVoters)
 	}
 	if em.TickInterval < 0 || em.ElectionTimeout < 0 {
-		return o, invalid("Embedded", "TickInterval and ElectionTimeout must not be negative",
+		return invalid("Embedded", "TickInterval and ElectionTimeout must not be negative",
 			fmt.Sprintf("%v/%v", em.TickInterval, em.ElectionTimeout))
 	}
 	if em.TickInterval > 0 && em.ElectionTimeout > 0 && em.ElectionTimeout < 5*em.TickInterval {
-		return o, invalid("Embedded.ElectionTimeout", fmt.Sprintf("must be at least 5 × TickInterval (%v)", em.TickInterval), em.ElectionTimeout)
+		return invalid("Embedded.ElectionTimeout", fmt.Sprintf("must be at least 5 × TickInterval (%v)", em.TickInterval), em.ElectionTimeout)
 	}
 	for field, addr := range map[string]string{"Embedded.ClientAddr": em.ClientAddr, "Embedded.PeerAddr": em.PeerAddr} {
 		if addr != "" {
 			if err := checkHostPort(field, addr, true); err != nil {
-				return o, err
+				return err
 			}
 		}
 	}
-	if o.Logger == nil {
-		o.Logger = zap.NewNop()
-	}
-	return o, nil
+	return nil
 }
 
 // checkHostPort checks that addr is host:port with a valid port (0 allowed

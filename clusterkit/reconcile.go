@@ -31,7 +31,7 @@ type reconcileInput struct {
 // departure is what a node's watch saw when a member key was deleted.
 type departure struct {
 	Record memberRecord
-	Reason string
+	Reason LeaveReason
 	At     time.Time
 }
 
@@ -72,109 +72,33 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 		return out, nil
 	}
 	P := in.cfg.PartitionCount
-	alive := slices.Sorted(maps.Keys(in.members))
 	planned := plannedOf(in.members)
 	prev := in.assign
 	if prev != nil && len(prev.Partitions) != P {
 		return out, fmt.Errorf("assignment has %d partitions, config says %d", len(prev.Partitions), P)
 	}
-	replan := prev == nil || !slices.Equal(prev.Planned, planned) || in.manual != ""
 	// A member that registered anew (another incarnation) lost what it
 	// served: it stays planned, but serves again only after a handoff.
-	restarted := map[string]bool{}
-	if prev != nil {
-		for _, pn := range prev.Planned {
-			if m, ok := in.members[pn.ID]; ok && pn.Incarnation != 0 && pn.Incarnation != m.Incarnation {
-				restarted[pn.ID] = true
-			}
-		}
-	}
-
 	version := int64(1)
-	var oldParts []partitionState
+	oldParts := make([]partitionState, P)
+	var restarted map[string]bool
 	if prev != nil {
-		version = prev.Version + 1
-		oldParts = prev.Partitions
-	} else {
-		oldParts = make([]partitionState, P)
+		version, oldParts = prev.Version+1, prev.Partitions
+		restarted = restartedSince(prev.Planned, func(id string) (int64, bool) {
+			m, ok := in.members[id]
+			return m.Incarnation, ok
+		})
 	}
-
-	targets := make([][]string, P)
-	if replan {
-		var prevPlan *placement.Assignment
-		if prev != nil {
-			prevPlan = &placement.Assignment{Replicas: make([][]string, P)}
-			for p, ps := range oldParts {
-				prevPlan.Replicas[p] = ps.Target
-			}
-		}
-		nodes := make([]placement.Node, len(planned))
-		for i, n := range planned {
-			nodes[i] = placement.Node{ID: n.ID, Zone: n.Zone, Weight: n.Weight}
-		}
-		plan, err := placement.Plan(prevPlan, nodes, P, in.cfg.ReplicationFactor)
-		if err != nil {
-			return out, fmt.Errorf("plan: %w", err)
-		}
-		targets = plan.Replicas
-	} else {
-		for p, ps := range oldParts {
-			targets[p] = ps.Target
-		}
+	targets, err := planTargets(in, oldParts, planned)
+	if err != nil {
+		return out, err
 	}
-
 	next := &assignment{Version: version, Planned: planned, Partitions: make([]partitionState, P)}
-	changed := prev == nil || !slices.Equal(prev.Planned, planned)
-	targetChanged := false
-	newMoves := 0
-	affected := map[string]bool{}
-	for p := range P {
-		old := oldParts[p]
-		target := targets[p]
-		if !slices.Equal(target, old.Target) {
-			targetChanged = true
-			for _, n := range symmetricDiff(old.Target, target) {
-				affected[n] = true
-			}
-		}
-		ps := nextPartition(old, target, in.members, restarted, in.ready, p, version)
-		for _, inc := range ps.Incoming {
-			if inc.Since == version {
-				newMoves++
-			}
-		}
-		if !partitionEqual(ps, old) {
-			changed = true
-		}
-		next.Partitions[p] = ps
-	}
-
+	st := nextPartitions(next, oldParts, targets, in, restarted)
+	changed := st.changed || prev == nil || !slices.Equal(prev.Planned, planned)
 	rb := in.rebalance
-	if targetChanged || in.manual != "" || len(restarted) > 0 {
-		trigger, triggerNode := triggerOf(prev, alive, in)
-		if rb.running() {
-			rb = cloneRebalance(rb)
-			rb.Moves += newMoves
-			if in.manual != "" {
-				rb.RequestID, rb.LastRequestID = in.manual, in.manual
-			}
-		} else {
-			id, last := int64(1), ""
-			if rb != nil {
-				id, last = rb.ID+1, rb.LastRequestID
-			}
-			if in.manual != "" {
-				last = in.manual
-			}
-			rb = &rebalanceRecord{ID: id, Trigger: trigger, TriggerNodeID: triggerNode, RequestID: in.manual,
-				LastRequestID: last, Moves: newMoves, StartedAt: in.now}
-		}
-		for n := range affected {
-			if !slices.Contains(rb.NodesAffected, n) {
-				rb.NodesAffected = append(rb.NodesAffected, n)
-			}
-		}
-		slices.Sort(rb.NodesAffected)
+	if st.targetChanged || in.manual != "" || len(restarted) > 0 {
+		rb = startOrExtend(rb, in, prev, st)
 	}
 	if rb.running() && next.incomingCount() == 0 {
 		if rb == in.rebalance {
@@ -190,40 +114,140 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 		return reconcileOutput{}, nil
 	}
 	out.assign = next
-
-	// A node planned for before but no longer alive has left: keep its
-	// history so that its return is reported as a rejoin.
 	if prev != nil {
-		for _, pn := range prev.Planned {
-			if _, ok := in.members[pn.ID]; ok {
-				continue
-			}
-			h := historyRecord{LastSeen: in.now, Reason: LeaveLeaseExpired, Incarnation: pn.Incarnation,
-				Node: memberRecord{ID: pn.ID, Zone: pn.Zone, Weight: pn.Weight}}
-			if d, ok := in.departed[pn.ID]; ok {
-				h.Node, h.Reason, h.LastSeen, h.Incarnation = d.Record, d.Reason, d.At, d.Record.Incarnation
-			}
-			if h.Reason == LeaveRemovedByAdmin {
-				// An admin removal ends the node's history: if it comes
-				// back, it joins as a new node.
-				out.forget = append(out.forget, pn.ID)
-				continue
-			}
-			for p, ps := range oldParts {
-				switch i := slices.Index(ps.Serving, pn.ID); {
-				case i == 0:
-					h.Primaries = append(h.Primaries, p)
-				case i > 0:
-					h.Replicas = append(h.Replicas, p)
-				}
-			}
-			if out.history == nil {
-				out.history = map[string]historyRecord{}
-			}
-			out.history[pn.ID] = h
-		}
+		out.history, out.forget = departures(in, prev.Planned, oldParts)
 	}
 	return out, nil
+}
+
+// planTargets returns every partition's Target: placement.Plan's, with
+// minimal movement from the old Targets, when the live membership differs
+// from the one they were planned for (or on a manual request); else the
+// old Targets.
+func planTargets(in reconcileInput, oldParts []partitionState, planned []plannedNode) ([][]string, error) {
+	prev := in.assign
+	targets := make([][]string, len(oldParts))
+	if prev != nil && slices.Equal(prev.Planned, planned) && in.manual == "" {
+		for p, ps := range oldParts {
+			targets[p] = ps.Target
+		}
+		return targets, nil
+	}
+	var prevPlan *placement.Assignment
+	if prev != nil {
+		prevPlan = &placement.Assignment{Replicas: make([][]string, len(oldParts))}
+		for p, ps := range oldParts {
+			prevPlan.Replicas[p] = ps.Target
+		}
+	}
+	nodes := make([]placement.Node, len(planned))
+	for i, n := range planned {
+		nodes[i] = placement.Node{ID: n.ID, Zone: n.Zone, Weight: n.Weight}
+	}
+	plan, err := placement.Plan(prevPlan, nodes, len(oldParts), in.cfg.ReplicationFactor)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	return plan.Replicas, nil
+}
+
+// partitionsStep is what nextPartitions found.
+type partitionsStep struct {
+	changed       bool            // some partition's state changed
+	targetChanged bool            // some partition's Target changed
+	newMoves      int             // (partition, node) pairs incoming since this version
+	affected      map[string]bool // nodes that gained or lost a Target slot
+}
+
+// nextPartitions fills next.Partitions from the old ones and the targets.
+func nextPartitions(next *assignment, oldParts []partitionState, targets [][]string, in reconcileInput, restarted map[string]bool) partitionsStep {
+	st := partitionsStep{affected: map[string]bool{}}
+	for p, old := range oldParts {
+		target := targets[p]
+		if !slices.Equal(target, old.Target) {
+			st.targetChanged = true
+			for _, n := range symmetricDiff(old.Target, target) {
+				st.affected[n] = true
+			}
+		}
+		ps := nextPartition(old, target, in.members, restarted, in.ready, p, next.Version)
+		for _, inc := range ps.Incoming {
+			if inc.Since == next.Version {
+				st.newMoves++
+			}
+		}
+		if !partitionEqual(ps, old) {
+			st.changed = true
+		}
+		next.Partitions[p] = ps
+	}
+	return st
+}
+
+// startOrExtend starts a rebalance record, or extends the running one with
+// this round's moves and affected nodes.
+func startOrExtend(rb *rebalanceRecord, in reconcileInput, prev *assignment, st partitionsStep) *rebalanceRecord {
+	if rb.running() {
+		rb = cloneRebalance(rb)
+		rb.Moves += st.newMoves
+		if in.manual != "" {
+			rb.RequestID, rb.LastRequestID = in.manual, in.manual
+		}
+	} else {
+		id, last := int64(1), ""
+		if rb != nil {
+			id, last = rb.ID+1, rb.LastRequestID
+		}
+		if in.manual != "" {
+			last = in.manual
+		}
+		trigger, triggerNode := triggerOf(prev, slices.Sorted(maps.Keys(in.members)), in)
+		rb = &rebalanceRecord{ID: id, Trigger: trigger, TriggerNodeID: triggerNode, RequestID: in.manual,
+			LastRequestID: last, Moves: st.newMoves, StartedAt: in.now}
+	}
+	for n := range st.affected {
+		if !slices.Contains(rb.NodesAffected, n) {
+			rb.NodesAffected = append(rb.NodesAffected, n)
+		}
+	}
+	slices.Sort(rb.NodesAffected)
+	return rb
+}
+
+// departures returns the history records of nodes planned for before but
+// no longer alive (so that a return is reported as a rejoin), and the
+// histories to forget (an admin removal ends a node's history).
+func departures(in reconcileInput, before []plannedNode, oldParts []partitionState) (map[string]historyRecord, []string) {
+	var history map[string]historyRecord
+	var forget []string
+	for _, pn := range before {
+		if _, ok := in.members[pn.ID]; ok {
+			continue
+		}
+		h := historyRecord{LastSeen: in.now, Reason: LeaveLeaseExpired, Incarnation: pn.Incarnation,
+			Node: memberRecord{ID: pn.ID, Zone: pn.Zone, Weight: pn.Weight}}
+		if d, ok := in.departed[pn.ID]; ok {
+			h.Node, h.Reason, h.LastSeen, h.Incarnation = d.Record, d.Reason, d.At, d.Record.Incarnation
+		}
+		if h.Reason == LeaveRemovedByAdmin {
+			// If it comes back, it joins as a new node.
+			forget = append(forget, pn.ID)
+			continue
+		}
+		for p, ps := range oldParts {
+			switch i := slices.Index(ps.Serving, pn.ID); {
+			case i == 0:
+				h.Primaries = append(h.Primaries, p)
+			case i > 0:
+				h.Replicas = append(h.Replicas, p)
+			}
+		}
+		if history == nil {
+			history = map[string]historyRecord{}
+		}
+		history[pn.ID] = h
+	}
+	return history, forget
 }
 
 // nextPartition applies the serving-set rules of reconcile to one partition.
@@ -305,7 +329,7 @@ func orderServing(serving, target, oldServing []string) []string {
 }
 
 // triggerOf names what caused a rebalance.
-func triggerOf(prev *assignment, alive []string, in reconcileInput) (trigger, node string) {
+func triggerOf(prev *assignment, alive []string, in reconcileInput) (trigger ChangeReason, node string) {
 	if in.manual != "" {
 		return ReasonManual, in.manualNode
 	}

@@ -47,7 +47,7 @@ func (r *recorder) attach(ck *clusterkit.ClusterKit) {
 		r.mu.Lock()
 		r.leaves = append(r.leaves, *e)
 		r.mu.Unlock()
-		r.add("leave:" + e.Node.ID + ":" + e.Reason)
+		r.add("leave:" + e.Node.ID + ":" + string(e.Reason))
 	})
 	ck.OnRebalanceStart(func(e *clusterkit.RebalanceEvent) {
 		r.mu.Lock()
@@ -72,7 +72,7 @@ func (r *recorder) attach(ck *clusterkit.ClusterKit) {
 		r.mu.Lock()
 		r.health = append(r.health, *e)
 		r.mu.Unlock()
-		r.add("health:" + e.Status)
+		r.add("health:" + string(e.Status))
 	})
 }
 

@@ -30,7 +30,13 @@ type snapshot struct {
 	leader        string
 	// settled: planned for exactly the current members, no handoff pending.
 	settled bool
+	// mine counts this node's partitions by role.
+	mine roleCounts
 }
+
+// roleCounts counts one node's partitions: served as primary, served as a
+// replica, and incoming (being received).
+type roleCounts struct{ primary, replica, incoming int }
 
 // newSnapshot builds a snapshot for node me. a may be nil (no map yet).
 func newSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string) *snapshot {
@@ -69,8 +75,12 @@ func newSnapshot(me string, members map[string]memberRecord, a *assignment, memb
 		} else {
 			s.replicas[p] = []Node{}
 		}
+		s.mine.count(s.isPrimary[p], s.isReplica[p])
 		for _, in := range ps.Incoming {
 			part.IncomingNodes = append(part.IncomingNodes, in.Node)
+			if in.Node == me {
+				s.mine.incoming++
+			}
 		}
 		s.serving[p] = nodes
 		s.partitions[p] = part
@@ -100,4 +110,13 @@ func (s *snapshot) partitionOf(key string) *Partition {
 		return nil
 	}
 	return &s.partitions[placement.PartitionOf(key, len(s.partitions))]
+}
+
+func (c *roleCounts) count(primary, replica bool) {
+	switch {
+	case primary:
+		c.primary++
+	case replica:
+		c.replica++
+	}
 }

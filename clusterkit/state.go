@@ -7,10 +7,15 @@ import (
 	"time"
 )
 
-// keys is the etcd key layout of one cluster (DESIGN.md, "State in etcd").
-type keys struct{ root string }
+// keys is the etcd key layout of one cluster. Everything the nodes watch
+// lives under root (/clusterkit/<cluster>/); the application's custom data
+// lives under dataRoot (/clusterkit-data/<cluster>/), outside the watched
+// prefix, so that writing it wakes no node.
+type keys struct{ root, dataRoot string }
 
-func newKeys(cluster string) keys { return keys{root: "/clusterkit/" + cluster + "/"} }
+func newKeys(cluster string) keys {
+	return keys{root: "/clusterkit/" + cluster + "/", dataRoot: "/clusterkit-data/" + cluster + "/"}
+}
 
 func (k keys) config() string           { return k.root + "config" }
 func (k keys) membersPrefix() string    { return k.root + "members/" }
@@ -23,7 +28,7 @@ func (k keys) readyPrefix() string      { return k.root + "ready/" }
 func (k keys) ready(id string) string   { return k.readyPrefix() + id }
 func (k keys) rebalance() string        { return k.root + "rebalance" }
 func (k keys) rebalanceRequest() string { return k.root + "rebalance-request" }
-func (k keys) dataPrefix() string       { return k.root + "data/" }
+func (k keys) dataPrefix() string       { return k.dataRoot }
 func (k keys) data(key string) string   { return k.dataPrefix() + key }
 
 // formatVersion is the version of the records below; a node refuses a
@@ -59,6 +64,9 @@ type memberRecord struct {
 	Healthy   bool              `json:"healthy"`
 	StartedAt time.Time         `json:"started_at"`
 	Version   string            `json:"version"`
+	// EtcdClientURL is the client URL of this node's embedded etcd member,
+	// when it runs one.
+	EtcdClientURL string `json:"etcd_client_url,omitempty"`
 	// Incarnation is filled from the key's lease, not stored.
 	Incarnation int64 `json:"-"`
 }
@@ -69,7 +77,7 @@ func (m memberRecord) node() Node {
 		status = NodeUnhealthy
 	}
 	return Node{
-		ID: m.ID, IP: m.Addr, Zone: m.Zone, Weight: m.Weight, Services: m.Services,
+		ID: m.ID, Addr: m.Addr, IP: m.Addr, Zone: m.Zone, Weight: m.Weight, Services: m.Services,
 		Status: status, Incarnation: m.Incarnation, StartedAt: m.StartedAt,
 	}
 }
@@ -79,20 +87,20 @@ func (m memberRecord) node() Node {
 type historyRecord struct {
 	Node memberRecord `json:"node"`
 	// Incarnation is the lease of the membership that ended.
-	Incarnation int64     `json:"incarnation"`
-	LastSeen    time.Time `json:"last_seen"`
-	Reason      string    `json:"reason"`
-	Primaries   []int     `json:"primaries,omitempty"`
-	Replicas    []int     `json:"replicas,omitempty"`
+	Incarnation int64       `json:"incarnation"`
+	LastSeen    time.Time   `json:"last_seen"`
+	Reason      LeaveReason `json:"reason"`
+	Primaries   []int       `json:"primaries,omitempty"`
+	Replicas    []int       `json:"replicas,omitempty"`
 }
 
 // rebalanceRecord is the value of rebalance: the current or last
 // rebalance. It is written by the leader in the same Txn as the assignment
 // that starts, extends or completes it.
 type rebalanceRecord struct {
-	ID            int64  `json:"id"`
-	Trigger       string `json:"trigger"`
-	TriggerNodeID string `json:"trigger_node,omitempty"`
+	ID            int64        `json:"id"`
+	Trigger       ChangeReason `json:"trigger"`
+	TriggerNodeID string       `json:"trigger_node,omitempty"`
 	// RequestID is the manual request this rebalance serves, if any;
 	// LastRequestID is the last manual request any rebalance served (it is
 	// carried from record to record, so a request is served once).
@@ -153,6 +161,22 @@ type plannedNode struct {
 	// Incarnation is the member's lease: a node that registers anew is
 	// planned anew (the data it served before counts as lost).
 	Incarnation int64 `json:"inc,omitempty"`
+}
+
+// restartedSince returns the nodes planned in before whose incarnation is
+// now another one (incarnation reports it; ok false for a node that is
+// gone): each registered anew, so the data it served counts as lost.
+func restartedSince(before []plannedNode, incarnation func(id string) (inc int64, ok bool)) map[string]bool {
+	var out map[string]bool
+	for _, pn := range before {
+		if inc, ok := incarnation(pn.ID); ok && pn.Incarnation != 0 && pn.Incarnation != inc {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[pn.ID] = true
+		}
+	}
+	return out
 }
 
 func (a *assignment) incomingCount() int {

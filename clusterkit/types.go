@@ -11,9 +11,13 @@ import (
 type Node struct {
 	// ID is the node's NodeID option.
 	ID string `json:"id"`
-	// IP is the node's advertised HTTP address (host:port). The name is the
-	// original ClusterKit's; it holds an address, not only an IP.
-	IP string `json:"ip"`
+	// Addr is the node's advertised HTTP address (host:port).
+	Addr string `json:"addr"`
+	// IP holds the same address as Addr.
+	//
+	// Deprecated: the original ClusterKit's name; it holds host:port, not
+	// an IP. Use Addr.
+	IP string `json:"-"`
 	// Zone and Weight are the node's placement attributes.
 	Zone   string  `json:"zone,omitempty"`
 	Weight float64 `json:"weight"`
@@ -61,7 +65,8 @@ type Partition struct {
 func PartitionID(i int) string { return "partition-" + strconv.Itoa(i) }
 
 // Cluster is a point-in-time view of the whole cluster, returned by
-// GetCluster. It is a copy owned by the caller.
+// GetCluster. Its slices are the caller's; the Nodes' Services maps are
+// shared with the node and must not be modified.
 type Cluster struct {
 	Name              string      `json:"name"`
 	PartitionCount    int         `json:"partition_count"`
@@ -76,23 +81,35 @@ type Cluster struct {
 	Settled bool `json:"settled"`
 }
 
+// ChangeReason says what caused partitions to move: the trigger of the
+// rebalance that a PartitionChangeEvent belongs to.
+type ChangeReason string
+
+// RebalanceTrigger is what started a rebalance (RebalanceEvent.Trigger).
+// It is the same type as ChangeReason, with the same values: a partition
+// change's reason is its rebalance's trigger.
+type RebalanceTrigger = ChangeReason
+
 // Change reasons of PartitionChangeEvent and triggers of RebalanceEvent.
 const (
-	ReasonNodeJoin   = "node_join"
-	ReasonNodeLeave  = "node_leave"
-	ReasonNodeRejoin = "node_rejoin"
-	ReasonManual     = "manual"
+	ReasonNodeJoin   ChangeReason = "node_join"
+	ReasonNodeLeave  ChangeReason = "node_leave"
+	ReasonNodeRejoin ChangeReason = "node_rejoin"
+	ReasonManual     ChangeReason = "manual"
 )
+
+// LeaveReason says how a node left (NodeLeaveEvent.Reason).
+type LeaveReason string
 
 // Reasons of NodeLeaveEvent.
 const (
 	// LeaveLeaseExpired: the node's lease ran out (crash, hang or partition
 	// from etcd).
-	LeaveLeaseExpired = "lease_expired"
+	LeaveLeaseExpired LeaveReason = "lease_expired"
 	// LeaveGraceful: the node called Stop.
-	LeaveGraceful = "graceful_shutdown"
+	LeaveGraceful LeaveReason = "graceful_shutdown"
 	// LeaveRemovedByAdmin: an operator removed the node.
-	LeaveRemovedByAdmin = "removed_by_admin"
+	LeaveRemovedByAdmin LeaveReason = "removed_by_admin"
 )
 
 // PartitionChangeEvent tells that CopyToNode gains partition PartitionID.
@@ -108,7 +125,7 @@ type PartitionChangeEvent struct {
 	// CopyToNode is the node that gains the partition.
 	CopyToNode *Node
 	// ChangeReason is the trigger of the rebalance (ReasonNodeJoin, …).
-	ChangeReason string
+	ChangeReason ChangeReason
 	// OldPrimary and NewPrimary are the primary's node ID before and after
 	// the whole change (NewPrimary is the planned one).
 	OldPrimary string
@@ -152,7 +169,7 @@ type NodeRejoinEvent struct {
 type NodeLeaveEvent struct {
 	Node *Node
 	// Reason is LeaveLeaseExpired, LeaveGraceful or LeaveRemovedByAdmin.
-	Reason string
+	Reason LeaveReason
 	// PartitionsOwned are the partitions the node served as primary,
 	// PartitionsReplica those it served as a replica, when it left.
 	PartitionsOwned   []string
@@ -167,7 +184,7 @@ type RebalanceEvent struct {
 	ID int64
 	// Trigger is ReasonNodeJoin, ReasonNodeLeave, ReasonNodeRejoin or
 	// ReasonManual.
-	Trigger       string
+	Trigger       RebalanceTrigger
 	TriggerNodeID string
 	// PartitionsToMove counts the (partition, node) pairs that gain data.
 	PartitionsToMove int
@@ -175,11 +192,16 @@ type RebalanceEvent struct {
 	Timestamp        time.Time
 }
 
+// HealthState is the cluster's health status as one node sees it
+// (HealthStatus.Status, ClusterHealthEvent.Status). It is not named
+// HealthStatus because that name is HealthCheck's result.
+type HealthState string
+
 // Cluster health statuses.
 const (
-	HealthHealthy  = "healthy"
-	HealthDegraded = "degraded"
-	HealthCritical = "critical"
+	HealthHealthy  HealthState = "healthy"
+	HealthDegraded HealthState = "degraded"
+	HealthCritical HealthState = "critical"
 )
 
 // ClusterHealthEvent tells that the cluster's health status changed, as
@@ -188,7 +210,7 @@ type ClusterHealthEvent struct {
 	HealthyNodes     int
 	UnhealthyNodes   int
 	TotalNodes       int
-	Status           string
+	Status           HealthState
 	UnhealthyNodeIDs []string
 	// Reasons says why the status is not healthy.
 	Reasons   []string
@@ -197,7 +219,7 @@ type ClusterHealthEvent struct {
 
 // HealthStatus is this node's view of the cluster's health (HealthCheck).
 type HealthStatus struct {
-	Status string `json:"status"`
+	Status HealthState `json:"status"`
 	// Reasons says why the status is not healthy.
 	Reasons []string `json:"reasons,omitempty"`
 	// EtcdConnected: this node's watch on etcd is in sync.
@@ -237,7 +259,7 @@ type Metrics struct {
 func (c *Cluster) NodeAddr(id string) string {
 	for _, n := range c.Nodes {
 		if n.ID == id {
-			return n.IP
+			return n.Addr
 		}
 	}
 	return ""

@@ -5,7 +5,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"syscall"
@@ -27,16 +26,6 @@ type etcdProcess struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	logFile *os.File
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // startEtcd starts the binary named by CLUSTERKIT_ETCD_BIN.

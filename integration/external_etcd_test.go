@@ -40,7 +40,7 @@ func (l *leaveLog) add(observer string, e *clusterkit.NodeLeaveEvent) {
 	if l.m == nil {
 		l.m = map[string][]string{}
 	}
-	l.m[observer] = append(l.m[observer], e.Node.ID+":"+e.Reason)
+	l.m[observer] = append(l.m[observer], e.Node.ID+":"+string(e.Reason))
 }
 
 func (l *leaveLog) saw(observer, what string) bool {
@@ -70,7 +70,7 @@ func TestDebianEtcdCluster(t *testing.T) {
 	for _, n := range nodes[:2] {
 		id := n.GetMyNodeID()
 		clustertest.Eventually(t, 15*time.Second, func() bool {
-			return leaves.saw(id, "node-4:"+clusterkit.LeaveGraceful) && leaves.saw(id, "node-3:"+clusterkit.LeaveLeaseExpired)
+			return leaves.saw(id, "node-4:"+string(clusterkit.LeaveGraceful)) && leaves.saw(id, "node-3:"+string(clusterkit.LeaveLeaseExpired))
 		}, "%s did not see both leaves", id)
 	}
 	t.Logf("crash → OnNodeLeave on the survivors: %v (lease TTL 2s, etcd 3.4)", time.Since(crashed))

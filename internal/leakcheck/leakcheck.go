@@ -17,10 +17,13 @@ import (
 // Grace is how long Main waits for goroutines to end after the tests.
 const Grace = 20 * time.Second
 
-// Main runs the tests, then fails the run if goroutines started by them
-// are still running Grace later. Use it as TestMain's body.
-func Main(m *testing.M) {
+// Main runs the tests, then the cleanups, then fails the run if goroutines
+// started by them are still running Grace later. Use it as TestMain's body.
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	if code == 0 {
 		begin := time.Now()
 		var err error

@@ -1,0 +1,244 @@
+package clusterkit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/election"
+	"github.com/clusterkit-go/clusterkit/leases"
+)
+
+// Timing of the leader.
+const (
+	// debounceQuiet is how long membership must stay unchanged before the
+	// leader plans; debounceMax bounds the wait under constant churn.
+	debounceQuiet = 20 * time.Millisecond
+	debounceMax   = 250 * time.Millisecond
+	// maxAssignmentBytes keeps the map under etcd's default request limit
+	// (1.5 MiB) with room for the rest of the Txn.
+	maxAssignmentBytes = 1 << 20
+)
+
+// campaignLoop campaigns on the membership lease, so that leadership ends
+// with membership, and leads while it wins, until ctx ends.
+func (r *run) campaignLoop(ctx context.Context, reg *leases.Registration) {
+	ck := r.ck
+	b := newBackoff(50*time.Millisecond, 2*time.Second)
+	for ctx.Err() == nil && !r.leaving.Load() {
+		l, err := r.campaign(ctx, reg)
+		if err != nil {
+			if ctx.Err() == nil {
+				ck.metrics.etcdErrors.WithLabelValues("campaign").Inc()
+				ck.log.Warn("campaign failed", zapErr(err))
+				b.wait(ctx)
+			}
+			continue
+		}
+		b.reset()
+		r.mu.Lock()
+		r.leadership = l
+		r.mu.Unlock()
+		ck.setLeader(true)
+		ck.log.Info("became leader", zap.Int64("token", l.Token()))
+		r.lead(ctx, l)
+		ck.setLeader(false)
+		r.mu.Lock()
+		r.leadership = nil
+		r.mu.Unlock()
+		l.Close()
+		ck.log.Info("leadership ended")
+	}
+}
+
+// campaign waits until this node leads, on the membership lease. The
+// registration is the lease's only renewer; the leadership ends when the
+// registration does.
+func (r *run) campaign(ctx context.Context, reg *leases.Registration) (*election.Leadership, error) {
+	return election.CampaignOnLease(ctx, r.cli, reg.LeaseID(), r.ck.keys.leaderPrefix(), r.ck.opts.NodeID,
+		election.WithLeaseDone(reg.Done()))
+}
+
+// lead reconciles the assignment while l holds and ctx lasts: after every
+// change of the view (membership changes debounced), it plans and writes
+// the next map in one Txn fenced on the leadership.
+func (r *run) lead(ctx context.Context, l *election.Leadership) {
+	d := debounce{lastRev: -1}
+	var waitRev int64 // after a write: wait until the view has it
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		st := r.leaderView()
+		wait := d.wait(st.memberRev, st.needPlan, time.Now())
+		if st.viewRev < waitRev {
+			wait = time.Hour // until the view catches up
+		} else if wait == 0 {
+			d.reset()
+			var rev int64
+			var lost bool
+			if wait, rev, lost = r.planAndWrite(l, st); lost {
+				return
+			}
+			if rev > 0 {
+				waitRev = rev
+				continue
+			}
+		}
+		changed := r.follower.nextApply()
+		timer.Reset(wait)
+		select {
+		case <-l.Done():
+			return
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-timer.C:
+		}
+	}
+}
+
+// leaderState is what the leader reads from the view for one round.
+type leaderState struct {
+	in                          reconcileInput
+	viewRev, memberRev, assignR int64
+	needPlan                    bool
+}
+
+func (r *run) leaderView() leaderState {
+	var st leaderState
+	r.follower.read(func(v *view) {
+		st.in = v.reconcileInput(r.cfg, time.Now())
+		st.viewRev, st.memberRev, st.assignR = v.rev, v.memberRev, v.assignRev
+		st.needPlan = v.assign == nil || !slices.Equal(v.assign.Planned, plannedOf(v.members))
+	})
+	return st
+}
+
+// planAndWrite reconciles st and writes the result. It returns how long to
+// wait before the next round, the revision written (0 if none), and lost
+// when the leadership ended.
+func (r *run) planAndWrite(l *election.Leadership, st leaderState) (wait time.Duration, rev int64, lost bool) {
+	st.in.now = time.Now()
+	out, err := reconcile(st.in)
+	if err != nil {
+		r.ck.log.Error("reconcile failed", zapErr(err))
+		return time.Second, 0, false
+	}
+	if out.empty() {
+		return time.Hour, 0, false
+	}
+	rev, err = r.write(l, out, st.assignR)
+	switch {
+	case errors.Is(err, election.ErrNotLeader) || l.Context().Err() != nil:
+		return 0, 0, true
+	case err != nil:
+		r.ck.log.Warn("leader write failed", zapErr(err))
+		r.ck.metrics.etcdErrors.WithLabelValues("leader_txn").Inc()
+		return 100 * time.Millisecond, 0, false
+	case rev == 0:
+		return time.Hour, 0, false // the view is behind etcd: wait for it
+	}
+	return 0, rev, false
+}
+
+// debounce delays planning while membership changes: the leader plans once
+// membership stayed unchanged for debounceQuiet, or debounceMax after the
+// first change of a burst.
+type debounce struct {
+	lastRev     int64 // -1 before the first round
+	first, last time.Time
+}
+
+// wait returns how long to wait before planning, given the revision of the
+// last membership change and whether the map needs a plan.
+func (d *debounce) wait(memberRev int64, needPlan bool, now time.Time) time.Duration {
+	if memberRev != d.lastRev {
+		if d.lastRev != -1 || needPlan {
+			if d.first.IsZero() {
+				d.first = now
+			}
+			d.last = now
+		}
+		d.lastRev = memberRev
+	}
+	if !needPlan || d.first.IsZero() {
+		return 0
+	}
+	return max(0, min(debounceQuiet-now.Sub(d.last), debounceMax-now.Sub(d.first)))
+}
+
+// reset starts a new burst (after planning).
+func (d *debounce) reset() { d.first = time.Time{} }
+
+func plannedOf(members map[string]memberRecord) []plannedNode {
+	ids := slices.Sorted(maps.Keys(members))
+	out := make([]plannedNode, len(ids))
+	for i, id := range ids {
+		m := members[id]
+		out[i] = plannedNode{ID: id, Zone: m.Zone, Weight: m.Weight, Incarnation: m.Incarnation}
+	}
+	return out
+}
+
+// write applies out in one Txn fenced on the leadership and on the
+// assignment's mod revision. It returns the new revision, or 0 if the
+// assignment changed meanwhile (the view is stale).
+func (r *run) write(l *election.Leadership, out reconcileOutput, assignRev int64) (int64, error) {
+	k := r.ck.keys
+	ops, err := writeOps(k, out)
+	if err != nil {
+		return 0, err
+	}
+	conds := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(k.assignment()), "=", assignRev)}
+	resp, err := l.Txn(r.ctx, conds, ops...)
+	if err != nil {
+		return 0, err
+	}
+	if !resp.Succeeded {
+		return 0, nil
+	}
+	if out.assign != nil {
+		r.ck.log.Debug("assignment written", zap.Int64("version", out.assign.Version), zap.Int64("revision", resp.Header.Revision))
+	}
+	return resp.Header.Revision, nil
+}
+
+// writeOps encodes out as the puts and deletes of one leader Txn.
+func writeOps(k keys, out reconcileOutput) ([]clientv3.Op, error) {
+	var ops []clientv3.Op
+	if out.assign != nil {
+		b, err := out.assign.marshal()
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > maxAssignmentBytes {
+			return nil, fmt.Errorf("clusterkit: assignment of %d bytes exceeds %d", len(b), maxAssignmentBytes)
+		}
+		ops = append(ops, clientv3.OpPut(k.assignment(), string(b)))
+	}
+	if out.rebalance != nil {
+		b, err := json.Marshal(out.rebalance)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, clientv3.OpPut(k.rebalance(), string(b)))
+	}
+	for _, id := range slices.Sorted(maps.Keys(out.history)) {
+		b, err := json.Marshal(out.history[id])
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, clientv3.OpPut(k.history(id), string(b)))
+	}
+	for _, id := range out.forget {
+		ops = append(ops, clientv3.OpDelete(k.history(id)))
+	}
+	return ops, nil
+}

@@ -1,0 +1,166 @@
+package clusterkit
+
+import (
+	"context"
+	"maps"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/leases"
+)
+
+// readyState is this node's handoff progress: the partitions it holds the
+// data of (published as its ready record, bound to its lease) and those
+// whose handoff is failing. The handoffs update it; the ready writer
+// publishes it. Safe for concurrent use.
+type readyState struct {
+	mu      sync.Mutex
+	set     map[int]int64 // partition → since: what the record should say
+	written map[int]int64 // what the writer last wrote on the current lease; nil: nothing yet
+	failing map[int]bool
+	wake    chan struct{}
+}
+
+func newReadyState() *readyState {
+	return &readyState{set: map[int]int64{}, failing: map[int]bool{}, wake: make(chan struct{}, 1)}
+}
+
+// markReady records that this node holds partition p's data (incoming
+// since version since).
+func (s *readyState) markReady(p int, since int64) {
+	s.mu.Lock()
+	s.set[p] = since
+	s.mu.Unlock()
+	s.wakeUp()
+}
+
+// keepReady drops the entries that are no longer incoming (want).
+func (s *readyState) keepReady(want map[int]int64) {
+	s.mu.Lock()
+	changed := false
+	for p, since := range s.set {
+		if want[p] != since {
+			delete(s.set, p)
+			changed = true
+		}
+	}
+	s.mu.Unlock()
+	if changed {
+		s.wakeUp()
+	}
+}
+
+// setFailing records whether partition p's handoff is failing.
+func (s *readyState) setFailing(p int, failing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if failing {
+		s.failing[p] = true
+	} else {
+		delete(s.failing, p)
+	}
+}
+
+func (s *readyState) failingCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.failing)
+}
+
+// newLease forgets what was written: the old record went with the old
+// lease.
+func (s *readyState) newLease() {
+	s.mu.Lock()
+	s.written = nil
+	s.mu.Unlock()
+	s.wakeUp()
+}
+
+// pending returns what the record should say, and false when that is
+// written already.
+func (s *readyState) pending() (map[int]int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.written != nil && maps.Equal(s.set, s.written) {
+		return nil, false
+	}
+	return maps.Clone(s.set), true
+}
+
+func (s *readyState) wrote(want map[int]int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if want == nil {
+		want = map[int]int64{}
+	}
+	s.written = want
+}
+
+func (s *readyState) wakeUp() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// readyWriter publishes this node's ready record (bound to its lease),
+// coalescing bursts of handoff completions into one write, until the run
+// ends.
+func (r *run) readyWriter() {
+	b := newBackoff(200*time.Millisecond, 2*time.Second)
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-r.ready.wake:
+		}
+		for {
+			want, ok := r.ready.pending()
+			reg := r.reg.Load()
+			if !ok || reg == nil {
+				break
+			}
+			if err := r.writeReady(reg, want); err != nil {
+				if r.ctx.Err() != nil {
+					return
+				}
+				r.ck.metrics.etcdErrors.WithLabelValues("ready").Inc()
+				r.ck.log.Warn("write ready record failed; retrying", zapErr(err))
+				if !b.wait(r.ctx) {
+					return
+				}
+				continue
+			}
+			b.reset()
+			if r.reg.Load() == reg { // else written on a lease replaced meanwhile: write again
+				r.ready.wrote(want)
+			}
+		}
+	}
+}
+
+// writeReady writes want as this node's ready record on reg's lease (an
+// empty set deletes it).
+func (r *run) writeReady(reg *leases.Registration, want map[int]int64) error {
+	ctx, cancel := context.WithTimeout(r.ctx, requestTimeout)
+	defer cancel()
+	key := r.ck.keys.ready(r.ck.opts.NodeID)
+	if len(want) == 0 {
+		_, err := r.cli.Delete(ctx, key)
+		return err
+	}
+	b, err := readyRecord(want).marshal()
+	if err != nil {
+		return err
+	}
+	_, err = r.cli.Put(ctx, key, string(b), clientv3.WithLease(reg.LeaseID()))
+	return err
+}
+
+// logReady is the log line of a partition becoming ready.
+func logReady(log *zap.Logger, p int, since int64) {
+	log.Info("partition ready", zap.String("partition", PartitionID(p)), zap.Int64("since", since))
+}

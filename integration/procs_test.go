@@ -1,0 +1,433 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/clusterkit-go/clusterkit/clusterkit"
+)
+
+// This file runs ClusterKit nodes as real child processes (the cknode
+// command) for the fault tests: each node is a process a test can SIGKILL,
+// SIGSTOP/SIGCONT, SIGTERM and restart with its original options, and
+// everything it observed comes back as records (see cknode's record type).
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+var (
+	cknodeOnce sync.Once
+	cknodeBin  string
+	cknodeErr  error
+	cknodeDir  string
+)
+
+// cknodePath builds cknode once per test binary (into a temp dir that
+// TestMain removes) and returns its path.
+func cknodePath(t testing.TB) string {
+	t.Helper()
+	cknodeOnce.Do(func() {
+		cknodeDir, cknodeErr = os.MkdirTemp("", "cknode-")
+		if cknodeErr != nil {
+			return
+		}
+		cknodeBin = filepath.Join(cknodeDir, "cknode")
+		out, err := exec.Command("go", "build", "-race", "-o", cknodeBin, "./cknode").CombinedOutput()
+		if err != nil {
+			cknodeErr = fmt.Errorf("go build ./cknode: %v\n%s", err, out)
+		}
+	})
+	if cknodeErr != nil {
+		t.Fatal(cknodeErr)
+	}
+	return cknodeBin
+}
+
+// record mirrors cknode's output line.
+type record struct {
+	T        int64    `json:"t"`
+	Self     string   `json:"self"`
+	Kind     string   `json:"kind"`
+	P        int      `json:"p"`
+	Epoch    uint64   `json:"epoch"`
+	Version  int64    `json:"version"`
+	Primary  string   `json:"primary"`
+	Serving  []string `json:"serving"`
+	Incoming []string `json:"incoming"`
+	Node     string   `json:"node"`
+	Inc      int64    `json:"inc"`
+	Reason   string   `json:"reason"`
+	From     []string `json:"from"`
+	NoSource bool     `json:"nosource"`
+	Promoted bool     `json:"promoted"`
+	Offline  float64  `json:"offline"`
+	Before   []string `json:"before"`
+	RB       int64    `json:"rb"`
+	Moves    int      `json:"moves"`
+	Status   string   `json:"status"`
+	Err      string   `json:"err"`
+	Took     float64  `json:"took"`
+}
+
+func (r record) at() time.Time { return time.Unix(0, r.T) }
+
+// nodeProc is one node process, restartable with the same arguments.
+type nodeProc struct {
+	t    testing.TB
+	id   string
+	http string
+	etcd string // its embedded etcd client address ("" in external mode)
+	dir  string
+	args []string
+	log  *recordLog
+
+	cmd     *exec.Cmd
+	started chan string // the Err of this run's "started" record
+	exited  chan struct{}
+	exit    int // exit code of the last run, valid once exited is closed
+	frozen  bool
+	stderr  *os.File
+}
+
+// recordLog collects the records of every node process of a test, in the
+// order they arrived. Safe for concurrent use.
+type recordLog struct {
+	mu   sync.Mutex
+	recs []record
+}
+
+func (l *recordLog) add(r record) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r)
+}
+
+// since returns the records made at or after t.
+func (l *recordLog) since(t time.Time) []record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []record
+	for _, r := range l.recs {
+		if !r.at().Before(t) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// procCluster is a set of node processes that form one cluster: on
+// embedded etcd (the first node bootstraps, the others join it) or on the
+// external etcd endpoints given.
+type procCluster struct {
+	t     testing.TB
+	bin   string
+	log   *recordLog
+	nodes []*nodeProc
+	flags []string // extra cknode flags for every node
+	etcd  string   // external endpoints; "" for embedded
+}
+
+func newProcCluster(t testing.TB, flags ...string) *procCluster {
+	c := &procCluster{t: t, bin: cknodePath(t), log: &recordLog{}, flags: flags}
+	t.Cleanup(c.killAll)
+	return c
+}
+
+// add starts a new node and waits until its Start returned nil.
+func (c *procCluster) add(id string) *nodeProc {
+	c.t.Helper()
+	n := c.spawn(id)
+	n.waitStarted()
+	return n
+}
+
+// spawn starts a new node process without waiting for its Start.
+func (c *procCluster) spawn(id string) *nodeProc {
+	c.t.Helper()
+	n := &nodeProc{t: c.t, id: id, http: freePort(c.t), dir: c.t.TempDir(), log: c.log}
+	n.args = append([]string{"-id", id, "-http", n.http, "-data", filepath.Join(n.dir, "data"),
+		"-log", filepath.Join(n.dir, "node.log")}, c.flags...)
+	if c.etcd != "" {
+		n.args = append(n.args, "-etcd", c.etcd)
+	} else {
+		n.etcd = freePort(c.t)
+		n.args = append(n.args, "-etcd-client", n.etcd, "-etcd-peer", freePort(c.t))
+		if len(c.nodes) > 0 {
+			n.args = append(n.args, "-join", c.nodes[0].http)
+		}
+	}
+	c.nodes = append(c.nodes, n)
+	n.start(c.bin)
+	return n
+}
+
+func (n *nodeProc) start(bin string) {
+	n.t.Helper()
+	if n.stderr == nil {
+		f, err := os.OpenFile(filepath.Join(n.dir, "stderr"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		n.stderr = f
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.cmd = exec.Command(bin, n.args...)
+	n.cmd.Stdout, n.cmd.Stderr = w, n.stderr
+	n.started = make(chan string, 1)
+	n.exited = make(chan struct{})
+	n.frozen = false
+	err = n.cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		n.t.Fatalf("start %s: %v", n.id, err)
+	}
+	var reading sync.WaitGroup
+	reading.Go(func() { n.read(r, n.started) })
+	go func(cmd *exec.Cmd, exited chan struct{}) {
+		cmd.Wait()
+		reading.Wait()
+		n.exit = cmd.ProcessState.ExitCode()
+		close(exited)
+	}(n.cmd, n.exited)
+}
+
+// read parses the records of one run until the process closes stdout.
+func (n *nodeProc) read(r io.ReadCloser, started chan<- string) {
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec record
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			continue // not a record (a stray print)
+		}
+		n.log.add(rec)
+		if rec.Kind == "started" {
+			started <- rec.Err
+		}
+	}
+}
+
+// waitStarted waits until this run's Start returned, failing the test if
+// it failed or the process died first.
+func (n *nodeProc) waitStarted() {
+	n.t.Helper()
+	select {
+	case e := <-n.started:
+		if e != "" {
+			n.t.Fatalf("%s: Start failed: %s\n%s", n.id, e, n.tail())
+		}
+	case <-n.exited:
+		n.t.Fatalf("%s exited with %d before Start returned\n%s", n.id, n.exit, n.tail())
+	case <-time.After(90 * time.Second):
+		n.t.Fatalf("%s: Start did not return within 90 s\n%s", n.id, n.tail())
+	}
+}
+
+// stopErr returns the error of this node's last Stop, as it reported it.
+func (n *nodeProc) stopErr() string {
+	n.log.mu.Lock()
+	defer n.log.mu.Unlock()
+	for i := len(n.log.recs) - 1; i >= 0; i-- {
+		if r := n.log.recs[i]; r.Self == n.id && r.Kind == "stopped" {
+			return r.Err
+		}
+	}
+	return "(no stop reported)"
+}
+
+// stderrTail returns the first lines of a panic in the node's stderr, or
+// its last lines.
+func (n *nodeProc) stderrTail() string {
+	data, _ := os.ReadFile(filepath.Join(n.dir, "stderr"))
+	s := string(data)
+	if i := strings.Index(s, "panic:"); i >= 0 {
+		s = s[i:]
+	} else if len(s) > 2000 {
+		s = s[len(s)-2000:]
+	}
+	if len(s) > 3000 {
+		s = s[:3000]
+	}
+	return s
+}
+
+// tail returns the end of the node's stderr and log, for failure messages.
+func (n *nodeProc) tail() string {
+	var b strings.Builder
+	for _, f := range []string{"stderr", "node.log"} {
+		data, _ := os.ReadFile(filepath.Join(n.dir, f))
+		if len(data) > 4000 {
+			data = data[len(data)-4000:]
+		}
+		fmt.Fprintf(&b, "--- %s %s (end):\n%s\n", n.id, f, data)
+	}
+	return b.String()
+}
+
+func (n *nodeProc) running() bool {
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return n.cmd != nil
+	}
+}
+
+func (n *nodeProc) signal(sig syscall.Signal) {
+	n.t.Helper()
+	if err := n.cmd.Process.Signal(sig); err != nil {
+		n.t.Fatalf("%s: signal %v: %v", n.id, sig, err)
+	}
+}
+
+// kill ends the process at once (SIGKILL) and waits for it.
+func (n *nodeProc) kill() {
+	n.signal(syscall.SIGKILL)
+	<-n.exited
+}
+
+// freeze stops the process (SIGSTOP); thaw lets it go on (SIGCONT).
+func (n *nodeProc) freeze() { n.signal(syscall.SIGSTOP); n.frozen = true }
+func (n *nodeProc) thaw()   { n.signal(syscall.SIGCONT); n.frozen = false }
+
+// term asks the node to stop gracefully (SIGTERM) without waiting.
+func (n *nodeProc) term() { n.signal(syscall.SIGTERM) }
+
+// waitExit waits for the process to end and returns its exit code.
+func (n *nodeProc) waitExit(timeout time.Duration) int {
+	n.t.Helper()
+	select {
+	case <-n.exited:
+		return n.exit
+	case <-time.After(timeout):
+		n.t.Fatalf("%s did not exit within %v\n%s", n.id, timeout, n.tail())
+		return 0
+	}
+}
+
+// restart starts the process again with exactly its original arguments.
+func (n *nodeProc) restart(bin string) {
+	n.t.Helper()
+	if n.running() {
+		n.t.Fatalf("%s: restart while running", n.id)
+	}
+	n.start(bin)
+}
+
+// killAll ends every node process still running (thawing frozen ones so
+// that SIGKILL is delivered) and closes their files.
+func (c *procCluster) killAll() {
+	for _, n := range c.nodes {
+		if n.running() {
+			n.cmd.Process.Signal(syscall.SIGCONT)
+			n.cmd.Process.Signal(syscall.SIGKILL)
+			<-n.exited
+		}
+		if n.stderr != nil {
+			n.stderr.Close()
+		}
+	}
+}
+
+// clusterView is the part of GET /cluster the tests read.
+type clusterView struct {
+	Leader  string `json:"leader"`
+	Settled bool   `json:"settled"`
+	Members []struct {
+		ID          string `json:"id"`
+		Incarnation int64  `json:"incarnation"`
+	} `json:"members"`
+	Partitions []clusterkit.Partition `json:"partitions"`
+}
+
+// view asks node n's HTTP API for its view of the cluster.
+func (n *nodeProc) view(ctx context.Context) (*clusterView, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.http+"/cluster", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: GET /cluster: %s", n.id, resp.Status)
+	}
+	var c clusterView
+	return &c, json.NewDecoder(resp.Body).Decode(&c)
+}
+
+// settled reports whether every node in want is running and sees a settled
+// map whose members are exactly want and whose partitions all have a
+// primary.
+func settled(want []*nodeProc) bool {
+	ids := map[string]bool{}
+	for _, n := range want {
+		ids[n.id] = true
+	}
+	for _, n := range want {
+		if !n.running() || n.frozen {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := n.view(ctx)
+		cancel()
+		if err != nil || !c.Settled || len(c.Members) != len(want) {
+			return false
+		}
+		for _, m := range c.Members {
+			if !ids[m.ID] {
+				return false
+			}
+		}
+		for _, p := range c.Partitions {
+			if p.PrimaryNode == "" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// waitSettled waits until settled(want) holds and returns when it first did.
+func (c *procCluster) waitSettled(want []*nodeProc, timeout time.Duration) time.Time {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !settled(want) {
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for _, n := range want {
+				b.WriteString(n.tail())
+			}
+			c.t.Fatalf("cluster of %d not settled within %v\n%s", len(want), timeout, b.String())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return time.Now()
+}
