@@ -127,27 +127,32 @@ func (f *faults) join(ctx context.Context) error {
 	return f.settle(ctx, id+" joined")
 }
 
-// leave stops the oldest plain node gracefully (not the one that just
-// joined).
+// leave stops a plain node gracefully, not the one that joined last.
 func (f *faults) leave(ctx context.Context) error {
-	plain := f.plain()
-	if len(plain) < 2 {
-		return fmt.Errorf("need two plain nodes, have %d", len(plain))
+	var n *localcluster.Node
+	for _, p := range f.plain() {
+		if p.ID != fmt.Sprintf("node-%d", f.next-1) {
+			n = p
+			break
+		}
 	}
-	n := plain[0]
+	if n == nil {
+		return fmt.Errorf("no plain node but the one that just joined")
+	}
 	if err := n.Stop(ctx); err != nil {
 		return fmt.Errorf("graceful stop of %s: %w", n.ID, err)
 	}
 	return f.settle(ctx, n.ID+" left")
 }
 
-// freeze stops the newest plain node for twice the lease TTL and a second.
+// freeze stops the plain node that joined last for twice the lease TTL
+// and a second.
 func (f *faults) freeze(ctx context.Context) error {
-	plain := f.plain()
-	if len(plain) == 0 {
-		return fmt.Errorf("no plain node")
+	n := f.cluster.Node(fmt.Sprintf("node-%d", f.next-1))
+	if n == nil || !n.Running() {
+		return fmt.Errorf("node-%d does not run", f.next-1)
 	}
-	return f.freezeNode(ctx, plain[len(plain)-1])
+	return f.freezeNode(ctx, n)
 }
 
 // freezeNode freezes n past its lease; no other node may lose its

@@ -94,30 +94,30 @@ func reportEvents(ck *clusterkit.ClusterKit, fn func(Event)) {
 	})
 	ck.OnNodeLeave(func(e *clusterkit.NodeLeaveEvent) {
 		x := ev(EventLeave, e.Timestamp)
-		x.Subject, x.Reason, x.Partitions = e.Node.ID, e.Reason, len(e.PartitionsOwned)+len(e.PartitionsReplica)
+		x.Subject, x.Reason, x.Partitions = e.Node.ID, string(e.Reason), len(e.PartitionsOwned)+len(e.PartitionsReplica)
 		fn(x)
 	})
 	ck.OnRebalanceStart(func(e *clusterkit.RebalanceEvent) {
 		x := ev(EventRebalanceStart, e.Timestamp)
-		x.Rebalance, x.Reason, x.Subject, x.Moves = e.ID, e.Trigger, e.TriggerNodeID, e.PartitionsToMove
+		x.Rebalance, x.Reason, x.Subject, x.Moves = e.ID, string(e.Trigger), e.TriggerNodeID, e.PartitionsToMove
 		fn(x)
 	})
 	ck.OnRebalanceComplete(func(e *clusterkit.RebalanceEvent, d time.Duration) {
 		x := ev(EventRebalanceComplete, time.Now())
-		x.Rebalance, x.Reason, x.Subject, x.Moves, x.Duration = e.ID, e.Trigger, e.TriggerNodeID, e.PartitionsToMove, d
+		x.Rebalance, x.Reason, x.Subject, x.Moves, x.Duration = e.ID, string(e.Trigger), e.TriggerNodeID, e.PartitionsToMove, d
 		fn(x)
 	})
 	ck.OnPartitionChange(func(_ context.Context, e *clusterkit.PartitionChangeEvent) error {
 		if e.CopyToNode != nil && e.CopyToNode.ID == me {
 			x := ev(EventPartitionGain, e.Timestamp)
-			x.Partition, x.Reason, x.Promoted, x.NoSource = e.PartitionID, e.ChangeReason, e.Promoted, e.NoSource
+			x.Partition, x.Reason, x.Promoted, x.NoSource = e.PartitionID, string(e.ChangeReason), e.Promoted, e.NoSource
 			fn(x)
 		}
 		return nil
 	})
 	ck.OnClusterHealthChange(func(e *clusterkit.ClusterHealthEvent) {
 		x := ev(EventHealth, e.Timestamp)
-		x.Reason = e.Status
+		x.Reason = string(e.Status)
 		fn(x)
 	})
 }

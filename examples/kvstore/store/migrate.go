@@ -31,7 +31,7 @@ func (s *Store) onPartitionChange(ctx context.Context, e *clusterkit.PartitionCh
 	}
 	if e.NoSource {
 		s.log.Warn("partition has no source; the next take-over collects what live nodes hold",
-			zap.String("partition", e.PartitionID), zap.String("reason", e.ChangeReason))
+			zap.String("partition", e.PartitionID), zap.String("reason", string(e.ChangeReason)))
 		return nil
 	}
 	var errs []error
@@ -42,7 +42,7 @@ func (s *Store) onPartitionChange(ctx context.Context, e *clusterkit.PartitionCh
 		n, err := s.copyPartition(ctx, src.Services[ServiceName], e.PartitionIndex)
 		if err == nil {
 			s.log.Info("copied partition", zap.String("partition", e.PartitionID), zap.String("from", src.ID),
-				zap.Int("entries", n), zap.String("reason", e.ChangeReason))
+				zap.Int("entries", n), zap.String("reason", string(e.ChangeReason)))
 			return nil
 		}
 		errs = append(errs, fmt.Errorf("from %s: %w", src.ID, err))
