@@ -29,7 +29,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	events := fs.String("events", "text", "how cluster events are printed on stdout: text or json")
 	level := zap.LevelFlag("log", zap.InfoLevel, "log level on stderr: debug, info, warn, error")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "kvstore runs one node of a replicated key-value store on ClusterKit.\n\nUsage: kvstore -id node-1 [flags]")
+		fmt.Fprintln(stderr, "kvstore runs one node of a replicated key-value store on ClusterKit.\n\nUsage: kvstore [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

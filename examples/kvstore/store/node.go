@@ -43,7 +43,7 @@ type Config struct {
 // RegisterFlags binds c's fields to flags on fs, with the kvstore
 // command's defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.ID, "id", "", "node ID (required)")
+	fs.StringVar(&c.ID, "id", "node-1", "node ID")
 	fs.StringVar(&c.HTTPAddr, "http", "127.0.0.1:7101", "ClusterKit HTTP address; its embedded etcd uses port+10000 and port+20000 (port 0: free ports)")
 	fs.StringVar(&c.APIAddr, "api", "127.0.0.1:7201", "key-value API address (port 0: a free port)")
 	fs.StringVar(&c.JoinAddr, "join", "", "ClusterKit address of a node to join (empty: start a new cluster)")
