@@ -1,0 +1,170 @@
+package linearizability
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"go.uber.org/goleak"
+
+	"github.com/clusterkit-go/clusterkit/examples/kvstore/localcluster"
+	"github.com/clusterkit-go/clusterkit/examples/kvstore/store"
+)
+
+// envSoak=<duration> repeats the rounds of scenarios for that long.
+const envSoak = "CLUSTERKIT_LINEARIZABILITY_SOAK"
+
+// Cluster and workload.
+const (
+	nodes      = 5 // node-1 … node-3 are etcd voters
+	partitions = 16
+	leaseTTL   = 2 * time.Second
+	clients    = 6
+	keys       = 12
+	rounds     = 2 // rounds of scenarios at least (the soak may run more)
+)
+
+// kvstoreBinary is the kvstore command, built once by TestMain without the
+// race detector (ten instrumented processes would starve a small machine).
+var kvstoreBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kvstore-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	kvstoreBinary = filepath.Join(dir, "kvstore")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	build := exec.Command(goTool, "build", "-o", kvstoreBinary, "github.com/clusterkit-go/clusterkit/examples/kvstore")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build kvstore: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
+}
+
+// TestLinearizableUnderFaults records what concurrent clients see while the
+// scenarios run, and checks with porcupine that the history is
+// linearizable per key (a register: get returns the last put, "" after a
+// delete). A write whose outcome the client could not tell may take effect
+// at any point after its call, or never; a call refused before it changed
+// anything is left out. The final reads of every key make a lost
+// acknowledged write a violation. On a violation the history and
+// porcupine's visualization are left in a directory named in the failure,
+// and the nodes' logs in another.
+func TestLinearizableUnderFaults(t *testing.T) {
+	var soak time.Duration
+	if s := os.Getenv(envSoak); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", envSoak, s, err)
+		}
+		soak = d
+	}
+	logs, err := os.MkdirTemp("", "kvstore-linearizability-logs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := &localcluster.EventLog{}
+	c, err := localcluster.New(localcluster.Options{Command: localcluster.Command{Path: kvstoreBinary}, Dir: logs,
+		Mode: store.ModeSync, Partitions: partitions, LeaseTTL: leaseTTL, Events: events.Add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepLogs := false
+	t.Cleanup(func() {
+		c.Close()
+		if keepLogs || t.Failed() {
+			t.Logf("node logs: %s", logs)
+		} else {
+			os.RemoveAll(logs)
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute+soak)
+	defer cancel()
+	for i := 1; i <= nodes; i++ {
+		if _, err := c.Start(ctx, fmt.Sprintf("node-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := newWorkload(c, keys)
+	f := &faults{t: t, cluster: c, events: events, w: w, next: nodes + 1}
+	if err := f.settle(ctx, fmt.Sprintf("%d nodes formed", nodes)); err != nil {
+		t.Fatal(err)
+	}
+
+	traffic, stopTraffic := context.WithCancel(ctx)
+	w.start(traffic, clients)
+	began := time.Now()
+	var faultErr error
+	for f.round = 0; faultErr == nil; f.round++ {
+		for _, s := range scenarios() {
+			if err := sleep(ctx, time.Second); err != nil {
+				faultErr = err
+				break
+			}
+			t.Logf("round %d: %s", f.round+1, s.name)
+			sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+			from := w.h.now()
+			err := s.run(f, sctx)
+			cancel()
+			t.Logf("  longest time without an acknowledged write: %v", w.h.longestWriteGap(from, w.h.now()).Round(time.Millisecond))
+			if err != nil {
+				faultErr = fmt.Errorf("round %d, %s: %w", f.round+1, s.name, err)
+				if s.libraryFault != "" {
+					faultErr = fmt.Errorf("%w\n(this scenario reproduced a library fault until it was fixed: %s)", faultErr, s.libraryFault)
+				}
+				break
+			}
+		}
+		if f.round+1 >= rounds && time.Since(began) >= soak {
+			break
+		}
+	}
+	sleep(ctx, time.Second)
+	stopTraffic()
+	w.wait()
+	if faultErr == nil {
+		if err := w.readAll(); err != nil {
+			faultErr = err
+		}
+	}
+
+	h := w.h
+	t.Logf("history: %d operations in %d rounds — %d writes acknowledged, %d writes with unknown outcome, %d reads, %d calls refused before applying",
+		len(h.ops), f.round+1, h.acked, h.unknown, h.reads, h.refused)
+	checkStart := time.Now()
+	res, dir, err := h.check(2 * time.Minute)
+	t.Logf("porcupine: %s in %v", res, time.Since(checkStart).Round(time.Millisecond))
+	switch {
+	case err != nil:
+		t.Errorf("writing the history: %v", err)
+	case res == porcupine.Illegal:
+		keepLogs = true
+		t.Errorf("the history is not linearizable; history and visualization in %s (open history.html)", dir)
+	case res == porcupine.Unknown:
+		keepLogs = true
+		t.Errorf("porcupine did not finish the check in time; history in %s", dir)
+	case faultErr == nil:
+		t.Logf("linearizable, final reads included: 0 acknowledged writes lost")
+	}
+	if faultErr != nil {
+		keepLogs = true
+		t.Errorf("a fault scenario failed: %v", faultErr)
+	}
+}
