@@ -52,6 +52,53 @@ func (ck *ClusterKit) RebalancePartitions(ctx context.Context) error {
 	return err
 }
 
+// EndRebalanceDelay ends the wait for the away nodes (nodes whose lease
+// expired within Options.RebalanceDelay): the leader gives their slots up
+// and places new replicas now. It returns once the leader applied the
+// request.
+func (ck *ClusterKit) EndRebalanceDelay(ctx context.Context) error {
+	return ck.control(ctx, actionEndDelay)
+}
+
+// SetMaintenance turns maintenance mode on or off and returns once the
+// leader applied it. In maintenance mode the leader only fails primaries
+// over to surviving replicas: it places no new replicas, keeps every away
+// node's slots and hands no partition out without a source. Turned on by
+// an operator, it lasts until turned off; begun by the leader (many nodes
+// left at once, see Options.Maintenance), it ends when the nodes are back
+// or when turned off.
+func (ck *ClusterKit) SetMaintenance(ctx context.Context, on bool) error {
+	if on {
+		return ck.control(ctx, actionMaintenanceOn)
+	}
+	return ck.control(ctx, actionMaintenanceOff)
+}
+
+// control writes an operator request for the leader and waits until the
+// map says the leader applied it.
+func (ck *ClusterKit) control(ctx context.Context, action controlAction) error {
+	r, err := ck.running()
+	if err != nil {
+		return err
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	req := controlRequest{ID: hex.EncodeToString(b[:]), Node: ck.opts.NodeID, At: time.Now().UTC()}
+	v, _ := json.Marshal(req)
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	_, err = r.cli.Put(rctx, ck.keys.controlRequest(action), string(v))
+	cancel()
+	if err != nil {
+		ck.metrics.etcdErrors.WithLabelValues("control_request").Inc()
+		return fmt.Errorf("clusterkit: request %s: %w", action, err)
+	}
+	err = r.follower.waitFor(ctx, func(v *view) bool { return v.assign != nil && v.assign.Served[action] == req.ID })
+	if err != nil && !errors.Is(err, ErrStopped) {
+		return fmt.Errorf("clusterkit: %s %s requested, not applied yet: %w", action, req.ID, err)
+	}
+	return err
+}
+
 // RemoveNode removes a live node from the cluster, as an operator would:
 // every node reports it leaving with reason removed_by_admin, its lease ends
 // and it does not register again by itself. ErrNotFound if id is not a
