@@ -28,8 +28,8 @@ type reconcileInput struct {
 	manual, manualNode string
 	// control holds the operator requests not applied yet.
 	control map[controlAction]controlRequest
-	// delay is Options.RebalanceDelay (negative: none); maintShare and
-	// maintWindow are Options.Maintenance.
+	// delay is Options.RebalanceDelay (zero or negative: none);
+	// maintShare and maintWindow are Options.Maintenance (share 0: never).
 	delay       time.Duration
 	maintShare  float64
 	maintWindow time.Duration
@@ -116,7 +116,10 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 		m, ok := in.members[id]
 		return m.Incarnation, m.Durable, ok
 	}, restarted)
-	replan := prev == nil || in.manual != "" || (maint == nil && !samePlacement(oldPlanned, planned))
+	// Targets are frozen in maintenance; when it ends they are planned
+	// for the nodes there are then.
+	replan := prev == nil || in.manual != "" ||
+		(maint == nil && (prev.Maintenance != nil || !samePlacement(oldPlanned, planned)))
 	targets, err := planTargets(in, oldParts, planned, replan)
 	if err != nil {
 		return out, err
@@ -207,7 +210,7 @@ func plannedNodes(in reconcileInput, oldPlanned []plannedNode, maint *maintenanc
 		away = append(away, pn)
 	}
 	total := len(planned) + len(away)
-	if maint == nil && newly > 0 && float64(recent) > in.maintShare*float64(total) {
+	if maint == nil && newly > 0 && in.maintShare > 0 && float64(recent) > in.maintShare*float64(total) {
 		maint = &maintenanceState{Since: in.now,
 			Reason: fmt.Sprintf("%d of %d nodes left within %v", recent, total, in.maintWindow)}
 	}
@@ -456,7 +459,8 @@ func nextPartition(old partitionState, target []string, nodes partitionNodes, re
 		serving = orderServing(serving, target, old.Serving)
 	}
 	ps.Serving = serving
-	if !slices.Equal(serving, old.Serving) {
+	// A new epoch when the servers change, or one of them lost the data.
+	if !slices.Equal(serving, old.Serving) || slices.ContainsFunc(serving, func(n string) bool { return nodes.lost[n] }) {
 		ps.Epoch++
 	}
 	return ps
