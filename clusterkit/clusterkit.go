@@ -1,8 +1,8 @@
 package clusterkit
 
 import (
-	"slices"
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"

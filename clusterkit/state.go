@@ -32,8 +32,8 @@ func (k keys) controlRequest(action controlAction) string {
 	return k.root + "control-request/" + string(action)
 }
 func (k keys) controlRequestPrefix() string { return k.root + "control-request/" }
-func (k keys) dataPrefix() string       { return k.dataRoot }
-func (k keys) data(key string) string   { return k.dataPrefix() + key }
+func (k keys) dataPrefix() string           { return k.dataRoot }
+func (k keys) data(key string) string       { return k.dataPrefix() + key }
 
 // formatVersion is the version of the records below; a node refuses a
 // cluster whose config has a newer one.

@@ -264,14 +264,14 @@ type HealthStatus struct {
 	PartitionsWithoutNode int      `json:"partitions_without_replica"`
 	// PendingHandoffs counts partitions this node is receiving; FailedHandoffs
 	// those whose OnPartitionChange handler failed at its last attempt.
-	PendingHandoffs int       `json:"pending_handoffs"`
+	PendingHandoffs int `json:"pending_handoffs"`
 	// Maintenance says why placement is frozen; empty when it is not.
 	Maintenance string `json:"maintenance,omitempty"`
 	// AwayNodes are nodes whose lease expired and whose slots wait for
 	// them (Options.RebalanceDelay).
-	AwayNodes []string `json:"away_nodes,omitempty"`
-	FailedHandoffs  int       `json:"failed_handoffs"`
-	CheckedAt       time.Time `json:"checked_at"`
+	AwayNodes      []string  `json:"away_nodes,omitempty"`
+	FailedHandoffs int       `json:"failed_handoffs"`
+	CheckedAt      time.Time `json:"checked_at"`
 }
 
 // Metrics is a summary of this node's counters (GetMetrics). The full set

@@ -26,7 +26,7 @@ type view struct {
 	rebalance *rebalanceRecord
 	request   *rebalanceRequest
 	control   map[controlAction]controlRequest // operator requests, applied or not
-	leaders   map[string]leaderKey // election keys
+	leaders   map[string]leaderKey             // election keys
 	// departed holds, per node whose member key was deleted and has not
 	// come back, how it left.
 	departed map[string]departure
