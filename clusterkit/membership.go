@@ -155,8 +155,11 @@ func (r *run) campaignWhileMember(reg *leases.Registration) {
 
 // registerAgain registers until it succeeds (true) or the run ends or
 // teardown begins (false; teardown closes a registration made meanwhile).
+// It tries at least every second: when etcd comes back, the old record is
+// kept for about one TTL, and taking it over in time is what keeps the
+// others from seeing this node leave at all.
 func (r *run) registerAgain() bool {
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := newBackoff(100*time.Millisecond, time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(r.ctx, r.ck.opts.LeaseTTL+2*requestTimeout)
 		err := r.register(ctx)
