@@ -24,7 +24,7 @@ const faultDelay = 30 * time.Second
 // embedded etcd (n1 bootstraps; n1–n3 run etcd voters, n4 is a plain
 // client), LeaseTTL ttl, 64 partitions, RF 3, a rebalance delay of
 // faultDelay, and the extra cknode flags given.
-func formFour(t *testing.T, ttl time.Duration, extra ...string) (*procCluster, []*nodeProc) {
+func formFour(t testing.TB, ttl time.Duration, extra ...string) (*procCluster, []*nodeProc) {
 	flags := append([]string{"-ttl", ttl.String(), "-partitions", "64", "-rf", "3", "-voters", "3",
 		"-rebalance-delay", faultDelay.String()}, extra...)
 	c := newProcCluster(t, flags...)
@@ -38,7 +38,7 @@ func formFour(t *testing.T, ttl time.Duration, extra ...string) (*procCluster, [
 
 // freezeFor SIGSTOPs the victims for d, SIGCONTs them, and waits until the
 // cluster has settled again with all of nodes.
-func freezeFor(t *testing.T, c *procCluster, nodes []*nodeProc, d time.Duration, victims ...*nodeProc) freezeResult {
+func freezeFor(t testing.TB, c *procCluster, nodes []*nodeProc, d time.Duration, victims ...*nodeProc) freezeResult {
 	begin := time.Now()
 	for _, v := range victims {
 		v.freeze()
@@ -112,7 +112,7 @@ func checkFreeze(t *testing.T, res freezeResult, victims ...*nodeProc) {
 }
 
 // etcdLeader returns the node whose embedded etcd member leads.
-func etcdLeader(t *testing.T, nodes []*nodeProc) *nodeProc {
+func etcdLeader(t testing.TB, nodes []*nodeProc) *nodeProc {
 	t.Helper()
 	for _, n := range nodes {
 		if n.etcd == "" {
@@ -204,7 +204,7 @@ func TestTwoFrozenNodesEnterMaintenance(t *testing.T) {
 	if etcdLeader(t, nodes) == nodes[2] {
 		victims[0] = nodes[1]
 	}
-	res := freezeFor(t, c, nodes, 2*ttl, victims...)
+	res := freezeFor(t, c, nodes, 3*ttl, victims...)
 	checkFreeze(t, res, victims...)
 	entered, left := false, false
 	for _, r := range res.recs {
