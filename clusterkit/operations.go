@@ -34,15 +34,8 @@ func (ck *ClusterKit) RebalancePartitions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var b [8]byte
-	rand.Read(b[:])
-	req := rebalanceRequest{ID: hex.EncodeToString(b[:]), Node: ck.opts.NodeID, At: time.Now().UTC()}
-	v, _ := json.Marshal(req)
-	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	_, err = r.cli.Put(rctx, ck.keys.rebalanceRequest(), string(v))
-	cancel()
+	req, err := r.putRequest(ctx, ck.keys.rebalanceRequest(), "rebalance_request")
 	if err != nil {
-		ck.metrics.etcdErrors.WithLabelValues("rebalance_request").Inc()
 		return fmt.Errorf("clusterkit: request rebalance: %w", err)
 	}
 	err = r.follower.waitFor(ctx, func(v *view) bool { return v.rebalance != nil && v.rebalance.RequestID == req.ID })
@@ -81,15 +74,8 @@ func (ck *ClusterKit) control(ctx context.Context, action controlAction) error {
 	if err != nil {
 		return err
 	}
-	var b [8]byte
-	rand.Read(b[:])
-	req := controlRequest{ID: hex.EncodeToString(b[:]), Node: ck.opts.NodeID, At: time.Now().UTC()}
-	v, _ := json.Marshal(req)
-	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	_, err = r.cli.Put(rctx, ck.keys.controlRequest(action), string(v))
-	cancel()
+	req, err := r.putRequest(ctx, ck.keys.controlRequest(action), "control_request")
 	if err != nil {
-		ck.metrics.etcdErrors.WithLabelValues("control_request").Inc()
 		return fmt.Errorf("clusterkit: request %s: %w", action, err)
 	}
 	err = r.follower.waitFor(ctx, func(v *view) bool { return v.assign != nil && v.assign.Served[action] == req.ID })
@@ -97,6 +83,22 @@ func (ck *ClusterKit) control(ctx context.Context, action controlAction) error {
 		return fmt.Errorf("clusterkit: %s %s requested, not applied yet: %w", action, req.ID, err)
 	}
 	return err
+}
+
+// putRequest writes a new request for the leader (a random ID, this node,
+// the time) at key; op names it in the error metric.
+func (r *run) putRequest(ctx context.Context, key, op string) (controlRequest, error) {
+	var b [8]byte
+	rand.Read(b[:])
+	req := controlRequest{ID: hex.EncodeToString(b[:]), Node: r.ck.opts.NodeID, At: time.Now().UTC()}
+	v, _ := json.Marshal(req)
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if _, err := r.cli.Put(rctx, key, string(v)); err != nil {
+		r.ck.metrics.etcdErrors.WithLabelValues(op).Inc()
+		return req, err
+	}
+	return req, nil
 }
 
 // RemoveNode removes a live node from the cluster, as an operator would:

@@ -32,12 +32,9 @@ type view struct {
 	departed map[string]departure
 }
 
-// rebalanceRequest is the value of rebalance-request (a manual rebalance).
-type rebalanceRequest struct {
-	ID   string    `json:"id"`
-	Node string    `json:"node"`
-	At   time.Time `json:"at"`
-}
+// rebalanceRequest is the value of rebalance-request (a manual
+// rebalance); it has the form of every operator request.
+type rebalanceRequest = controlRequest
 
 type leaderKey struct {
 	value     string

@@ -16,14 +16,7 @@ func BenchmarkEtcdOutage(b *testing.B) {
 	var back []time.Duration
 	leaves, noSrc, copies := 0, 0, 0
 	for b.Loop() {
-		etcd := startEtcd(b)
-		c := newProcCluster(b, "-ttl", ttl.String(), "-partitions", "64", "-rf", "3", "-rebalance-delay", faultDelay.String())
-		c.etcd = etcd.endpoints()[0]
-		var nodes []*nodeProc
-		for _, id := range []string{"n1", "n2", "n3", "n4"} {
-			nodes = append(nodes, c.add(id))
-		}
-		c.waitSettled(nodes, 60*time.Second)
+		etcd, c, nodes := formFourExternal(b, ttl)
 		begin := time.Now()
 		etcd.kill()
 		time.Sleep(10 * time.Second)

@@ -17,14 +17,7 @@ import (
 // partition went NoSource.
 func TestEtcdOutageKeepsData(t *testing.T) {
 	const ttl = 2 * time.Second
-	etcd := startEtcd(t)
-	c := newProcCluster(t, "-ttl", ttl.String(), "-partitions", "64", "-rf", "3", "-rebalance-delay", faultDelay.String())
-	c.etcd = etcd.endpoints()[0]
-	var nodes []*nodeProc
-	for _, id := range []string{"n1", "n2", "n3", "n4"} {
-		nodes = append(nodes, c.add(id))
-	}
-	c.waitSettled(nodes, 60*time.Second)
+	etcd, c, nodes := formFourExternal(t, ttl)
 
 	begin := time.Now()
 	etcd.kill()
@@ -55,6 +48,21 @@ func TestEtcdOutageKeepsData(t *testing.T) {
 	if l := primaryConflicts(recs); len(l) > 0 {
 		t.Errorf("two primaries for one (partition, epoch): %d\n%s", len(l), limit(l, 10))
 	}
+}
+
+// formFourExternal starts an external etcd (CLUSTERKIT_ETCD_BIN) and four
+// node processes on it: LeaseTTL ttl, 64 partitions, RF 3, rebalance
+// delay faultDelay; it returns once they settled.
+func formFourExternal(t testing.TB, ttl time.Duration) (*etcdProcess, *procCluster, []*nodeProc) {
+	etcd := startEtcd(t)
+	c := newProcCluster(t, "-ttl", ttl.String(), "-partitions", "64", "-rf", "3", "-rebalance-delay", faultDelay.String())
+	c.etcd = etcd.endpoints()[0]
+	var nodes []*nodeProc
+	for _, id := range []string{"n1", "n2", "n3", "n4"} {
+		nodes = append(nodes, c.add(id))
+	}
+	c.waitSettled(nodes, 60*time.Second)
+	return etcd, c, nodes
 }
 
 // registered reports whether node n says it holds its membership and is in
