@@ -2,6 +2,7 @@ package clusterkit
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,8 @@ type ClusterKit struct {
 	hooks   hookSet
 	snap    atomic.Pointer[snapshot]
 	created time.Time
+	// incarnation identifies this process's node (memberRecord.Incarnation).
+	incarnation int64
 
 	lifeMu  sync.Mutex  // serializes Start and Stop
 	started atomic.Bool // Start succeeded (read without lifeMu by the operations)
@@ -56,6 +59,8 @@ func New(opts Options) (*ClusterKit, error) {
 		log:     o.Logger.With(zap.String("node", o.NodeID), zap.String("cluster", o.ClusterName)),
 		metrics: m,
 		created: time.Now(),
+
+		incarnation: newIncarnation(),
 	}
 	ck.snap.Store(newSnapshot(o.NodeID, nil, nil, 0, ""))
 	m.bind(ck.failingHandoffs, ck.etcdConnected)
@@ -139,6 +144,8 @@ func (ck *ClusterKit) GetCluster() *Cluster {
 		Leader:            s.leader,
 		AssignmentVersion: s.version,
 		Settled:           s.settled,
+		Maintenance:       s.maintenance,
+		AwayNodes:         slices.Clone(s.away),
 		Nodes:             make([]Node, len(s.members)),
 		Partitions:        make([]Partition, len(s.partitions)),
 	}

@@ -29,13 +29,47 @@
 // OnPartitionChange, and the gaining node records in etcd that it is ready
 // once all its handlers returned nil (they are retried with backoff until
 // then); only then does the leader move it into the serving set and drop
-// surplus replicas. A departed primary is replaced at once by a surviving
-// replica; when no replica survives, the planned nodes serve at once and
-// the event says NoSource. Every change of a partition's serving set bumps
-// its Epoch, which the application can attach to writes to fence a stale
-// primary. A node that registers anew (a new incarnation: a restart, or a
-// lost and renewed lease) is treated as having lost its data: what it
-// served is handed to it again.
+// surplus replicas. Every change of a partition's serving set bumps its
+// Epoch, which the application can attach to writes to fence a stale
+// primary.
+//
+// # A process is not its lease
+//
+// A node's membership is an etcd lease, but the node is its process:
+// Node.Incarnation is drawn once per process (New) and kept when a running
+// process registers again after its lease lapsed (an etcd outage, a frozen
+// etcd member, a long pause). Such a node kept its data. Only a new
+// process may have lost it, and Options.DurableStorage says it did not.
+//
+// When a lease expires, the node's primaries fail over at once to
+// surviving replicas, but its Target slots stay reserved for
+// Options.RebalanceDelay (the node is "away", Cluster.AwayNodes). Back
+// within the delay, it receives exactly its old slots again, as a catch-up
+// (PartitionChangeEvent.CatchUp, with CopyFromNodes) when it kept its
+// data, as a copy when it did not; no other node gains anything. After the
+// delay, or at once after a graceful leave, an admin removal or
+// EndRebalanceDelay, new replicas are placed elsewhere. When more than
+// Options.Maintenance.Share of the nodes leave within its Window, the
+// leader enters maintenance mode: primaries still fail over, but nothing
+// else is placed and no slot is given up until the nodes are back or
+// SetMaintenance(ctx, false).
+//
+// How to read the events:
+//
+//   - PartitionChangeEvent.NoSource is said only when no holder of the
+//     data lives or may come back: every node that served the partition
+//     left for good (graceful, removed, or its delay is over) or restarted
+//     without DurableStorage. While a holder is away within its delay (or
+//     during maintenance) the partition keeps naming it, offline, instead.
+//   - PartitionChangeEvent.CatchUp: CopyToNode held the slot before and
+//     kept its data: copy only what it missed; do not wipe.
+//   - OnNodeRejoin fires for every return after a leave event.
+//     NodeRejoinEvent.SameIncarnation says it is the same process (its
+//     lease lapsed; nothing lost); DataKept says its data survived (the
+//     same process, or DurableStorage). A new process without durable
+//     storage (DataKept false) receives its partitions by full copy.
+//   - A process that takes its record over before the old lease expired
+//     (the same process after a short etcd outage) causes no event at all.
 //
 // # Hooks
 //
@@ -80,9 +114,10 @@
 // # Leaving
 //
 // Stop leaves gracefully (graceful_shutdown); a crash, hang or partition
-// from etcd ends the node's lease after Options.LeaseTTL (lease_expired);
-// RemoveNode removes a node (removed_by_admin), which then stays out. Halt
-// stops a node as a crash would.
+// from etcd ends the node's lease after Options.LeaseTTL (lease_expired,
+// its slots wait for Options.RebalanceDelay); RemoveNode removes a node
+// (removed_by_admin), which then stays out. Halt stops a node as a crash
+// would.
 //
 // # What is not guaranteed
 //

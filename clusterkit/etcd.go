@@ -65,6 +65,7 @@ func (r *run) newClient(endpoints []string) (*clientv3.Client, error) {
 		// --grpc-keepalive-min-time (5 s by default).
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
+		DialOptions:          reconnectOptions,
 	}
 	if len(o.Etcd.Endpoints) == 0 {
 		// Embedded mode: learn the client URLs of members that join later

@@ -41,10 +41,11 @@ func (f *follower) memberEvent(m memberChange, c *batchChange) {
 		f.log.Info("node left", zapNode(m.rec.ID), zap.String("reason", string(m.reason)))
 		notify(n, "node_leave", &n.hooks.nodeLeave, func(fn NodeLeaveHandler) { fn(ev) }, false)
 	case m.prev != nil && m.prev.Incarnation == m.rec.Incarnation:
-		// An update of a live member (health, state).
+		// An update of a live member (health, state), or the same process
+		// registering again on a new lease before the old key expired.
 	case m.prev != nil:
-		// The same node registered again without its old key expiring.
-		ev := &NodeRejoinEvent{Node: &node, LastSeenAt: c.now, Timestamp: c.now,
+		// A new process took its node's live membership over.
+		ev := &NodeRejoinEvent{Node: &node, LastSeenAt: c.now, Timestamp: c.now, DataKept: m.rec.Durable,
 			PartitionsBeforeLeave: partitionsOf(c.newAssign, m.rec.ID)}
 		f.log.Info("node rejoined", zapNode(m.rec.ID), zap.Duration("offline", 0))
 		notify(n, "node_rejoin", &n.hooks.nodeRejoin, func(fn NodeRejoinHandler) { fn(ev) }, false)
@@ -62,15 +63,16 @@ func (f *follower) arrivalEvent(m memberChange, node Node, c *batchChange) {
 	// since the leader writes history with the map that drops them.
 	var last time.Time
 	var before []string
+	var prevIncarnation int64
 	h, hasHistory := c.history[m.rec.ID]
 	switch d := m.departure; {
 	case hasHistory && (d == nil || h.Incarnation == d.Record.Incarnation):
-		last = h.LastSeen
+		last, prevIncarnation = h.LastSeen, h.Incarnation
 		for _, p := range slices.Sorted(slices.Values(slices.Concat(h.Primaries, h.Replicas))) {
 			before = append(before, PartitionID(p))
 		}
 	case d != nil:
-		last = d.At
+		last, prevIncarnation = d.At, d.Record.Incarnation
 		before = partitionsOf(c.oldAssign, m.rec.ID)
 	default:
 		ev := &NodeJoinEvent{Node: &node, ClusterSize: len(c.members), IsBootstrap: c.oldAssign == nil && len(c.members) == 1, Timestamp: c.now}
@@ -78,9 +80,11 @@ func (f *follower) arrivalEvent(m memberChange, node Node, c *batchChange) {
 		notify(n, "node_join", &n.hooks.nodeJoin, func(fn NodeJoinHandler) { fn(ev) }, false)
 		return
 	}
+	same := prevIncarnation != 0 && prevIncarnation == m.rec.Incarnation
 	ev := &NodeRejoinEvent{Node: &node, LastSeenAt: last, OfflineDuration: max(0, c.now.Sub(last)),
-		PartitionsBeforeLeave: before, Timestamp: c.now}
-	f.log.Info("node rejoined", zapNode(m.rec.ID), zap.Duration("offline", ev.OfflineDuration))
+		PartitionsBeforeLeave: before, SameIncarnation: same, DataKept: same || m.rec.Durable, Timestamp: c.now}
+	f.log.Info("node rejoined", zapNode(m.rec.ID), zap.Duration("offline", ev.OfflineDuration),
+		zap.Bool("same_incarnation", same), zap.Bool("data_kept", ev.DataKept))
 	notify(n, "node_rejoin", &n.hooks.nodeRejoin, func(fn NodeRejoinHandler) { fn(ev) }, false)
 }
 
@@ -165,23 +169,27 @@ func (f *follower) assignmentEvents(c *batchChange) {
 	if c.rebalance != nil {
 		reason = c.rebalance.Trigger
 	}
-	// A node registered anew (new incarnation) since the old map held no
-	// data from before: what it served counts as lost, like the leader
-	// counts it (see reconcile).
-	var restarted map[string]bool
+	// A node that runs a new process without durable storage since the
+	// old map holds no data from before: what it served counts as lost,
+	// like the leader counts it (see reconcile).
+	var lost map[string]bool
 	if c.oldAssign != nil {
-		inc := make(map[string]int64, len(c.newAssign.Planned))
+		now := make(map[string]plannedNode, len(c.newAssign.Planned))
 		for _, pn := range c.newAssign.Planned {
-			inc[pn.ID] = pn.Incarnation
+			now[pn.ID] = pn
 		}
-		restarted = restartedSince(c.oldAssign.Planned, func(id string) (int64, bool) { v, ok := inc[id]; return v, ok })
+		lost = lostData(c.oldAssign.Planned, func(id string) (int64, bool, bool) {
+			pn, ok := now[id]
+			return pn.Incarnation, pn.Durable, ok
+		}, nil)
 	}
 	for p, ps := range c.newAssign.Partitions {
 		var old partitionState
 		if c.oldAssign != nil {
 			old = c.oldAssign.Partitions[p]
-			if len(restarted) > 0 {
-				old.Serving = slices.DeleteFunc(slices.Clone(old.Serving), func(n string) bool { return restarted[n] })
+			if len(lost) > 0 {
+				old.Serving = slices.DeleteFunc(slices.Clone(old.Serving), func(n string) bool { return lost[n] })
+				old.Target = slices.DeleteFunc(slices.Clone(old.Target), func(n string) bool { return lost[n] })
 			}
 		}
 		base := PartitionChangeEvent{PartitionID: PartitionID(p), PartitionIndex: p, ChangeReason: reason,
@@ -205,7 +213,9 @@ func (f *follower) partitionEvents(p int, old, ps partitionState, base Partition
 		}
 		ev := base
 		to := snap.node(in.Node)
-		ev.CopyToNode = &to
+		// It held a slot of the partition before and kept its data: it
+		// only needs what it missed.
+		ev.CopyToNode, ev.CatchUp = &to, slices.Contains(old.Target, in.Node)
 		for i := range snap.serving[p] {
 			ev.CopyFromNodes = append(ev.CopyFromNodes, &snap.serving[p][i])
 		}

@@ -84,7 +84,14 @@ func (h *eventHarness) attach(hs *hookSet) {
 		h.add("join:%s:size=%d:bootstrap=%v%s", e.Node.ID, e.ClusterSize, e.IsBootstrap, at(e.Timestamp))
 	})
 	add(hs, &hs.nodeRejoin, func(e *NodeRejoinEvent) {
-		h.add("rejoin:%s:offline=%v:before=%v%s", e.Node.ID, e.OfflineDuration, e.PartitionsBeforeLeave, at(e.Timestamp))
+		flags := ""
+		if e.SameIncarnation {
+			flags += ":same"
+		}
+		if e.DataKept {
+			flags += ":kept"
+		}
+		h.add("rejoin:%s:offline=%v:before=%v%s%s", e.Node.ID, e.OfflineDuration, e.PartitionsBeforeLeave, flags, at(e.Timestamp))
 	})
 	add(hs, &hs.nodeLeave, func(e *NodeLeaveEvent) {
 		h.add("leave:%s:%s:owned=%v:replica=%v%s", e.Node.ID, e.Reason, e.PartitionsOwned, e.PartitionsReplica, at(e.Timestamp))
@@ -102,6 +109,9 @@ func (h *eventHarness) attach(hs *hookSet) {
 		}
 		if e.Promoted {
 			flags += ":promoted"
+		}
+		if e.CatchUp {
+			flags += ":catchup"
 		}
 		h.add("change:%s:%s:from=%v:%s%s%s", e.PartitionID, e.CopyToNode.ID, from, e.ChangeReason, flags, at(e.Timestamp))
 		return nil
@@ -127,8 +137,14 @@ func (h *eventHarness) del(key string, prev memberRecord) watcher.Event {
 	return watcher.Event{Type: watcher.Delete, Key: key, PrevValue: b, ModRevision: h.rev}
 }
 
+// member puts id's record on lease, for a process whose incarnation is
+// the lease number (each lease a new process); memberOf sets both.
 func (h *eventHarness) member(id string, lease int64, state string) watcher.Event {
-	return h.put(h.k.member(id), memberRecord{ID: id, State: state, Healthy: true}, lease)
+	return h.memberOf(id, lease, lease, state)
+}
+
+func (h *eventHarness) memberOf(id string, lease, incarnation int64, state string) watcher.Event {
+	return h.put(h.k.member(id), memberRecord{ID: id, State: state, Healthy: true, Incarnation: incarnation}, lease)
 }
 
 // apply feeds one batch and returns the events it caused, once delivered.
@@ -177,6 +193,14 @@ func planned(ids ...string) []plannedNode {
 	return out
 }
 
+// plannedDurable marks every node durable.
+func plannedDurable(ps []plannedNode) []plannedNode {
+	for i := range ps {
+		ps[i].Durable = true
+	}
+	return ps
+}
+
 func TestEventsFromSyntheticBatches(t *testing.T) {
 	type step struct {
 		initial bool
@@ -212,6 +236,35 @@ func TestEventsFromSyntheticBatches(t *testing.T) {
 			}, want: []string{"leave:b:lease_expired:owned=[partition-1]:replica=[partition-0]"}},
 			{advance: 5 * time.Second, batch: func(h *eventHarness) []watcher.Event { return []watcher.Event{h.member("b", 21, memberActive)} },
 				want: []string{"rejoin:b:offline=5s:before=[partition-0 partition-1]"}},
+		}},
+		{"the same process registers again after its lease expired: same incarnation, data kept", []step{
+			{initial: true, batch: func(h *eventHarness) []watcher.Event {
+				return []watcher.Event{h.member("a", 10, memberActive), h.member("b", 20, memberActive),
+					h.put(h.k.assignment(), assign(1, planned("a", "b#20"), "a,b", "b,a"), 0)}
+			}},
+			{batch: func(h *eventHarness) []watcher.Event {
+				return []watcher.Event{h.del(h.k.member("b"), memberRecord{ID: "b", State: memberActive, Incarnation: 20})}
+			}, want: []string{"leave:b:lease_expired:owned=[partition-1]:replica=[partition-0]"}},
+			{advance: 3 * time.Second, batch: func(h *eventHarness) []watcher.Event {
+				return []watcher.Event{h.memberOf("b", 21, 20, memberActive)}
+			}, want: []string{"rejoin:b:offline=3s:before=[partition-0 partition-1]:same:kept"}},
+		}},
+		{"the same process rebinds its live record to a new lease: no event", []step{
+			{initial: true, batch: func(h *eventHarness) []watcher.Event {
+				return []watcher.Event{h.member("a", 10, memberActive), h.member("b", 20, memberActive),
+					h.put(h.k.assignment(), assign(1, planned("a", "b#20"), "a,b", "b,a"), 0)}
+			}},
+			{batch: func(h *eventHarness) []watcher.Event { return []watcher.Event{h.memberOf("b", 21, 20, memberActive)} }},
+		}},
+		{"a durable node's new process: a catch-up of what it held, no source lost", []step{
+			{initial: true, batch: func(h *eventHarness) []watcher.Event {
+				return []watcher.Event{h.member("a", 10, memberActive), h.member("b", 20, memberActive),
+					h.put(h.k.assignment(), assign(1, plannedDurable(planned("a", "b#20")), "b", "a,b"), 0)}
+			}},
+			{batch: func(h *eventHarness) []watcher.Event {
+				return []watcher.Event{h.put(h.k.member("b"), memberRecord{ID: "b", State: memberActive, Healthy: true, Incarnation: 30, Durable: true}, 30),
+					h.put(h.k.assignment(), assign(2, plannedDurable(planned("a", "b#30")), "b", "a|b@2"), 0)}
+			}, want: []string{"rejoin:b:offline=0s:before=[partition-0]:kept", "change:partition-1:b:from=[a]:node_join:catchup"}},
 		}},
 		{"a restart that takes its live record over", []step{
 			{initial: true, batch: func(h *eventHarness) []watcher.Event {

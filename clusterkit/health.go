@@ -3,6 +3,7 @@ package clusterkit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -48,6 +49,7 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 		}
 	}
 	h.PendingHandoffs = s.mine.incoming
+	h.Maintenance, h.AwayNodes = s.maintenance, slices.Clone(s.away)
 	h.Status, h.Reasons = judgeHealth(h, len(s.partitions) > 0, ck.opts.ReplicationFactor)
 	return h
 }
@@ -72,6 +74,12 @@ func judgeHealth(h *HealthStatus, hasMap bool, rf int) (HealthState, []string) {
 	}
 	if len(h.UnhealthyNodeIDs) > 0 {
 		degraded = append(degraded, fmt.Sprintf("unhealthy nodes: %v", h.UnhealthyNodeIDs))
+	}
+	if h.Maintenance != "" {
+		degraded = append(degraded, "maintenance mode (placement frozen): "+h.Maintenance)
+	}
+	if len(h.AwayNodes) > 0 {
+		degraded = append(degraded, fmt.Sprintf("away nodes (lease expired, slots reserved): %v", h.AwayNodes))
 	}
 	if h.FailedHandoffs > 0 {
 		degraded = append(degraded, fmt.Sprintf("%d handoffs to this node are failing", h.FailedHandoffs))

@@ -71,6 +71,8 @@ func (ck *ClusterKit) Handler() http.Handler {
 	mux.HandleFunc("GET /metrics", ck.metricsHandler())
 	mux.HandleFunc("POST /rebalance", ck.handleRebalance)
 	mux.HandleFunc("POST /nodes/{id}/remove", ck.handleRemoveNode)
+	mux.HandleFunc("POST /rebalance/end-delay", ck.handleEndDelay)
+	mux.HandleFunc("POST /maintenance/{state}", ck.handleMaintenance)
 	mux.Handle("GET /ui/", http.StripPrefix("/ui", dashboard.Handler()))
 	return &apiHandler{ck: ck, mux: mux}
 }

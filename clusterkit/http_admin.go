@@ -50,6 +50,43 @@ func (ck *ClusterKit) handleRemoveNode(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "removed", "node": id})
 }
 
+// handleEndDelay serves POST /rebalance/end-delay: EndRebalanceDelay,
+// answered 200 once the leader applied it.
+func (ck *ClusterKit) handleEndDelay(w http.ResponseWriter, r *http.Request) {
+	ck.adminAction(w, r, "end-delay", ck.EndRebalanceDelay)
+}
+
+// handleMaintenance serves POST /maintenance/on and /maintenance/off:
+// SetMaintenance, answered 200 once the leader applied it.
+func (ck *ClusterKit) handleMaintenance(w http.ResponseWriter, r *http.Request) {
+	var on bool
+	switch r.PathValue("state") {
+	case "on":
+		on = true
+	case "off":
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown maintenance state %q: use on or off", r.PathValue("state")))
+		return
+	}
+	ck.adminAction(w, r, "maintenance-"+r.PathValue("state"), func(ctx context.Context) error { return ck.SetMaintenance(ctx, on) })
+}
+
+// adminAction runs an authorized admin action with adminTimeout and
+// answers 200 {"status": "done", "action": name} or the error.
+func (ck *ClusterKit) adminAction(w http.ResponseWriter, r *http.Request, name string, action func(context.Context) error) {
+	if !ck.adminAuthorized(w, r) || !adminBody(w, r) {
+		return
+	}
+	ck.log.Info("admin request", zap.String("action", name), zap.String("remote", r.RemoteAddr))
+	ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
+	defer cancel()
+	if err := action(ctx); err != nil {
+		writeError(w, adminStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "done", "action": name, "node": ck.opts.NodeID})
+}
+
 // adminBody accepts an empty body or {} and answers 400/413 otherwise.
 func adminBody(w http.ResponseWriter, r *http.Request) bool {
 	var none struct{}

@@ -48,6 +48,8 @@ type clusterJSON struct {
 	// this node saw.
 	MembershipRevision int64        `json:"membership_revision"`
 	Settled            bool         `json:"settled"`
+	Maintenance        string       `json:"maintenance,omitempty"`
+	AwayNodes          []string     `json:"away_nodes,omitempty"`
 	Members            []memberJSON `json:"members"`
 	Partitions         []Partition  `json:"partitions"`
 }
@@ -95,6 +97,7 @@ func (ck *ClusterKit) handleCluster(w http.ResponseWriter, r *http.Request) {
 		Name: ck.opts.ClusterName, Node: ck.opts.NodeID, Leader: s.leader,
 		PartitionCount: ck.opts.PartitionCount, ReplicationFactor: ck.opts.ReplicationFactor,
 		AssignmentVersion: s.version, MembershipRevision: s.membershipRev, Settled: s.settled,
+		Maintenance: s.maintenance, AwayNodes: s.away,
 		Members: make([]memberJSON, len(s.members)), Partitions: s.partitions,
 	}
 	for i := range s.members {

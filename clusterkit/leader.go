@@ -79,6 +79,8 @@ func (r *run) lead(ctx context.Context, l *election.Leadership) {
 		wait := d.wait(st.memberRev, st.needPlan, time.Now())
 		if st.viewRev < waitRev {
 			wait = time.Hour // until the view catches up
+		} else if st.hold > 0 {
+			wait = st.hold
 		} else if wait == 0 {
 			d.reset()
 			var rev int64
@@ -109,16 +111,51 @@ type leaderState struct {
 	in                          reconcileInput
 	viewRev, memberRev, assignR int64
 	needPlan                    bool
+	// hold > 0: do not plan yet (see comebackHold).
+	hold time.Duration
 }
 
 func (r *run) leaderView() leaderState {
 	var st leaderState
+	now := time.Now()
+	o := &r.ck.opts
 	r.follower.read(func(v *view) {
-		st.in = v.reconcileInput(r.cfg, time.Now())
+		st.in = v.reconcileInput(r.cfg, now)
 		st.viewRev, st.memberRev, st.assignR = v.rev, v.memberRev, v.assignRev
-		st.needPlan = v.assign == nil || !slices.Equal(v.assign.Planned, plannedOf(v.members))
+		st.needPlan = v.assign == nil || !liveMatches(v.assign.Planned, v.members)
+		st.hold = comebackHold(v, r.reregisteredAt.Load(), o.LeaseTTL, now)
 	})
+	st.in.delay, st.in.maintShare, st.in.maintWindow = o.RebalanceDelay, o.Maintenance.Share, o.Maintenance.Window
 	return st
+}
+
+// comebackHold returns how long a leader that itself registered again
+// after losing its lease (at reregistered, unix nanoseconds) waits before
+// planning, while nodes the map names as live are missing: when its own
+// lease lapsed, etcd was in trouble for everyone (an outage, a frozen etcd
+// leader revoking every lease when it resumes), and the others are likely
+// registering again as well. It waits at most one TTL after its own return.
+func comebackHold(v *view, reregistered int64, ttl time.Duration, now time.Time) time.Duration {
+	if reregistered == 0 || v.assign == nil {
+		return 0
+	}
+	left := time.Unix(0, reregistered).Add(ttl).Sub(now)
+	if left <= 0 {
+		return 0
+	}
+	for _, pn := range v.assign.Planned {
+		if _, live := v.members[pn.ID]; !live && !pn.away() {
+			return left
+		}
+	}
+	return 0
+}
+
+// liveMatches reports whether the live (not away) nodes of planned are
+// exactly members, with the same attributes and processes.
+func liveMatches(planned []plannedNode, members map[string]memberRecord) bool {
+	live := slices.DeleteFunc(slices.Clone(planned), plannedNode.away)
+	return slices.EqualFunc(live, plannedOf(members), sameNode)
 }
 
 // planAndWrite reconciles st and writes the result. It returns how long to
@@ -132,6 +169,9 @@ func (r *run) planAndWrite(l *election.Leadership, st leaderState) (wait time.Du
 		return time.Second, 0, false
 	}
 	if out.empty() {
+		if !out.wakeAt.IsZero() {
+			return max(time.Millisecond, out.wakeAt.Sub(time.Now())), 0, false
+		}
 		return time.Hour, 0, false
 	}
 	rev, err = r.write(l, out, st.assignR)
@@ -177,12 +217,13 @@ func (d *debounce) wait(memberRev int64, needPlan bool, now time.Time) time.Dura
 // reset starts a new burst (after planning).
 func (d *debounce) reset() { d.first = time.Time{} }
 
+// plannedOf returns the live members as planned nodes, sorted by ID.
 func plannedOf(members map[string]memberRecord) []plannedNode {
 	ids := slices.Sorted(maps.Keys(members))
 	out := make([]plannedNode, len(ids))
 	for i, id := range ids {
 		m := members[id]
-		out[i] = plannedNode{ID: id, Zone: m.Zone, Weight: m.Weight, Incarnation: m.Incarnation}
+		out[i] = plannedNode{ID: id, Zone: m.Zone, Weight: m.Weight, Incarnation: m.Incarnation, Durable: m.Durable}
 	}
 	return out
 }

@@ -45,7 +45,7 @@ func (ck *ClusterKit) Start(ctx context.Context) error {
 	}
 	ck.started.Store(true)
 	ck.log.Info("started", zap.String("http", r.httpAddr), zap.String("advertise", r.advertiseAddr()),
-		zap.Int64("incarnation", int64(r.reg.Load().LeaseID())))
+		zap.Int64("incarnation", ck.incarnation), zap.Int64("lease", int64(r.reg.Load().LeaseID())))
 	return nil
 }
 
@@ -75,13 +75,13 @@ func (r *run) start(ctx context.Context) error {
 	r.wg.Go(r.membershipLoop)
 	r.wg.Go(r.readyWriter)
 	r.wg.Go(r.healthLoop)
-	// Wait until the view holds this registration (this incarnation, not
-	// a previous one it took over) and a map exists.
-	incarnation := int64(r.reg.Load().LeaseID())
+	// Wait until the view holds this registration (this lease, not a
+	// previous process's it took over) and a map exists.
+	lease := int64(r.reg.Load().LeaseID())
 	me := r.ck.opts.NodeID
 	err = r.follower.waitFor(ctx, func(v *view) bool {
 		m, member := v.members[me]
-		return member && m.Incarnation == incarnation && v.assign != nil
+		return member && m.Lease == lease && v.assign != nil
 	})
 	if err != nil {
 		return fmt.Errorf("clusterkit: start: waiting for a partition map: %w", err)

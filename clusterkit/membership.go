@@ -2,6 +2,8 @@ package clusterkit
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +28,8 @@ func (r *run) register(ctx context.Context) error {
 	healthy := r.wantHealthy
 	r.mu.Unlock()
 	rec := memberRecord{ID: o.NodeID, Addr: r.advertiseAddr(), Zone: o.Zone, Weight: o.Weight,
-		Services: o.Services, State: memberActive, Healthy: healthy, StartedAt: time.Now().UTC(), Version: version}
+		Services: o.Services, State: memberActive, Healthy: healthy, StartedAt: time.Now().UTC(), Version: version,
+		Incarnation: ck.incarnation, Durable: o.DurableStorage}
 	if m := r.member.Load(); m != nil {
 		rec.EtcdClientURL = m.ClientURL()
 	}
@@ -49,7 +52,7 @@ func (r *run) register(ctx context.Context) error {
 		ck.metrics.etcdErrors.WithLabelValues("register").Inc()
 		return fmt.Errorf("clusterkit: register %q: %w", o.NodeID, err)
 	}
-	rec.Incarnation = int64(reg.LeaseID())
+	rec.Lease = int64(reg.LeaseID())
 	r.mu.Lock()
 	r.record = rec
 	r.publishedHealthy = healthy
@@ -60,6 +63,16 @@ func (r *run) register(ctx context.Context) error {
 		ck.log.Warn("cannot save incarnation; a restart within LeaseTTL will wait for the old lease", zapErr(err))
 	}
 	return nil
+}
+
+// newIncarnation draws a process incarnation: random, positive, 63 bits.
+func newIncarnation() int64 {
+	var b [8]byte
+	rand.Read(b[:])
+	if v := int64(binary.BigEndian.Uint64(b[:]) >> 1); v != 0 {
+		return v
+	}
+	return 1
 }
 
 // updateRecord writes rec as this node's member record on reg's lease.
@@ -103,8 +116,9 @@ func (f incarnationFile) save(id clientv3.LeaseID) error {
 }
 
 // membershipLoop campaigns for leadership while the membership lasts, and
-// registers again (a new incarnation, reported as a rejoin) after a loss,
-// unless an admin removed this node or the run ends.
+// registers again after a loss, unless an admin removed this node or the
+// run ends. A process is not its lease: registering again keeps the
+// process incarnation, so the others know this node kept its data.
 func (r *run) membershipLoop() {
 	for {
 		reg := r.reg.Load()
@@ -121,6 +135,7 @@ func (r *run) membershipLoop() {
 		if !r.registerAgain() {
 			return
 		}
+		r.reregisteredAt.Store(time.Now().UnixNano())
 	}
 }
 
@@ -140,8 +155,11 @@ func (r *run) campaignWhileMember(reg *leases.Registration) {
 
 // registerAgain registers until it succeeds (true) or the run ends or
 // teardown begins (false; teardown closes a registration made meanwhile).
+// It tries at least every second: when etcd comes back, the old record is
+// kept for about one TTL, and taking it over in time is what keeps the
+// others from seeing this node leave at all.
 func (r *run) registerAgain() bool {
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := newBackoff(100*time.Millisecond, time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(r.ctx, r.ck.opts.LeaseTTL+2*requestTimeout)
 		err := r.register(ctx)

@@ -37,6 +37,8 @@ type metrics struct {
 	keepAliveFailures   prometheus.Counter
 	etcdErrors          *prometheus.CounterVec
 	watchResyncs        prometheus.Counter
+	maintenanceMode     prometheus.Gauge
+	awayNodes           prometheus.Gauge
 	lastAssignment      atomic.Int64 // unix nanoseconds of the last map change
 
 	// The scrape-time gauges' sources, set once by bind.
@@ -85,6 +87,8 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 		"Times this node lost its membership lease: keep-alives failed until it expired, or it was revoked.")))
 	m.etcdErrors = prometheus.NewCounterVec(prometheus.CounterOpts(f("etcd_request_errors_total", "Failed etcd requests, by operation.")), []string{"op"})
 	m.watchResyncs = prometheus.NewCounter(prometheus.CounterOpts(f("watch_resyncs_total", "Re-reads of the cluster state after a compacted or failed watch.")))
+	m.maintenanceMode = prometheus.NewGauge(prometheus.GaugeOpts(f("maintenance_mode", "1 while the partition map is in maintenance mode (placement frozen).")))
+	m.awayNodes = prometheus.NewGauge(prometheus.GaugeOpts(f("away_nodes", "Nodes whose lease expired and whose slots are reserved (rebalance delay).")))
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("assignment_age_seconds", "Seconds since this node's partition map last changed.")), func() float64 {
 		last := m.lastAssignment.Load()
 		if last == 0 {
@@ -106,7 +110,7 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 	var registered []prometheus.Collector
 	for _, c := range []prometheus.Collector{m.members, m.isLeader, m.assignmentVersion, m.partitions, m.rebalancesStarted,
 		m.rebalancesCompleted, m.rebalanceDuration, m.handoffsPending, m.handoffFailures, m.hookDuration, m.hookPanics,
-		m.keepAliveFailures, m.etcdErrors, m.watchResyncs, age, failing, connected} {
+		m.keepAliveFailures, m.etcdErrors, m.watchResyncs, m.maintenanceMode, m.awayNodes, age, failing, connected} {
 		if err := reg.Register(c); err != nil {
 			// Leave the caller's registry as it was.
 			for _, r := range registered {
@@ -147,6 +151,12 @@ func (m *metrics) observeSnapshot(s *snapshot) {
 	m.partitions.WithLabelValues("replica").Set(float64(s.mine.replica))
 	m.partitions.WithLabelValues("incoming").Set(float64(s.mine.incoming))
 	m.handoffsPending.Set(float64(s.mine.incoming))
+	m.awayNodes.Set(float64(len(s.away)))
+	if s.maintenance != "" {
+		m.maintenanceMode.Set(1)
+	} else {
+		m.maintenanceMode.Set(0)
+	}
 }
 
 // counterValue reads a counter's current value.

@@ -34,15 +34,8 @@ func (ck *ClusterKit) RebalancePartitions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var b [8]byte
-	rand.Read(b[:])
-	req := rebalanceRequest{ID: hex.EncodeToString(b[:]), Node: ck.opts.NodeID, At: time.Now().UTC()}
-	v, _ := json.Marshal(req)
-	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	_, err = r.cli.Put(rctx, ck.keys.rebalanceRequest(), string(v))
-	cancel()
+	req, err := r.putRequest(ctx, ck.keys.rebalanceRequest(), "rebalance_request")
 	if err != nil {
-		ck.metrics.etcdErrors.WithLabelValues("rebalance_request").Inc()
 		return fmt.Errorf("clusterkit: request rebalance: %w", err)
 	}
 	err = r.follower.waitFor(ctx, func(v *view) bool { return v.rebalance != nil && v.rebalance.RequestID == req.ID })
@@ -50,6 +43,62 @@ func (ck *ClusterKit) RebalancePartitions(ctx context.Context) error {
 		return fmt.Errorf("clusterkit: rebalance %s requested, not started yet: %w", req.ID, err)
 	}
 	return err
+}
+
+// EndRebalanceDelay ends the wait for the away nodes (nodes whose lease
+// expired within Options.RebalanceDelay): the leader gives their slots up
+// and places new replicas now. It returns once the leader applied the
+// request.
+func (ck *ClusterKit) EndRebalanceDelay(ctx context.Context) error {
+	return ck.control(ctx, actionEndDelay)
+}
+
+// SetMaintenance turns maintenance mode on or off and returns once the
+// leader applied it. In maintenance mode the leader only fails primaries
+// over to surviving replicas: it places no new replicas, keeps every away
+// node's slots and hands no partition out without a source. Turned on by
+// an operator, it lasts until turned off; begun by the leader (many nodes
+// left at once, see Options.Maintenance), it ends when the nodes are back
+// or when turned off.
+func (ck *ClusterKit) SetMaintenance(ctx context.Context, on bool) error {
+	if on {
+		return ck.control(ctx, actionMaintenanceOn)
+	}
+	return ck.control(ctx, actionMaintenanceOff)
+}
+
+// control writes an operator request for the leader and waits until the
+// map says the leader applied it.
+func (ck *ClusterKit) control(ctx context.Context, action controlAction) error {
+	r, err := ck.running()
+	if err != nil {
+		return err
+	}
+	req, err := r.putRequest(ctx, ck.keys.controlRequest(action), "control_request")
+	if err != nil {
+		return fmt.Errorf("clusterkit: request %s: %w", action, err)
+	}
+	err = r.follower.waitFor(ctx, func(v *view) bool { return v.assign != nil && v.assign.Served[action] == req.ID })
+	if err != nil && !errors.Is(err, ErrStopped) {
+		return fmt.Errorf("clusterkit: %s %s requested, not applied yet: %w", action, req.ID, err)
+	}
+	return err
+}
+
+// putRequest writes a new request for the leader (a random ID, this node,
+// the time) at key; op names it in the error metric.
+func (r *run) putRequest(ctx context.Context, key, op string) (controlRequest, error) {
+	var b [8]byte
+	rand.Read(b[:])
+	req := controlRequest{ID: hex.EncodeToString(b[:]), Node: r.ck.opts.NodeID, At: time.Now().UTC()}
+	v, _ := json.Marshal(req)
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if _, err := r.cli.Put(rctx, key, string(v)); err != nil {
+		r.ck.metrics.etcdErrors.WithLabelValues(op).Inc()
+		return req, err
+	}
+	return req, nil
 }
 
 // RemoveNode removes a live node from the cluster, as an operator would:

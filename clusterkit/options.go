@@ -24,6 +24,17 @@ const (
 	DefaultMaxVoters         = 3
 	DefaultDialTimeout       = 5 * time.Second
 	DefaultHookConcurrency   = 16
+	// DefaultRebalanceDelay is how long replacement replicas for a node
+	// whose lease expired wait: long enough for a pause, a frozen etcd
+	// member, an etcd outage or a process restart, short enough that a
+	// dead node's partitions are not under-replicated for long.
+	DefaultRebalanceDelay = 30 * time.Second
+	// NoRebalanceDelay, as Options.RebalanceDelay, places replacement
+	// replicas at once after a lease expiry.
+	NoRebalanceDelay time.Duration = -1
+	// DefaultMaintenanceShare: maintenance mode begins when more than half
+	// of the planned nodes' leases expire within the window.
+	DefaultMaintenanceShare = 0.5
 	// DefaultHealthInterval and DefaultFailureThreshold apply when
 	// HealthCheck.Enabled is set and the field is zero.
 	DefaultHealthInterval   = time.Second
@@ -112,6 +123,26 @@ type Options struct {
 	HookConcurrency int
 	// Logger receives structured logs; default zap.NewNop().
 	Logger *zap.Logger
+	// RebalanceDelay is how long the leader waits, after a node's lease
+	// expired, before placing new replicas for the slots it held (delayed
+	// rebalance): its primaries fail over to surviving replicas at once,
+	// its slots stay reserved, and if the node is back within the delay it
+	// gets them back and nothing moves to any other node. Graceful leaves
+	// and admin removals re-replicate at once; EndRebalanceDelay ends the
+	// wait early. Default DefaultRebalanceDelay; NoRebalanceDelay (any
+	// negative value) re-replicates at once. The leader's value applies:
+	// give every node the same.
+	RebalanceDelay time.Duration
+	// DurableStorage declares that this node's data survives a restart of
+	// its process (it is on disk, not only in memory). A restarted process
+	// of such a node is then a catch-up from the serving replicas
+	// (PartitionChangeEvent.CatchUp), and the only surviving copy of a
+	// partition on it still counts as a source; without it a new process
+	// counts as having lost its data. A process that kept running while
+	// its lease lapsed keeps its data either way.
+	DurableStorage bool
+	// Maintenance configures when the leader freezes placement by itself.
+	Maintenance MaintenanceConfig
 	// Registerer receives this node's Prometheus metrics; default a private
 	// registry (served by the HTTP API's /metrics). Two nodes in one process
 	// must not share a Registerer.
@@ -128,6 +159,20 @@ type HealthCheckConfig struct {
 	// FailureThreshold failures in a row mark the node unhealthy; default
 	// DefaultFailureThreshold.
 	FailureThreshold int
+}
+
+// MaintenanceConfig says when the leader enters maintenance mode by
+// itself: when more than Share of the planned nodes' leases expire within
+// Window (a network partition, etcd trouble). In maintenance mode the
+// leader only fails primaries over: no new replicas, no reserved slot is
+// given up, no partition is handed out without a source. It ends when
+// every away node is back, or by SetMaintenance(ctx, false).
+type MaintenanceConfig struct {
+	// Share is a fraction in (0, 1]; default DefaultMaintenanceShare. 1
+	// never triggers (more than all nodes cannot leave).
+	Share float64
+	// Window default: 2 × LeaseTTL.
+	Window time.Duration
 }
 
 // EtcdConfig points a node at an existing etcd cluster.
@@ -279,6 +324,31 @@ func (o *Options) healthDefaults() error {
 	}
 	if o.LeaseTTL < MinLeaseTTL || o.LeaseTTL%time.Second != 0 {
 		return invalid("LeaseTTL", "must be whole seconds and at least 1s", o.LeaseTTL)
+	}
+	return o.placementDefaults()
+}
+
+// placementDefaults fills and checks RebalanceDelay and Maintenance (after
+// LeaseTTL).
+func (o *Options) placementDefaults() error {
+	if o.RebalanceDelay == 0 {
+		o.RebalanceDelay = DefaultRebalanceDelay
+	}
+	if o.RebalanceDelay < 0 {
+		o.RebalanceDelay = NoRebalanceDelay
+	}
+	m := &o.Maintenance
+	if math.IsNaN(m.Share) || m.Share < 0 || m.Share > 1 {
+		return invalid("Maintenance.Share", "must be a fraction between 0 and 1", m.Share)
+	}
+	if m.Share == 0 {
+		m.Share = DefaultMaintenanceShare
+	}
+	if m.Window < 0 {
+		return invalid("Maintenance.Window", "must not be negative", m.Window)
+	}
+	if m.Window == 0 {
+		m.Window = 2 * o.LeaseTTL
 	}
 	return nil
 }

@@ -4,14 +4,15 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/clusterkit-go/clusterkit/placement"
 )
 
 // reconcileInput is everything the leader decides from: etcd's state as the
-// node's watch delivered it (never the leader's memory), the time, and a
-// pending manual request.
+// node's watch delivered it (never the leader's memory), the time, pending
+// operator requests and the leader's placement options.
 type reconcileInput struct {
 	cfg       clusterConfig
 	members   map[string]memberRecord // live members
@@ -25,7 +26,14 @@ type reconcileInput struct {
 	// manual is the request ID of a pending manual rebalance, "" if none;
 	// manualNode is the node that asked.
 	manual, manualNode string
-	now                time.Time
+	// control holds the operator requests not applied yet.
+	control map[controlAction]controlRequest
+	// delay is Options.RebalanceDelay (zero or negative: none);
+	// maintShare and maintWindow are Options.Maintenance (share 0: never).
+	delay       time.Duration
+	maintShare  float64
+	maintWindow time.Duration
+	now         time.Time
 }
 
 // departure is what a node's watch saw when a member key was deleted.
@@ -36,12 +44,15 @@ type departure struct {
 }
 
 // reconcileOutput is what the leader writes in one fenced Txn; nil fields
-// are left as they are. A zero output means there is nothing to do.
+// are left as they are. wakeAt, when set, is when the leader must
+// reconcile again although nothing changes (a reserved slot's delay ends);
+// it is not written.
 type reconcileOutput struct {
 	assign    *assignment
 	rebalance *rebalanceRecord
 	history   map[string]historyRecord
 	forget    []string // history records to delete
+	wakeAt    time.Time
 }
 
 func (o reconcileOutput) empty() bool {
@@ -50,54 +61,76 @@ func (o reconcileOutput) empty() bool {
 
 // reconcile computes the next assignment from the current one:
 //
+//   - the planned nodes are the live members and the away ones: nodes
+//     whose lease expired less than the rebalance delay ago (or at any
+//     time while maintenance lasts); their Target slots stay reserved.
+//     Graceful leaves and admin removals are dropped at once;
 //   - it plans new Targets (placement.Plan, minimal movement from the old
-//     Targets) when the live membership differs from the one the Targets
-//     were planned for, or on a manual request;
-//   - it drops dead nodes from every serving set at once, so a partition
-//     whose primary died is served by a surviving replica (the planned
-//     primary if it serves, else the first survivor);
-//   - a Target node that does not serve is incoming until its ready record
-//     names the partition with the same since-version; then it serves, and
-//     once a partition has no incoming node its serving set becomes exactly
-//     its Target (surplus replicas dropped, planned primary first);
-//   - a partition with no surviving serving node serves its Target at once
-//     (no source to copy from);
+//     Targets) when the planned nodes differ from the ones the Targets
+//     were planned for (not during maintenance), or on a manual request;
+//   - a node that is not a member, or runs a new process that lost its
+//     data (not durable), leaves every serving set at once, so a
+//     partition whose primary left is served by a surviving replica (the
+//     planned primary if it serves, else the old primary, else the first
+//     survivor). When none survives, the away holders and restarted
+//     durable holders stay in the serving set: the data still lives;
+//   - a live Target node that does not serve is incoming until its ready
+//     record names the partition with the same since-version; then it
+//     serves, and once a partition has no incoming node its serving set
+//     becomes its serving Target nodes (surplus replicas dropped, planned
+//     primary first);
+//   - a partition with no holder alive or away serves its live Target
+//     nodes at once (no source to copy from);
 //   - the epoch of a partition grows whenever its serving set changes;
-//   - the rebalance record starts when Targets change (or on a manual
-//     request), absorbs further changes while it runs, and completes in the
-//     same write that leaves no incoming node.
+//   - the rebalance record starts when Targets change, a node gains a
+//     partition, a node leaves or on a manual request; it absorbs further
+//     changes while it runs, and completes in the same write that leaves
+//     no incoming node;
+//   - maintenance mode begins when more than maintShare of the planned
+//     nodes left within maintWindow (or by request) and, unless an
+//     operator began it, ends when no node is away.
 func reconcile(in reconcileInput) (reconcileOutput, error) {
 	var out reconcileOutput
 	if len(in.members) == 0 {
 		return out, nil
 	}
 	P := in.cfg.PartitionCount
-	planned := plannedOf(in.members)
 	prev := in.assign
 	if prev != nil && len(prev.Partitions) != P {
 		return out, fmt.Errorf("assignment has %d partitions, config says %d", len(prev.Partitions), P)
 	}
-	// A member that registered anew (another incarnation) lost what it
-	// served: it stays planned, but serves again only after a handoff.
 	version := int64(1)
 	oldParts := make([]partitionState, P)
-	var restarted map[string]bool
+	var oldPlanned []plannedNode
+	var maint *maintenanceState
+	var served map[controlAction]string
 	if prev != nil {
-		version, oldParts = prev.Version+1, prev.Partitions
-		restarted = restartedSince(prev.Planned, func(id string) (int64, bool) {
-			m, ok := in.members[id]
-			return m.Incarnation, ok
-		})
+		version, oldParts, oldPlanned, maint, served = prev.Version+1, prev.Partitions, prev.Planned, prev.Maintenance, prev.Served
 	}
-	targets, err := planTargets(in, oldParts, planned)
+	maint, served, endDelay := applyControl(in, maint, served)
+	planned, maint, newlyAway := plannedNodes(in, oldPlanned, maint, endDelay)
+	// A member that runs a new process lost what it served (unless
+	// durable): it stays planned, but serves again only after a handoff.
+	restarted := map[string]bool{}
+	lost := lostData(oldPlanned, func(id string) (int64, bool, bool) {
+		m, ok := in.members[id]
+		return m.Incarnation, m.Durable, ok
+	}, restarted)
+	// Targets are frozen in maintenance; when it ends they are planned
+	// for the nodes there are then.
+	replan := prev == nil || in.manual != "" ||
+		(maint == nil && (prev.Maintenance != nil || !samePlacement(oldPlanned, planned)))
+	targets, err := planTargets(in, oldParts, planned, replan)
 	if err != nil {
 		return out, err
 	}
-	next := &assignment{Version: version, Planned: planned, Partitions: make([]partitionState, P)}
-	st := nextPartitions(next, oldParts, targets, in, restarted)
-	changed := st.changed || prev == nil || !slices.Equal(prev.Planned, planned)
+	next := &assignment{Version: version, Planned: planned, Partitions: make([]partitionState, P),
+		Maintenance: maint, Served: served}
+	st := nextPartitions(next, oldParts, targets, in, restarted, lost)
+	changed := st.changed || prev == nil || !samePlanned(oldPlanned, planned) ||
+		!sameMaintenance(prev.Maintenance, maint) || !maps.Equal(prev.Served, served)
 	rb := in.rebalance
-	if st.targetChanged || in.manual != "" || len(restarted) > 0 {
+	if st.targetChanged || in.manual != "" || st.newMoves > 0 || newlyAway > 0 {
 		rb = startOrExtend(rb, in, prev, st)
 	}
 	if rb.running() && next.incomingCount() == 0 {
@@ -110,8 +143,9 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 		out.rebalance = rb
 		changed = true
 	}
+	out.wakeAt = delayEnd(planned, maint, in.delay)
 	if !changed {
-		return reconcileOutput{}, nil
+		return reconcileOutput{wakeAt: out.wakeAt}, nil
 	}
 	out.assign = next
 	if prev != nil {
@@ -120,14 +154,118 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 	return out, nil
 }
 
+// applyControl applies the pending operator requests, oldest first, and
+// returns the maintenance state, the served request IDs and whether the
+// rebalance delay ends now.
+func applyControl(in reconcileInput, maint *maintenanceState, served map[controlAction]string) (*maintenanceState, map[controlAction]string, bool) {
+	if len(in.control) == 0 {
+		return maint, served, false
+	}
+	served = maps.Clone(served)
+	if served == nil {
+		served = map[controlAction]string{}
+	}
+	actions := slices.SortedFunc(maps.Keys(in.control), func(a, b controlAction) int {
+		return in.control[a].At.Compare(in.control[b].At)
+	})
+	endDelay := false
+	for _, a := range actions {
+		req := in.control[a]
+		served[a] = req.ID
+		switch a {
+		case actionMaintenanceOn:
+			maint = &maintenanceState{Since: in.now, Manual: true, Reason: "turned on by an operator (" + req.Node + ")"}
+		case actionMaintenanceOff:
+			maint = nil
+		case actionEndDelay:
+			endDelay = true
+		}
+	}
+	return maint, served, endDelay
+}
+
+// plannedNodes returns the nodes to plan for (live members and away ones,
+// sorted by ID), the maintenance state after this round, and how many
+// nodes became away in it.
+func plannedNodes(in reconcileInput, oldPlanned []plannedNode, maint *maintenanceState, endDelay bool) ([]plannedNode, *maintenanceState, int) {
+	planned := plannedOf(in.members)
+	// Candidates to stay away: planned before, not members now, left by
+	// lease expiry.
+	var away []plannedNode
+	newly, recent := 0, 0
+	for _, pn := range oldPlanned {
+		if _, live := in.members[pn.ID]; live {
+			continue
+		}
+		if d, ok := in.departed[pn.ID]; ok && d.Reason != LeaveLeaseExpired {
+			continue
+		}
+		if !pn.away() {
+			pn.AwaySince = in.now
+			newly++
+		}
+		if in.now.Sub(pn.AwaySince) <= in.maintWindow {
+			recent++
+		}
+		away = append(away, pn)
+	}
+	total := len(planned) + len(away)
+	if maint == nil && newly > 0 && in.maintShare > 0 && float64(recent) > in.maintShare*float64(total) {
+		maint = &maintenanceState{Since: in.now,
+			Reason: fmt.Sprintf("%d of %d nodes left within %v", recent, total, in.maintWindow)}
+	}
+	kept := 0
+	for _, pn := range away {
+		reserved := maint != nil || (in.delay >= 0 && in.now.Before(pn.AwaySince.Add(in.delay)))
+		if endDelay || !reserved {
+			continue
+		}
+		planned = append(planned, pn)
+		kept++
+	}
+	if maint != nil && !maint.Manual && kept == 0 {
+		maint = nil // every node that left is back (or given up)
+	}
+	slices.SortFunc(planned, func(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) })
+	return planned, maint, newly
+}
+
+// delayEnd returns when the first reserved slot's delay ends (zero: none,
+// or maintenance holds them).
+func delayEnd(planned []plannedNode, maint *maintenanceState, delay time.Duration) time.Time {
+	var at time.Time
+	if maint != nil || delay < 0 {
+		return at
+	}
+	for _, pn := range planned {
+		if end := pn.AwaySince.Add(delay); pn.away() && (at.IsZero() || end.Before(at)) {
+			at = end
+		}
+	}
+	return at
+}
+
+// samePlanned compares two planned lists, away times included.
+func samePlanned(a, b []plannedNode) bool {
+	return slices.EqualFunc(a, b, func(x, y plannedNode) bool {
+		return sameNode(x, y) && x.Durable == y.Durable && x.AwaySince.Equal(y.AwaySince)
+	})
+}
+
+func sameMaintenance(a, b *maintenanceState) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Manual == b.Manual && a.Since.Equal(b.Since) && a.Reason == b.Reason
+}
+
 // planTargets returns every partition's Target: placement.Plan's, with
-// minimal movement from the old Targets, when the live membership differs
-// from the one they were planned for (or on a manual request); else the
-// old Targets.
-func planTargets(in reconcileInput, oldParts []partitionState, planned []plannedNode) ([][]string, error) {
+// minimal movement from the old Targets, when replan; else the old
+// Targets.
+func planTargets(in reconcileInput, oldParts []partitionState, planned []plannedNode, replan bool) ([][]string, error) {
 	prev := in.assign
 	targets := make([][]string, len(oldParts))
-	if prev != nil && slices.Equal(prev.Planned, planned) && in.manual == "" {
+	if !replan {
 		for p, ps := range oldParts {
 			targets[p] = ps.Target
 		}
@@ -160,7 +298,14 @@ type partitionsStep struct {
 }
 
 // nextPartitions fills next.Partitions from the old ones and the targets.
-func nextPartitions(next *assignment, oldParts []partitionState, targets [][]string, in reconcileInput, restarted map[string]bool) partitionsStep {
+func nextPartitions(next *assignment, oldParts []partitionState, targets [][]string, in reconcileInput, restarted, lost map[string]bool) partitionsStep {
+	away := map[string]bool{}
+	for _, pn := range next.Planned {
+		if pn.away() {
+			away[pn.ID] = true
+		}
+	}
+	nodes := partitionNodes{members: in.members, away: away, restarted: restarted, lost: lost}
 	st := partitionsStep{affected: map[string]bool{}}
 	for p, old := range oldParts {
 		target := targets[p]
@@ -170,7 +315,7 @@ func nextPartitions(next *assignment, oldParts []partitionState, targets [][]str
 				st.affected[n] = true
 			}
 		}
-		ps := nextPartition(old, target, in.members, restarted, in.ready, p, next.Version)
+		ps := nextPartition(old, target, nodes, in.ready, p, next.Version)
 		for _, inc := range ps.Incoming {
 			if inc.Since == next.Version {
 				st.newMoves++
@@ -221,8 +366,8 @@ func departures(in reconcileInput, before []plannedNode, oldParts []partitionSta
 	var history map[string]historyRecord
 	var forget []string
 	for _, pn := range before {
-		if _, ok := in.members[pn.ID]; ok {
-			continue
+		if _, ok := in.members[pn.ID]; ok || pn.away() {
+			continue // live, or its history was written when it left
 		}
 		h := historyRecord{LastSeen: in.now, Reason: LeaveLeaseExpired, Incarnation: pn.Incarnation,
 			Node: memberRecord{ID: pn.ID, Zone: pn.Zone, Weight: pn.Weight}}
@@ -250,25 +395,44 @@ func departures(in reconcileInput, before []plannedNode, oldParts []partitionSta
 	return history, forget
 }
 
+// partitionNodes is what nextPartition knows about nodes.
+type partitionNodes struct {
+	members   map[string]memberRecord
+	away      map[string]bool // planned, lease expired, slots reserved
+	restarted map[string]bool // members that run a new process
+	lost      map[string]bool // restarted without durable storage
+}
+
+func (n partitionNodes) live(id string) bool { _, ok := n.members[id]; return ok }
+
 // nextPartition applies the serving-set rules of reconcile to one partition.
-func nextPartition(old partitionState, target []string, members map[string]memberRecord, restarted map[string]bool,
-	ready map[string]readyRecord, p int, version int64) partitionState {
+func nextPartition(old partitionState, target []string, nodes partitionNodes, ready map[string]readyRecord, p int, version int64) partitionState {
 	ps := partitionState{Target: target, Epoch: old.Epoch}
+	// Live holders of the current data.
 	var serving []string
 	for _, n := range old.Serving {
-		if _, ok := members[n]; ok && !restarted[n] {
+		if nodes.live(n) && !nodes.restarted[n] {
 			serving = append(serving, n)
+		}
+	}
+	if len(serving) == 0 {
+		// No live holder of the current data: keep the nodes that may still
+		// hold it (away within their delay, restarted with durable storage).
+		for _, n := range old.Serving {
+			if nodes.away[n] || (nodes.live(n) && !nodes.lost[n]) {
+				serving = append(serving, n)
+			}
 		}
 	}
 	oldSince := make(map[string]int64, len(old.Incoming))
 	for _, in := range old.Incoming {
-		if !restarted[in.Node] {
+		if !nodes.restarted[in.Node] {
 			oldSince[in.Node] = in.Since
 		}
 	}
 	for _, n := range target {
-		if slices.Contains(serving, n) {
-			continue
+		if slices.Contains(serving, n) || !nodes.live(n) {
+			continue // serving, or away: its slot waits
 		}
 		since, wasIncoming := oldSince[n]
 		if !wasIncoming {
@@ -280,18 +444,23 @@ func nextPartition(old partitionState, target []string, members map[string]membe
 		}
 		ps.Incoming = append(ps.Incoming, incoming{Node: n, Since: since})
 	}
+	inTarget := slices.DeleteFunc(slices.Clone(target), func(n string) bool { return !slices.Contains(serving, n) })
 	switch {
 	case len(serving) == 0:
-		// No surviving source: the planned nodes serve at once.
-		serving = slices.Clone(target)
+		// No holder anywhere: the live planned nodes serve at once.
+		serving = slices.DeleteFunc(slices.Clone(target), func(n string) bool { return !nodes.live(n) })
 		ps.Incoming = nil
-	case len(ps.Incoming) == 0:
-		serving = slices.Clone(target)
+		if len(serving) == 0 {
+			serving = slices.Clone(old.Serving) // nothing better to name
+		}
+	case len(ps.Incoming) == 0 && len(inTarget) > 0:
+		serving = inTarget // surplus dropped, in Target order
 	default:
 		serving = orderServing(serving, target, old.Serving)
 	}
 	ps.Serving = serving
-	if !slices.Equal(serving, old.Serving) {
+	// A new epoch when the servers change, or one of them lost the data.
+	if !slices.Equal(serving, old.Serving) || slices.ContainsFunc(serving, func(n string) bool { return nodes.lost[n] }) {
 		ps.Epoch++
 	}
 	return ps
@@ -339,12 +508,11 @@ func triggerOf(prev *assignment, alive []string, in reconcileInput) (trigger Cha
 	was := map[string]plannedNode{}
 	for _, pn := range prev.Planned {
 		was[pn.ID] = pn
-		if _, ok := in.members[pn.ID]; !ok && node == "" {
-			trigger, node = ReasonNodeLeave, pn.ID
-		}
 	}
-	if node != "" {
-		return trigger, node
+	for _, pn := range prev.Planned {
+		if _, ok := in.members[pn.ID]; !ok && !pn.away() {
+			return ReasonNodeLeave, pn.ID // a new departure
+		}
 	}
 	for _, id := range alive {
 		if _, ok := was[id]; !ok {
@@ -354,12 +522,17 @@ func triggerOf(prev *assignment, alive []string, in reconcileInput) (trigger Cha
 			return ReasonNodeJoin, id
 		}
 	}
-	// Same members: one came back (a new incarnation), maybe with another
-	// zone or weight.
+	// Same nodes: one came back (from away, or a new process), maybe with
+	// another zone or weight.
 	for _, id := range alive {
 		m := in.members[id]
-		if pn := was[id]; pn.Zone != m.Zone || pn.Weight != m.Weight || pn.Incarnation != m.Incarnation {
+		if pn := was[id]; pn.away() || pn.Zone != m.Zone || pn.Weight != m.Weight || pn.Incarnation != m.Incarnation {
 			return ReasonNodeRejoin, id
+		}
+	}
+	for _, pn := range prev.Planned {
+		if _, ok := in.members[pn.ID]; !ok {
+			return ReasonNodeLeave, pn.ID // its delay ended
 		}
 	}
 	return ReasonManual, ""

@@ -77,8 +77,12 @@ type run struct {
 	wantHealthy      bool
 	publishedHealthy bool
 
-	leaving     atomic.Bool  // teardown began: do not campaign or register again
-	resyncsSeen atomic.Int64 // watcher re-reads already counted
+	leaving atomic.Bool // teardown began: do not campaign or register again
+	// reregisteredAt is when this node last registered again after losing
+	// its lease (unix nanoseconds; 0: never): as leader it then gives the
+	// others as long to come back (see leader.go).
+	reregisteredAt atomic.Int64
+	resyncsSeen    atomic.Int64 // watcher re-reads already counted
 
 	healthMu sync.Mutex  // orders health evaluations and their events
 	health   HealthState // last status reported to OnClusterHealthChange; guarded by healthMu

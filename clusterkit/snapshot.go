@@ -32,6 +32,10 @@ type snapshot struct {
 	settled bool
 	// mine counts this node's partitions by role.
 	mine roleCounts
+	// maintenance is why placement is frozen ("" when it is not); away
+	// are the nodes whose lease expired and whose slots are reserved.
+	maintenance string
+	away        []string
 }
 
 // roleCounts counts one node's partitions: served as primary, served as a
@@ -51,7 +55,15 @@ func newSnapshot(me string, members map[string]memberRecord, a *assignment, memb
 		return s
 	}
 	s.version = a.Version
-	s.settled = slices.Equal(a.Planned, plannedOf(members)) && a.incomingCount() == 0
+	if a.Maintenance != nil {
+		s.maintenance = a.Maintenance.Reason
+	}
+	for _, pn := range a.Planned {
+		if pn.away() {
+			s.away = append(s.away, pn.ID)
+		}
+	}
+	s.settled = slices.EqualFunc(a.Planned, plannedOf(members), sameNode) && a.incomingCount() == 0
 	P := len(a.Partitions)
 	s.partitions = make([]Partition, P)
 	s.serving = make([][]Node, P)

@@ -28,8 +28,12 @@ func (k keys) readyPrefix() string      { return k.root + "ready/" }
 func (k keys) ready(id string) string   { return k.readyPrefix() + id }
 func (k keys) rebalance() string        { return k.root + "rebalance" }
 func (k keys) rebalanceRequest() string { return k.root + "rebalance-request" }
-func (k keys) dataPrefix() string       { return k.dataRoot }
-func (k keys) data(key string) string   { return k.dataPrefix() + key }
+func (k keys) controlRequest(action controlAction) string {
+	return k.root + "control-request/" + string(action)
+}
+func (k keys) controlRequestPrefix() string { return k.root + "control-request/" }
+func (k keys) dataPrefix() string           { return k.dataRoot }
+func (k keys) data(key string) string       { return k.dataPrefix() + key }
 
 // formatVersion is the version of the records below; a node refuses a
 // cluster whose config has a newer one.
@@ -67,8 +71,15 @@ type memberRecord struct {
 	// EtcdClientURL is the client URL of this node's embedded etcd member,
 	// when it runs one.
 	EtcdClientURL string `json:"etcd_client_url,omitempty"`
-	// Incarnation is filled from the key's lease, not stored.
-	Incarnation int64 `json:"-"`
+	// Incarnation identifies the process: drawn at random once per
+	// ClusterKit (New), so a node that registers again after losing its
+	// lease keeps it and a restarted process gets a new one.
+	Incarnation int64 `json:"incarnation"`
+	// Durable: the application declared that its data survives a restart
+	// (Options.DurableStorage).
+	Durable bool `json:"durable,omitempty"`
+	// Lease is filled from the key's lease, not stored.
+	Lease int64 `json:"-"`
 }
 
 func (m memberRecord) node() Node {
@@ -86,7 +97,7 @@ func (m memberRecord) node() Node {
 // that left, kept so that its return is reported as a rejoin.
 type historyRecord struct {
 	Node memberRecord `json:"node"`
-	// Incarnation is the lease of the membership that ended.
+	// Incarnation is the process incarnation of the membership that ended.
 	Incarnation int64       `json:"incarnation"`
 	LastSeen    time.Time   `json:"last_seen"`
 	Reason      LeaveReason `json:"reason"`
@@ -149,32 +160,92 @@ type partitionState struct {
 type assignment struct {
 	Version    int64
 	Partitions []partitionState
-	// Planned records the members (id, zone, weight) the Targets were
-	// planned for, so a leader knows when membership changed.
+	// Planned records the nodes (id, zone, weight, incarnation) the
+	// Targets were planned for, so a leader knows when membership changed:
+	// the live members and the away ones whose slots are reserved.
 	Planned []plannedNode
+	// Maintenance, when set, freezes placement (see reconcile).
+	Maintenance *maintenanceState
+	// Served maps a control action to the ID of the last request of it
+	// that the leader applied.
+	Served map[controlAction]string
 }
 
 type plannedNode struct {
 	ID     string  `json:"id"`
 	Zone   string  `json:"zone,omitempty"`
 	Weight float64 `json:"weight"`
-	// Incarnation is the member's lease: a node that registers anew is
-	// planned anew (the data it served before counts as lost).
+	// Incarnation is the member's process incarnation: a new process is
+	// planned anew (without Durable, the data it served counts as lost).
 	Incarnation int64 `json:"inc,omitempty"`
+	Durable     bool  `json:"durable,omitempty"`
+	// AwaySince, when set, is when the leader saw this node's lease
+	// expire: it is not a member, its Target slots stay reserved until
+	// AwaySince + RebalanceDelay (or while maintenance lasts).
+	AwaySince time.Time `json:"away,omitzero"`
 }
 
-// restartedSince returns the nodes planned in before whose incarnation is
-// now another one (incarnation reports it; ok false for a node that is
-// gone): each registered anew, so the data it served counts as lost.
-func restartedSince(before []plannedNode, incarnation func(id string) (inc int64, ok bool)) map[string]bool {
+func (pn plannedNode) away() bool { return !pn.AwaySince.IsZero() }
+
+// sameNode reports whether a and b are one node with the same placement
+// attributes and process (whether away or not).
+func sameNode(a, b plannedNode) bool {
+	return a.ID == b.ID && a.Zone == b.Zone && a.Weight == b.Weight && a.Incarnation == b.Incarnation
+}
+
+// samePlacement reports whether two node lists plan alike: same IDs, zones
+// and weights, in order (incarnations and absences aside).
+func samePlacement(a, b []plannedNode) bool {
+	return slices.EqualFunc(a, b, func(x, y plannedNode) bool { return x.ID == y.ID && x.Zone == y.Zone && x.Weight == y.Weight })
+}
+
+// maintenanceState is why and since when placement is frozen.
+type maintenanceState struct {
+	Since time.Time `json:"since"`
+	// Manual: an operator turned it on (only an operator ends it);
+	// otherwise many nodes left at once and it ends when they are back.
+	Manual bool   `json:"manual,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// controlAction is an operator request the leader applies.
+type controlAction string
+
+const (
+	actionEndDelay       controlAction = "end-delay"
+	actionMaintenanceOn  controlAction = "maintenance-on"
+	actionMaintenanceOff controlAction = "maintenance-off"
+)
+
+// controlRequest is the value of control-request/<action>.
+type controlRequest struct {
+	ID   string    `json:"id"`
+	Node string    `json:"node"`
+	At   time.Time `json:"at"`
+}
+
+// lostData returns the nodes planned in before that now run another
+// process (incarnation reports the current one; ok false for a node that
+// is not a member) and did not declare durable storage: the data they
+// served counts as lost. restarted (if not nil) receives every node that
+// runs another process, durable or not.
+func lostData(before []plannedNode, incarnation func(id string) (inc int64, durable, ok bool), restarted map[string]bool) map[string]bool {
 	var out map[string]bool
 	for _, pn := range before {
-		if inc, ok := incarnation(pn.ID); ok && pn.Incarnation != 0 && pn.Incarnation != inc {
-			if out == nil {
-				out = map[string]bool{}
-			}
-			out[pn.ID] = true
+		inc, durable, ok := incarnation(pn.ID)
+		if !ok || pn.Incarnation == 0 || pn.Incarnation == inc {
+			continue
 		}
+		if restarted != nil {
+			restarted[pn.ID] = true
+		}
+		if durable {
+			continue
+		}
+		if out == nil {
+			out = map[string]bool{}
+		}
+		out[pn.ID] = true
 	}
 	return out
 }
@@ -191,10 +262,12 @@ func (a *assignment) incomingCount() int {
 // keeps 16,384 partitions × RF 3 × 1,000 nodes near 0.5 MB (etcd's request
 // limit is 1.5 MiB).
 type wireAssignment struct {
-	Version    int64           `json:"v"`
-	Nodes      []string        `json:"nodes"`
-	Planned    []plannedNode   `json:"planned"`
-	Partitions []wirePartition `json:"p"`
+	Version     int64                    `json:"v"`
+	Nodes       []string                 `json:"nodes"`
+	Planned     []plannedNode            `json:"planned"`
+	Maintenance *maintenanceState        `json:"maint,omitempty"`
+	Served      map[controlAction]string `json:"served,omitempty"`
+	Partitions  []wirePartition          `json:"p"`
 }
 
 type wirePartition struct {
@@ -216,7 +289,7 @@ func (a *assignment) marshal() ([]byte, error) {
 		}
 		return i
 	}
-	w := wireAssignment{Version: a.Version, Planned: a.Planned, Partitions: make([]wirePartition, len(a.Partitions))}
+	w := wireAssignment{Version: a.Version, Planned: a.Planned, Maintenance: a.Maintenance, Served: a.Served, Partitions: make([]wirePartition, len(a.Partitions))}
 	for p, ps := range a.Partitions {
 		wp := wirePartition{Epoch: ps.Epoch, Target: make([]int, len(ps.Target)), Serving: make([]int, len(ps.Serving))}
 		for i, id := range ps.Target {
@@ -256,7 +329,7 @@ func unmarshalAssignment(b []byte) (*assignment, error) {
 		}
 		return out, nil
 	}
-	a := &assignment{Version: w.Version, Planned: w.Planned, Partitions: make([]partitionState, len(w.Partitions))}
+	a := &assignment{Version: w.Version, Planned: w.Planned, Maintenance: w.Maintenance, Served: w.Served, Partitions: make([]partitionState, len(w.Partitions))}
 	for p, wp := range w.Partitions {
 		var ps partitionState
 		var err error

@@ -26,10 +26,11 @@ type Node struct {
 	// Status is NodeActive, NodeUnhealthy (its application probe fails) or
 	// NodeOffline (it is no longer a member but still named by the map).
 	Status string `json:"status"`
-	// Incarnation changes every time the node process registers anew (it is
-	// the id of the etcd lease that holds its membership).
+	// Incarnation identifies the node's process: it changes when a new
+	// process starts (a restart), not when a running process registers
+	// again after its lease lapsed (an etcd outage, a freeze, a pause).
 	Incarnation int64 `json:"incarnation"`
-	// StartedAt is when this incarnation registered.
+	// StartedAt is when this node last registered.
 	StartedAt time.Time `json:"started_at"`
 }
 
@@ -77,8 +78,15 @@ type Cluster struct {
 	// AssignmentVersion grows with every write of the partition map.
 	AssignmentVersion int64 `json:"assignment_version"`
 	// Settled: the map was planned for exactly the current members (with
-	// their zones and weights) and no partition has an incoming node.
+	// their zones, weights and processes), no node is away and no
+	// partition has an incoming node.
 	Settled bool `json:"settled"`
+	// Maintenance says why placement is frozen (maintenance mode); empty
+	// when it is not.
+	Maintenance string `json:"maintenance,omitempty"`
+	// AwayNodes are the nodes whose lease expired and whose slots are
+	// reserved (within Options.RebalanceDelay, or during maintenance).
+	AwayNodes []string `json:"away_nodes,omitempty"`
 }
 
 // ChangeReason says what caused partitions to move: the trigger of the
@@ -120,7 +128,9 @@ type PartitionChangeEvent struct {
 	// PartitionIndex is the partition number behind PartitionID.
 	PartitionIndex int
 	// CopyFromNodes are the nodes that serve the partition now and hold its
-	// data; empty when no serving replica survived (see NoSource).
+	// data; empty when no holder of the data lives (see NoSource). A
+	// node named here may be offline (Status NodeOffline) when the only
+	// holders are away within the rebalance delay.
 	CopyFromNodes []*Node
 	// CopyToNode is the node that gains the partition.
 	CopyToNode *Node
@@ -133,9 +143,18 @@ type PartitionChangeEvent struct {
 	// Promoted: CopyToNode already served the partition as a replica and
 	// became its primary; there is nothing to copy.
 	Promoted bool
-	// NoSource: no serving replica survived, so CopyToNode serves the
-	// partition at once, without data. The application decides what that
-	// means (restore from elsewhere, start empty).
+	// CatchUp: CopyToNode held this partition's slot before and kept its
+	// data (the same process came back within the rebalance delay, or a
+	// restarted process of a node with DurableStorage): copy only what it
+	// missed from CopyFromNodes, do not wipe.
+	CatchUp bool
+	// NoSource: no node that holds the data lives or may come back: every
+	// former holder left for good (graceful leave, admin removal, rebalance
+	// delay over) or restarted without DurableStorage. CopyToNode serves
+	// the partition at once, without data; the application decides what
+	// that means (restore from a backup, start empty). It is never said
+	// while a holder is alive, away within its rebalance delay, or during
+	// maintenance mode.
 	NoSource bool
 	// Epoch is the partition's epoch when the event was made.
 	Epoch     uint64
@@ -152,9 +171,21 @@ type NodeJoinEvent struct {
 }
 
 // NodeRejoinEvent tells that a node that was a member before came back.
-// It is delivered before the rebalance that the rejoin causes.
+// It is delivered before the rebalance that the rejoin causes. Whether the
+// node still has its data is DataKept, not the event itself: a node that
+// registers again after its lease lapsed while its process kept running
+// is the same incarnation and lost nothing.
 type NodeRejoinEvent struct {
 	Node *Node
+	// SameIncarnation: the process that left is the one that came back
+	// (its lease lapsed, e.g. an etcd outage, a frozen etcd member, a long
+	// pause). Its data is intact; back within the rebalance delay it gets
+	// its slots back with a catch-up (PartitionChangeEvent.CatchUp).
+	SameIncarnation bool
+	// DataKept: the node still holds the data it had (SameIncarnation, or
+	// a new process of a node with DurableStorage). False: a new process
+	// that may have lost it; it receives its partitions again by copy.
+	DataKept bool
 	// OfflineDuration is the time between LastSeenAt and the rejoin (zero
 	// when a restarted process took over its own live membership).
 	OfflineDuration time.Duration
@@ -233,9 +264,14 @@ type HealthStatus struct {
 	PartitionsWithoutNode int      `json:"partitions_without_replica"`
 	// PendingHandoffs counts partitions this node is receiving; FailedHandoffs
 	// those whose OnPartitionChange handler failed at its last attempt.
-	PendingHandoffs int       `json:"pending_handoffs"`
-	FailedHandoffs  int       `json:"failed_handoffs"`
-	CheckedAt       time.Time `json:"checked_at"`
+	PendingHandoffs int `json:"pending_handoffs"`
+	// Maintenance says why placement is frozen; empty when it is not.
+	Maintenance string `json:"maintenance,omitempty"`
+	// AwayNodes are nodes whose lease expired and whose slots wait for
+	// them (Options.RebalanceDelay).
+	AwayNodes      []string  `json:"away_nodes,omitempty"`
+	FailedHandoffs int       `json:"failed_handoffs"`
+	CheckedAt      time.Time `json:"checked_at"`
 }
 
 // Metrics is a summary of this node's counters (GetMetrics). The full set

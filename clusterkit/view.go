@@ -25,18 +25,16 @@ type view struct {
 	assignRev int64 // mod revision of the assignment key
 	rebalance *rebalanceRecord
 	request   *rebalanceRequest
-	leaders   map[string]leaderKey // election keys
+	control   map[controlAction]controlRequest // operator requests, applied or not
+	leaders   map[string]leaderKey             // election keys
 	// departed holds, per node whose member key was deleted and has not
 	// come back, how it left.
 	departed map[string]departure
 }
 
-// rebalanceRequest is the value of rebalance-request (a manual rebalance).
-type rebalanceRequest struct {
-	ID   string    `json:"id"`
-	Node string    `json:"node"`
-	At   time.Time `json:"at"`
-}
+// rebalanceRequest is the value of rebalance-request (a manual
+// rebalance); it has the form of every operator request.
+type rebalanceRequest = controlRequest
 
 type leaderKey struct {
 	value     string
@@ -46,7 +44,7 @@ type leaderKey struct {
 func newView() *view {
 	return &view{
 		members: map[string]memberRecord{}, history: map[string]historyRecord{}, ready: map[string]readyRecord{},
-		leaders: map[string]leaderKey{}, departed: map[string]departure{},
+		leaders: map[string]leaderKey{}, departed: map[string]departure{}, control: map[controlAction]controlRequest{},
 	}
 }
 
@@ -79,7 +77,23 @@ func (v *view) reconcileInput(cfg clusterConfig, now time.Time) reconcileInput {
 	if r := v.pendingManual(); r != nil {
 		in.manual, in.manualNode = r.ID, r.Node
 	}
+	in.control = v.pendingControl()
 	return in
+}
+
+// pendingControl returns the operator requests the leader has not applied.
+func (v *view) pendingControl() map[controlAction]controlRequest {
+	var out map[controlAction]controlRequest
+	for a, req := range v.control {
+		if v.assign != nil && v.assign.Served[a] == req.ID {
+			continue
+		}
+		if out == nil {
+			out = map[controlAction]controlRequest{}
+		}
+		out[a] = req
+	}
+	return out
 }
 
 // memberChange is one change of a member key, decoded from a batch.
@@ -126,7 +140,7 @@ func (d decoder) applyMember(v *view, id string, e watcher.Event, now time.Time)
 			d.log.Warn("ignoring malformed member record", zap.String("key", e.Key), zapErr(err))
 			return memberChange{}, false
 		}
-		rec.ID, rec.Incarnation = id, e.Lease
+		rec.ID, rec.Lease = id, e.Lease
 		v.members[id] = rec
 		c := memberChange{put: true, rec: rec}
 		if existed {
@@ -188,6 +202,14 @@ func (d decoder) applyOther(v *view, e watcher.Event) {
 		var r rebalanceRecord
 		if put && json.Unmarshal(e.Value, &r) == nil {
 			v.rebalance = &r
+		}
+	case strings.HasPrefix(key, k.controlRequestPrefix()):
+		a := controlAction(strings.TrimPrefix(key, k.controlRequestPrefix()))
+		var r controlRequest
+		if put && json.Unmarshal(e.Value, &r) == nil {
+			v.control[a] = r
+		} else {
+			delete(v.control, a)
 		}
 	case key == k.rebalanceRequest():
 		var r rebalanceRequest

@@ -18,7 +18,7 @@ import (
 // etcdProcess is a real etcd server (an external binary) on loopback
 // ports with a temp data dir, which a test can kill and restart.
 type etcdProcess struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	dir     string
 	client  string
@@ -29,7 +29,7 @@ type etcdProcess struct {
 }
 
 // startEtcd starts the binary named by CLUSTERKIT_ETCD_BIN.
-func startEtcd(t *testing.T) *etcdProcess {
+func startEtcd(t testing.TB) *etcdProcess {
 	t.Helper()
 	bin := os.Getenv("CLUSTERKIT_ETCD_BIN")
 	if bin == "" {

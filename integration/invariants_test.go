@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -71,6 +72,30 @@ func moves(recs []record) []record {
 	var out []record
 	for _, r := range recs {
 		if r.Kind == "change" && !r.Promoted && !r.NoSource {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// movesToOthers returns the partition changes that copy data to a node
+// other than the ones named (the nodes that came back get their own slots
+// back, with a catch-up or a copy).
+func movesToOthers(recs []record, back ...string) []string {
+	var out []string
+	for _, r := range moves(recs) {
+		if !slices.Contains(back, r.Node) {
+			out = append(out, fmt.Sprintf("%s: partition %d copied to %s from %v (%s)", r.Self, r.P, r.Node, r.From, r.Reason))
+		}
+	}
+	return out
+}
+
+// rejoinsOf returns the rejoin records about node.
+func rejoinsOf(recs []record, node string) []record {
+	var out []record
+	for _, r := range recs {
+		if r.Kind == "rejoin" && r.Node == node {
 			out = append(out, r)
 		}
 	}

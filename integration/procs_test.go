@@ -80,6 +80,9 @@ type record struct {
 	From     []string `json:"from"`
 	NoSource bool     `json:"nosource"`
 	Promoted bool     `json:"promoted"`
+	CatchUp  bool     `json:"catchup"`
+	Same     bool     `json:"same"`
+	Kept     bool     `json:"kept"`
 	Offline  float64  `json:"offline"`
 	Before   []string `json:"before"`
 	RB       int64    `json:"rb"`

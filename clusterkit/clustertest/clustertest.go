@@ -17,7 +17,9 @@ import (
 // Options returns options for a fast test node: loopback HTTP on a free
 // port, a temp DataDir, etcd ticks of 10 ms / 100 ms, a 2 s lease (1 s is
 // the minimum with these ticks, but a starved test machine can miss a
-// keep-alive by that much) and RF 3 / 16 partitions.
+// keep-alive by that much), RF 3 / 16 partitions, and no rebalance delay
+// (a crashed node's slots are re-replicated at once, so a test need not
+// wait DefaultRebalanceDelay; tests of the delay set their own).
 func Options(t testing.TB, nodeID string) clusterkit.Options {
 	t.Helper()
 	return clusterkit.Options{
@@ -27,6 +29,7 @@ func Options(t testing.TB, nodeID string) clusterkit.Options {
 		PartitionCount:    16,
 		ReplicationFactor: 3,
 		LeaseTTL:          2 * time.Second,
+		RebalanceDelay:    clusterkit.NoRebalanceDelay,
 		ClusterToken:      "test-token",
 		Embedded: clusterkit.EmbeddedConfig{
 			TickInterval:    10 * time.Millisecond,

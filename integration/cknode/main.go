@@ -28,9 +28,10 @@ import (
 //	started    Start returned (Err set if it failed)
 //	map        this node's map changed for partition P (Epoch, Primary, Serving, Incoming, Version)
 //	join       OnNodeJoin (Node)
-//	rejoin     OnNodeRejoin (Node, Offline, Before)
+//	rejoin     OnNodeRejoin (Node, Offline, Before, Same, Kept)
 //	leave      OnNodeLeave (Node, Reason)
-//	change     OnPartitionChange (P, Node = CopyToNode, From, NoSource, Promoted, Reason, Epoch)
+//	change     OnPartitionChange (P, Node = CopyToNode, From, NoSource, Promoted, CatchUp, Reason, Epoch)
+//	maint      this node's map entered (Status = reason) or left (Status "") maintenance mode
 //	rb_start   OnRebalanceStart (RB, Reason, Moves)
 //	rb_done    OnRebalanceComplete (RB, Took)
 //	health     OnClusterHealthChange (Status)
@@ -51,6 +52,9 @@ type record struct {
 	From     []string `json:"from,omitempty"`
 	NoSource bool     `json:"nosource,omitempty"`
 	Promoted bool     `json:"promoted,omitempty"`
+	CatchUp  bool     `json:"catchup,omitempty"`
+	Same     bool     `json:"same,omitempty"`
+	Kept     bool     `json:"kept,omitempty"`
 	Offline  float64  `json:"offline,omitempty"` // seconds
 	Before   []string `json:"before,omitempty"`
 	RB       int64    `json:"rb,omitempty"`
@@ -89,6 +93,9 @@ func main() {
 		voters     = flag.Int("voters", 3, "max etcd voters")
 		fastEtcd   = flag.Bool("fast-etcd", true, "etcd ticks of 10 ms / 100 ms")
 		logFile    = flag.String("log", "", "write the node's debug log to this file")
+		delay      = flag.Duration("rebalance-delay", 0, "Options.RebalanceDelay (0: default, negative: none)")
+		durable    = flag.Bool("durable", false, "Options.DurableStorage")
+		maintShare = flag.Float64("maint-share", 0, "Options.Maintenance.Share (0: default)")
 	)
 	flag.Parse()
 	out := &output{enc: json.NewEncoder(os.Stdout), self: *id}
@@ -101,6 +108,9 @@ func main() {
 		ReplicationFactor: *rf,
 		LeaseTTL:          *ttl,
 		ClusterToken:      "fault-test",
+		RebalanceDelay:    *delay,
+		DurableStorage:    *durable,
+		Maintenance:       clusterkit.MaintenanceConfig{Share: *maintShare},
 		Embedded: clusterkit.EmbeddedConfig{
 			ClientAddr: *etcdClient,
 			PeerAddr:   *etcdPeer,
@@ -174,7 +184,7 @@ func observe(ck *clusterkit.ClusterKit, out *output) {
 	})
 	ck.OnNodeRejoin(func(e *clusterkit.NodeRejoinEvent) {
 		out.emit(record{Kind: "rejoin", Node: e.Node.ID, Inc: e.Node.Incarnation,
-			Offline: e.OfflineDuration.Seconds(), Before: e.PartitionsBeforeLeave})
+			Offline: e.OfflineDuration.Seconds(), Before: e.PartitionsBeforeLeave, Same: e.SameIncarnation, Kept: e.DataKept})
 	})
 	ck.OnNodeLeave(func(e *clusterkit.NodeLeaveEvent) {
 		out.emit(record{Kind: "leave", Node: e.Node.ID, Inc: e.Node.Incarnation, Reason: fmt.Sprint(e.Reason)})
@@ -185,7 +195,7 @@ func observe(ck *clusterkit.ClusterKit, out *output) {
 			from[i] = n.ID
 		}
 		out.emit(record{Kind: "change", P: e.PartitionIndex, Node: e.CopyToNode.ID, From: from,
-			NoSource: e.NoSource, Promoted: e.Promoted, Reason: fmt.Sprint(e.ChangeReason), Epoch: e.Epoch})
+			NoSource: e.NoSource, Promoted: e.Promoted, CatchUp: e.CatchUp, Reason: fmt.Sprint(e.ChangeReason), Epoch: e.Epoch})
 		return nil
 	})
 	ck.OnRebalanceStart(func(e *clusterkit.RebalanceEvent) {
@@ -207,10 +217,15 @@ func watchMap(ck *clusterkit.ClusterKit, out *output, done <-chan struct{}) {
 		serving, incoming string
 	}
 	last := map[int]seen{}
+	maint := ""
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		c := ck.GetCluster()
+		if c.Maintenance != maint {
+			maint = c.Maintenance
+			out.emit(record{Kind: "maint", Status: maint, Version: c.AssignmentVersion})
+		}
 		for _, p := range c.Partitions {
 			serving := append([]string{p.PrimaryNode}, p.ReplicaNodes...)
 			s := seen{p.Epoch, strings.Join(serving, ","), strings.Join(p.IncomingNodes, ",")}
