@@ -78,6 +78,7 @@ type run struct {
 	publishedHealthy bool
 
 	leaving     atomic.Bool  // teardown began: do not campaign or register again
+	etcdLeft    atomic.Bool  // this node's etcd member was removed by its leave
 	resyncsSeen atomic.Int64 // watcher re-reads already counted
 
 	healthMu sync.Mutex  // orders health evaluations and their events
@@ -107,7 +108,7 @@ func (r *run) teardown(ctx context.Context, graceful bool) error {
 	if graceful {
 		errs = append(errs, r.leaveCluster(ctx, reg))
 		if ctx.Err() == nil {
-			errs = append(errs, r.leaveEtcd(ctx))
+			r.leaveEtcd(ctx)
 		}
 	} else if reg != nil {
 		reg.Abandon()
@@ -211,14 +212,25 @@ func (r *run) endLateRegistration(ctx context.Context, first *leases.Registratio
 	}
 }
 
-// stopEmbeddedEtcd stops this node's etcd member, if it runs one.
+// stopEmbeddedEtcd stops this node's etcd member, if it runs one, and
+// sets its data aside if the leave removed it from the cluster.
 func (r *run) stopEmbeddedEtcd() error {
-	if m := r.member.Load(); m != nil {
-		if err := m.Stop(); err != nil {
-			return fmt.Errorf("clusterkit: stop embedded etcd: %w", err)
+	m := r.member.Load()
+	if m == nil {
+		return nil
+	}
+	var errs []error
+	if err := m.Stop(); err != nil && !errors.Is(m.Err(), embedetcd.ErrRemoved) && !r.etcdLeft.Load() {
+		errs = append(errs, fmt.Errorf("clusterkit: stop embedded etcd: %w", err))
+	}
+	if r.etcdLeft.Load() {
+		if cfg, err := r.embedConfig(); err == nil {
+			if err := embedetcd.SetAside(cfg); err != nil {
+				errs = append(errs, fmt.Errorf("clusterkit: set aside the removed member's data: %w", err))
+			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // goodbyeCtx bounds a leave: by the caller's ctx when it has a deadline;
