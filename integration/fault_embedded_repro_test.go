@@ -90,7 +90,8 @@ func TestAllStopAtOnce(t *testing.T) {
 }
 
 // checkVoters asks the embedded etcd of the running nodes for its member
-// list: want voters, no learners.
+// list until it has want voters and no learner (a join in the background
+// may still be finishing), failing the test after 15 s.
 func checkVoters(t *testing.T, nodes []*nodeProc, want int) {
 	t.Helper()
 	var eps []string
@@ -104,13 +105,28 @@ func checkVoters(t *testing.T, nodes []*nodeProc, want int) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		voters, learners, err := countMembers(cli)
+		if err == nil && voters == want && learners == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("etcd members: %d voters and %d learners (%v), want %d voters and no learner", voters, learners, err, want)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// countMembers counts etcd's voters and learners.
+func countMembers(cli *clientv3.Client) (voters, learners int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	resp, err := cli.MemberList(ctx)
 	if err != nil {
-		t.Fatalf("member list: %v", err)
+		return 0, 0, err
 	}
-	voters, learners := 0, 0
 	for _, m := range resp.Members {
 		if m.IsLearner {
 			learners++
@@ -118,7 +134,5 @@ func checkVoters(t *testing.T, nodes []*nodeProc, want int) {
 			voters++
 		}
 	}
-	if voters != want || learners != 0 {
-		t.Errorf("etcd members: %d voters and %d learners, want %d voters and no learner", voters, learners, want)
-	}
+	return voters, learners, nil
 }
