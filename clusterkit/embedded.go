@@ -2,6 +2,7 @@ package clusterkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -53,6 +54,10 @@ func (r *run) joinEmbedded(ctx context.Context, cfg embedetcd.Config, endpoints 
 		defer close(r.joinDone)
 		start := time.Now()
 		m, err := embedetcd.Join(jctx, cfg, endpoints)
+		if errors.Is(err, embedetcd.ErrEnoughVoters) {
+			r.ck.log.Info("etcd has enough voters; this node is a plain client", zapErr(err))
+			return
+		}
 		if err != nil {
 			if jctx.Err() == nil {
 				r.ck.log.Warn("joining etcd as a voter failed; staying a plain client", zapErr(err))
@@ -82,6 +87,7 @@ func (r *run) embedConfig() (embedetcd.Config, error) {
 		// own member; the strict check's 5 s guard after every peer connect
 		// would only slow every join and graceful leave down.
 		DisableStrictReconfigCheck: true,
+		MaxVoters:                  o.Embedded.MaxVoters,
 	}
 	if cfg.ClientAddr == "" || cfg.PeerAddr == "" {
 		client, peer, err := defaultEmbedAddrs(o)

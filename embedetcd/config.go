@@ -88,6 +88,13 @@ type Config struct {
 	// either way.
 	DisableStrictReconfigCheck bool
 
+	// MaxVoters, when not 0, bounds the voters Join makes: a fresh join
+	// gives up with ErrEnoughVoters when the cluster has MaxVoters voters,
+	// checked before the learner is added and again, linearizably, before
+	// it is promoted (etcd admits one learner at a time, so concurrent
+	// joins cannot overshoot). A restart from a data dir is not bounded.
+	MaxVoters int
+
 	// AutoCompaction is the history kept by etcd's periodic
 	// auto-compaction; 0 means DefaultAutoCompaction (1 h), a negative
 	// value disables auto-compaction (history then grows without bound).
@@ -216,6 +223,9 @@ func (cfg Config) validate() (*settings, error) {
 	}
 	if s.ElectionMs > maxElectionMs {
 		return bad("ElectionMs (%d) must be at most %d", s.ElectionMs, maxElectionMs)
+	}
+	if s.MaxVoters < 0 {
+		return bad("MaxVoters (%d) must not be negative", s.MaxVoters)
 	}
 	if s.AutoCompaction == 0 {
 		s.AutoCompaction = DefaultAutoCompaction

@@ -196,6 +196,9 @@ func (n *nodeProc) start(bin string) {
 		n.t.Fatal(err)
 	}
 	n.cmd = exec.Command(bin, n.args...)
+	// The race detector sleeps 1 s at exit by default; a node's exit is
+	// timed by the tests.
+	n.cmd.Env = append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	n.cmd.Stdout, n.cmd.Stderr = w, n.stderr
 	n.started = make(chan string, 1)
 	n.exited = make(chan struct{})
