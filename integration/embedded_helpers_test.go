@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"slices"
 	"testing"
 	"time"
 )
@@ -34,17 +33,13 @@ func (n *nodeProc) stopTook() time.Duration {
 func (n *nodeProc) gracefulStop(t testing.TB) {
 	t.Helper()
 	n.term()
+	n.waitCleanExit(t)
+}
+
+// waitCleanExit waits for n's exit, failing the test unless it is 0.
+func (n *nodeProc) waitCleanExit(t testing.TB) {
+	t.Helper()
 	if code := n.waitExit(30 * time.Second); code != 0 {
 		t.Fatalf("graceful stop of %s exited %d: Stop: %s\n%s", n.id, code, n.stopErr(), n.stderrTail())
 	}
-}
-
-// median returns the median of ds (0 for none).
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
