@@ -18,7 +18,7 @@ const (
 	// massLeaveWait bounds how long a member that stops with the others
 	// (a deploy, docker compose down) keeps serving the nodes that are
 	// still revoking their leases.
-	massLeaveWait = 1500 * time.Millisecond
+	massLeaveWait = 3 * time.Second
 	// leaveReadTimeout bounds the read of who stays.
 	leaveReadTimeout = time.Second
 	// transferTimeout bounds the leadership hand-off before a removal.
