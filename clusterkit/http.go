@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/clusterkit/internal/dashboard"
 )
 
 // Request body limits.
@@ -36,6 +38,7 @@ const (
 //	GET  /ready              200 once registered, holding a map and in touch with etcd; else 503
 //	GET  /health/detailed    HealthCheck: 200 when healthy or degraded, 503 when critical
 //	GET  /metrics            Prometheus text format from the node's registry
+//	GET  /ui/                the operator's dashboard (HTML; it calls the endpoints here)
 //
 // Token-protected endpoints: the request must carry the ClusterToken as
 // "Authorization: Bearer <token>", or it is refused with 401 and changes
@@ -68,6 +71,7 @@ func (ck *ClusterKit) Handler() http.Handler {
 	mux.HandleFunc("GET /metrics", ck.metricsHandler())
 	mux.HandleFunc("POST /rebalance", ck.handleRebalance)
 	mux.HandleFunc("POST /nodes/{id}/remove", ck.handleRemoveNode)
+	mux.Handle("GET /ui/", http.StripPrefix("/ui", dashboard.Handler()))
 	return &apiHandler{ck: ck, mux: mux}
 }
 

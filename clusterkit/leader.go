@@ -10,7 +10,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
 	"github.com/clusterkit-go/clusterkit/election"
@@ -59,28 +58,12 @@ func (r *run) campaignLoop(ctx context.Context, reg *leases.Registration) {
 	}
 }
 
-// campaign waits until this node leads, on the membership lease.
+// campaign waits until this node leads, on the membership lease. The
+// registration is the lease's only renewer; the leadership ends when the
+// registration does.
 func (r *run) campaign(ctx context.Context, reg *leases.Registration) (*election.Leadership, error) {
-	// TODO(lead): CampaignOnLease — replace campaignOnSession by election.CampaignOnLease and delete campaignOnSession.
-	return campaignOnSession(ctx, r.cli, reg.LeaseID(), r.ck.keys.leaderPrefix(), r.ck.opts.NodeID)
-}
-
-// campaignOnSession campaigns on a session bound to lease. The session
-// keeps the lease alive too (a second renewer) until the leadership or the
-// campaign ends; it is orphaned then, never closed, since the lease is the
-// membership's.
-func campaignOnSession(ctx context.Context, cli *clientv3.Client, lease clientv3.LeaseID, prefix, value string) (*election.Leadership, error) {
-	s, err := concurrency.NewSession(cli, concurrency.WithLease(lease), concurrency.WithContext(ctx))
-	if err != nil {
-		return nil, err
-	}
-	l, err := election.Campaign(ctx, s, prefix, value)
-	if err != nil {
-		s.Orphan()
-		return nil, err
-	}
-	context.AfterFunc(l.Context(), s.Orphan)
-	return l, nil
+	return election.CampaignOnLease(ctx, r.cli, reg.LeaseID(), r.ck.keys.leaderPrefix(), r.ck.opts.NodeID,
+		election.WithLeaseDone(reg.Done()))
 }
 
 // lead reconciles the assignment while l holds and ctx lasts: after every

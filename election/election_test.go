@@ -19,6 +19,7 @@ func TestInvalidArguments(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
 	s := newSession(t, cli, 10)
+	lease := grantLease(t, cli, 10)
 	ctx := context.Background()
 
 	tests := []struct {
@@ -29,6 +30,9 @@ func TestInvalidArguments(t *testing.T) {
 		{"Campaign nil session", func() error { _, err := Campaign(ctx, nil, testPrefix, "v"); return err }, "session is nil"},
 		{"Campaign empty prefix", func() error { _, err := Campaign(ctx, s, "", "v"); return err }, `prefix ""`},
 		{"Campaign slash prefix", func() error { _, err := Campaign(ctx, s, "///", "v"); return err }, `prefix "///"`},
+		{"CampaignOnLease nil client", func() error { _, err := CampaignOnLease(ctx, nil, lease, testPrefix, "v"); return err }, "client is nil"},
+		{"CampaignOnLease zero lease", func() error { _, err := CampaignOnLease(ctx, cli, clientv3.NoLease, testPrefix, "v"); return err }, "lease is 0"},
+		{"CampaignOnLease empty prefix", func() error { _, err := CampaignOnLease(ctx, cli, lease, "", "v"); return err }, `prefix ""`},
 		{"Observe nil client", func() error { _, err := Observe(ctx, nil, testPrefix); return err }, "client is nil"},
 		{"Observe empty prefix", func() error { _, err := Observe(ctx, cli, ""); return err }, `prefix ""`},
 		{"Current nil client", func() error { _, err := Current(ctx, nil, testPrefix); return err }, "client is nil"},

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/clusterkit-go/clusterkit/election"
+	"github.com/clusterkit-go/clusterkit/leases"
 )
 
 // Campaign, write fenced while leading, hand over on shutdown. (Not run:
@@ -42,6 +43,32 @@ func ExampleCampaign() {
 		return
 	}
 	// Or put lead.Cmp() in the If of your own Txn.
+	<-lead.Done()
+	fmt.Println(context.Cause(lead.Context()))
+}
+
+// Campaign on a node's membership lease: one lease, kept alive by the
+// Registration alone; leadership ends with membership. (Not run: it needs
+// an etcd at 127.0.0.1:2379.)
+func ExampleCampaignOnLease() {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"127.0.0.1:2379"}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	reg, err := leases.Register(ctx, cli, "/clusterkit/default/members/node-1", []byte("{}"), 5*time.Second)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer reg.Close(context.Background()) // revokes the lease: membership and candidacy end
+
+	lead, err := election.CampaignOnLease(ctx, cli, reg.LeaseID(), "/clusterkit/default/leader/", "node-1",
+		election.WithLeaseDone(reg.Done()))
+	if err != nil {
+		log.Fatal(err) // ErrElectionLost: the registration ended; register again
+	}
+	defer lead.Resign(context.Background())
 	<-lead.Done()
 	fmt.Println(context.Cause(lead.Context()))
 }

@@ -13,7 +13,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	etcdtest.RunMemberIfChild() // the members of etcdtest.StartCluster
+	goleak.VerifyTestMain(m)
+}
 
 // testPrefix is the election prefix the tests use, as clusterkit does.
 const testPrefix = "/clusterkit/test/leader/"
@@ -52,12 +55,28 @@ type result struct {
 // cleanup too.
 func campaignAsync(t *testing.T, ctx context.Context, s *concurrency.Session, value string) <-chan result {
 	t.Helper()
+	return runAsync(t, ctx, func(ctx context.Context) (*Leadership, error) { return Campaign(ctx, s, testPrefix, value) })
+}
+
+// campaignOnLeaseAsync is campaignAsync for CampaignOnLease.
+func campaignOnLeaseAsync(t *testing.T, ctx context.Context, cli *clientv3.Client, lease clientv3.LeaseID, value string, opts ...CampaignOption) <-chan result {
+	t.Helper()
+	return runAsync(t, ctx, func(ctx context.Context) (*Leadership, error) {
+		return CampaignOnLease(ctx, cli, lease, testPrefix, value, opts...)
+	})
+}
+
+// runAsync runs campaign in a goroutine that the test awaits (through
+// t.Cleanup, after cancelling ctx); a Leadership it wins is closed by the
+// cleanup too.
+func runAsync(t *testing.T, ctx context.Context, campaign func(context.Context) (*Leadership, error)) <-chan result {
+	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	ch := make(chan result, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		l, err := Campaign(ctx, s, testPrefix, value)
+		l, err := campaign(ctx)
 		ch <- result{l: l, err: err, at: time.Now()}
 	}()
 	t.Cleanup(func() {
@@ -72,6 +91,34 @@ func campaignAsync(t *testing.T, ctx context.Context, s *concurrency.Session, va
 		}
 	})
 	return ch
+}
+
+// grantLease grants a lease of ttl seconds that nothing keeps alive; it is
+// revoked by t.Cleanup (if still there).
+func grantLease(t *testing.T, cli *clientv3.Client, ttl int64) clientv3.LeaseID {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
+	defer cancel()
+	resp, err := cli.Grant(ctx, ttl)
+	if err != nil {
+		t.Fatalf("grant lease: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), eventually)
+		defer cancel()
+		_, _ = cli.Revoke(ctx, resp.ID)
+	})
+	return resp.ID
+}
+
+// revoke revokes lease, failing the test on error.
+func revoke(t *testing.T, cli *clientv3.Client, lease clientv3.LeaseID) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
+	defer cancel()
+	if _, err := cli.Revoke(ctx, lease); err != nil {
+		t.Fatalf("revoke lease %x: %v", lease, err)
+	}
 }
 
 // mustCampaign campaigns and fails the test unless it leads within

@@ -91,7 +91,8 @@ func TestObserve(t *testing.T) {
 		t.Fatalf("a leads: got %+v, want %+v", got, want)
 	}
 
-	chB := campaignAsync(t, context.Background(), newSession(t, srv.Client(t), 10), "b")
+	sB := newSession(t, srv.Client(t), 10)
+	chB := campaignAsync(t, context.Background(), sB, "b")
 	waitFor(t, "b queued", func() bool { return countKeys(t, cli) == 2 })
 	quiet(t, ch, 300*time.Millisecond, "b queued behind a")
 
@@ -109,7 +110,7 @@ func TestObserve(t *testing.T) {
 	// The leader announces a new value under the same key and token.
 	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
-	if _, err := cli.Put(ctx, r.l.Key(), "b2", clientv3.WithLease(r.l.session.Lease())); err != nil {
+	if _, err := cli.Put(ctx, r.l.Key(), "b2", clientv3.WithLease(sB.Lease())); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := recv(t, ch, "b proclaims"), leaderOfL(r.l, "b2"); got != want {

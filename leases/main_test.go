@@ -18,7 +18,10 @@ import (
 	"github.com/clusterkit-go/clusterkit/leases"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	etcdtest.RunMemberIfChild() // the members of etcdtest.StartCluster
+	goleak.VerifyTestMain(m)
+}
 
 const memberKey = "/clusterkit/test/members/node-1"
 

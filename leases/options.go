@@ -49,7 +49,8 @@ func WithPreviousLease(id clientv3.LeaseID) Option {
 // WithRequestTimeout bounds each etcd request (grant, txn, keep-alive,
 // revoke, ...) made by Register and by the Registration; it must be
 // positive. Default DefaultRequestTimeout. Keep-alives are further bounded by
-// the lease's estimated expiry.
+// the lease's estimated expiry, and another is sent to the next endpoint
+// after min(TTL/4, request timeout) without an answer.
 func WithRequestTimeout(d time.Duration) Option {
 	return func(o *options) { o.requestTimeout = d }
 }

@@ -244,19 +244,17 @@ func (r *Registration) run(ctx context.Context, rev int64) {
 	r.setReleased()
 }
 
-// keepAlive renews the lease every TTL/3. A failed renewal is retried every
-// TTL/10 (50–500 ms) until the lease's estimated expiry, LastRenewal + TTL;
-// then, or when etcd says the lease is gone, it ends the Registration with
-// ErrLeaseLost. Each attempt is bounded by the request timeout and by the
-// estimated expiry, and requires an etcd leader.
+// keepAlive renews the lease every TTL/3 (from the send time of the last
+// acknowledged keep-alive) through a renewer, which hedges each renewal
+// across etcd endpoints (see renewer). It ends the Registration with
+// ErrLeaseLost when etcd says the lease is gone, or when no keep-alive was
+// acknowledged before the lease's estimated expiry, LastRenewal + TTL.
 func (r *Registration) keepAlive(ctx context.Context) {
-	var (
-		renewedAt = r.LastRenewal()
-		interval  = r.ttl / 3
-		retry     = min(max(r.ttl/10, 50*time.Millisecond), 500*time.Millisecond)
-		lastErr   error
-		timer     = time.NewTimer(time.Until(renewedAt.Add(interval)))
-	)
+	rn := newRenewer(r.cli, r.id, r.ttl, r.o.requestTimeout)
+	defer rn.close()
+	renewedAt := r.LastRenewal()
+	interval := r.ttl / 3
+	timer := time.NewTimer(time.Until(renewedAt.Add(interval)))
 	defer timer.Stop()
 	for {
 		select {
@@ -264,33 +262,23 @@ func (r *Registration) keepAlive(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
-		now := time.Now()
-		expiry := renewedAt.Add(r.ttl)
-		if !now.Before(expiry) {
-			r.mu.Lock()
-			r.presumed = true
-			r.mu.Unlock()
-			r.cancel(fmt.Errorf("%w: %q: lease %x not renewed within its TTL of %s (last error: %v)", ErrLeaseLost, r.key, r.id, r.ttl, lastErr))
-			return
-		}
-		actx, cancel := context.WithDeadline(clientv3.WithRequireLeader(ctx), earliest(now.Add(r.o.requestTimeout), expiry))
-		_, err := r.cli.KeepAliveOnce(actx, r.id)
-		cancel()
+		sentAt, err := rn.renew(ctx, renewedAt.Add(r.ttl))
 		switch {
 		case err == nil:
-			renewedAt, lastErr = now, nil
-			r.setRenewed(now)
-			timer.Reset(time.Until(now.Add(interval)))
+			renewedAt = sentAt
+			r.setRenewed(sentAt)
+			timer.Reset(time.Until(sentAt.Add(interval)))
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, rpctypes.ErrLeaseNotFound):
 			r.cancel(fmt.Errorf("%w: %q: lease %x expired or was revoked", ErrLeaseLost, r.key, r.id))
 			return
 		default:
-			lastErr = err
-			r.log.Debug("keep-alive failed; will retry until the lease's estimated expiry",
-				zap.Duration("left", time.Until(expiry)), zap.Error(err))
-			timer.Reset(min(retry, max(time.Until(expiry), 0)))
+			r.mu.Lock()
+			r.presumed = true
+			r.mu.Unlock()
+			r.cancel(fmt.Errorf("%w: %q: lease %x not renewed within its TTL of %s (last error: %v)", ErrLeaseLost, r.key, r.id, r.ttl, err))
+			return
 		}
 	}
 }

@@ -62,13 +62,20 @@ func (s *Server) Client(t testing.TB) *clientv3.Client {
 // t.Cleanup.
 func NewClient(t testing.TB, endpoints ...string) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	})
+	return newClient(t, clientv3.Config{Endpoints: endpoints})
+}
+
+// newClient returns a quiet client with cfg (a 5 s dial timeout unless
+// set), closed by t.Cleanup.
+func newClient(t testing.TB, cfg clientv3.Config) *clientv3.Client {
+	t.Helper()
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	cfg.Logger = zap.NewNop()
+	cli, err := clientv3.New(cfg)
 	if err != nil {
-		t.Fatalf("etcdtest: new client of %v: %v", endpoints, err)
+		t.Fatalf("etcdtest: new client of %v: %v", cfg.Endpoints, err)
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// statusJSON is status's -o json.
+type statusJSON struct {
+	Cluster           string         `json:"cluster"`
+	Node              string         `json:"node"`
+	Leader            string         `json:"leader"`
+	Members           map[string]int `json:"members"` // by state
+	PartitionCount    int            `json:"partition_count"`
+	ReplicationFactor int            `json:"replication_factor"`
+	AssignmentVersion int64          `json:"assignment_version"`
+	Settled           bool           `json:"settled"`
+	Incoming          int            `json:"incoming"`
+	Health            *healthView    `json:"health"`
+}
+
+func newStatusCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the cluster's leader, members, map and health in brief",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, v, err := fetchCluster(cmd, g)
+			if err != nil {
+				return err
+			}
+			h, err := c.health(cmd.Context())
+			if err != nil {
+				return failed(err)
+			}
+			s := statusJSON{Cluster: v.Name, Node: v.Node, Leader: v.Leader, Members: map[string]int{},
+				PartitionCount: v.PartitionCount, ReplicationFactor: v.ReplicationFactor,
+				AssignmentVersion: v.AssignmentVersion, Settled: v.Settled, Health: h}
+			for _, m := range v.Members {
+				s.Members[m.State]++
+			}
+			for _, p := range v.Partitions {
+				s.Incoming += len(p.Incoming)
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), s)
+			}
+			return printStatus(cmd, &s)
+		},
+	}
+}
+
+func printStatus(cmd *cobra.Command, s *statusJSON) error {
+	t := newTable(cmd.OutOrStdout())
+	var states []string
+	for _, st := range []string{"active", "unhealthy", "offline"} {
+		states = append(states, fmt.Sprintf("%d %s", s.Members[st], st))
+	}
+	mapState := "settled"
+	if !s.Settled {
+		mapState = fmt.Sprintf("rebalancing (%d incoming)", s.Incoming)
+	}
+	t.row("cluster:", s.Cluster)
+	t.row("asked node:", s.Node)
+	t.row("leader:", orDash(s.Leader))
+	t.row("members:", strings.Join(states, ", "))
+	t.row("partitions:", fmt.Sprintf("%d × RF %d, map v%d, %s", s.PartitionCount, s.ReplicationFactor, s.AssignmentVersion, mapState))
+	t.row("health:", s.Health.Status)
+	for _, r := range s.Health.Reasons {
+		t.row("", "- "+r)
+	}
+	etcd := "connected"
+	if !s.Health.EtcdConnected {
+		etcd = "NOT connected"
+	}
+	t.row(s.Node+" etcd:", etcd)
+	t.row(s.Node+" handoffs:", fmt.Sprintf("%d pending, %d failing", s.Health.PendingHandoffs, s.Health.FailedHandoffs))
+	return t.flush()
+}
