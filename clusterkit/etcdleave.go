@@ -66,21 +66,19 @@ func (r *run) leaveEtcd(ctx context.Context) {
 				staying = append(staying, mm)
 			}
 		}
-		if err != nil {
-			r.ck.log.Warn("not leaving the etcd cluster: cannot read who stays", zapErr(err))
-			return
-		}
-		if m.IsLearner() || len(staying) >= quorum(voters-1) && voters > 1 {
+		if err == nil && (m.IsLearner() || len(staying) >= quorum(voters-1) && voters > 1) {
 			break
 		}
 		// Keep the membership. While other nodes are leaving, or, when
 		// the other voters are leaving too (everything stops at once),
 		// while any node is left, keep serving them (bounded).
+		// A failed read (no leader for a moment while another stopping
+		// member hands leadership over) is retried within the bound too.
 		massStop := len(staying) < voters-1
-		waitFor := leaving > 0 || massStop && len(live) > 0
+		waitFor := err != nil || leaving > 0 || massStop && len(live) > 0
 		if !waitFor || time.Now().After(deadline) || ctx.Err() != nil {
-			r.ck.log.Info("keeping the etcd membership: too few other voters stay",
-				zap.Int("voters", voters), zap.Int("staying", len(staying)), zap.Int("nodes_left", len(live)+leaving))
+			r.ck.log.Info("keeping the etcd membership: too few other voters stay", zap.Int("voters", voters),
+				zap.Int("staying", len(staying)), zap.Int("nodes_left", len(live)+leaving), zap.NamedError("read_error", err))
 			return
 		}
 		select {
