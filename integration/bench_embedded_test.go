@@ -12,26 +12,38 @@ import (
 // medians (p50) and maxima in milliseconds over the iterations. Run with
 // e.g. -bench 'VoterStop|RollingRestart|QuorumLoss|StopAll' -benchtime 5x.
 
+// onFreshClusters runs one benchmark iteration per b.Loop on a new
+// cluster of n embedded nodes (formed untimed); with voters > 0, etcd must
+// have that many voters and no learner afterwards (checked untimed).
+func onFreshClusters(b *testing.B, n, voters int, iteration func(tb testing.TB, c *procCluster, nodes []*nodeProc)) {
+	for b.Loop() {
+		b.StopTimer()
+		tb := &cleanupTB{TB: b}
+		c, nodes := formEmbedded(tb, n)
+		b.StartTimer()
+		iteration(tb, c, nodes)
+		b.StopTimer()
+		if voters > 0 {
+			checkVoters(tb, nodes, voters)
+		}
+		tb.runCleanups()
+		b.StartTimer()
+	}
+}
+
 // BenchmarkVoterStop stops an etcd voter of a 4-node cluster gracefully:
 // how long its Stop takes and how long until the other three agree on a
 // settled map without it (others-settled), measured from SIGTERM.
 func BenchmarkVoterStop(b *testing.B) {
 	var stops, settled []time.Duration
-	for b.Loop() {
-		b.StopTimer()
-		tb := &cleanupTB{TB: b}
-		c, nodes := formEmbedded(tb, 4)
-		b.StartTimer()
+	onFreshClusters(b, 4, 0, func(tb testing.TB, c *procCluster, nodes []*nodeProc) {
 		begin := time.Now()
 		nodes[1].term() // n2: a voter, not the bootstrap node
 		done := c.waitSettled(append([]*nodeProc{nodes[0]}, nodes[2:]...), 60*time.Second)
 		settled = append(settled, done.Sub(begin))
 		nodes[1].waitCleanExit(tb)
 		stops = append(stops, nodes[1].stopTook())
-		b.StopTimer()
-		tb.runCleanups()
-		b.StartTimer()
-	}
+	})
 	b.ReportMetric(percentile(stops, 50), "stop-p50-ms")
 	b.ReportMetric(percentile(stops, 100), "stop-max-ms")
 	b.ReportMetric(percentile(settled, 50), "others-settled-p50-ms")
@@ -44,11 +56,7 @@ func BenchmarkVoterStop(b *testing.B) {
 // the end etcd must have 3 voters and no learner.
 func BenchmarkRollingRestart(b *testing.B) {
 	var steps []time.Duration
-	for b.Loop() {
-		b.StopTimer()
-		tb := &cleanupTB{TB: b}
-		c, nodes := formEmbedded(tb, 4)
-		b.StartTimer()
+	onFreshClusters(b, 4, 3, func(tb testing.TB, c *procCluster, nodes []*nodeProc) {
 		for _, n := range nodes {
 			begin := time.Now()
 			n.gracefulStop(tb)
@@ -56,27 +64,20 @@ func BenchmarkRollingRestart(b *testing.B) {
 			n.waitStarted()
 			steps = append(steps, c.waitSettled(nodes, 60*time.Second).Sub(begin))
 		}
-		b.StopTimer()
-		checkVoters(tb, nodes, 3)
-		tb.runCleanups()
-		b.StartTimer()
-	}
+	})
 	b.ReportMetric(percentile(steps, 50), "step-p50-ms")
 	b.ReportMetric(percentile(steps, 100), "step-max-ms")
 }
 
 // BenchmarkQuorumLossRestart SIGKILLs two of the three etcd voters of a
 // 4-node cluster and restarts both together with their original options:
-// the time from the second start until all four agree.
+// the time from the second start until all four agree (the kills are
+// timed too, they take milliseconds).
 func BenchmarkQuorumLossRestart(b *testing.B) {
 	var agree []time.Duration
-	for b.Loop() {
-		b.StopTimer()
-		tb := &cleanupTB{TB: b}
-		c, nodes := formEmbedded(tb, 4)
+	onFreshClusters(b, 4, 3, func(tb testing.TB, c *procCluster, nodes []*nodeProc) {
 		nodes[1].kill()
 		nodes[2].kill()
-		b.StartTimer()
 		nodes[1].restart(c.bin)
 		nodes[2].restart(c.bin)
 		begin := time.Now()
@@ -86,11 +87,7 @@ func BenchmarkQuorumLossRestart(b *testing.B) {
 		}
 		wg.Wait()
 		agree = append(agree, c.waitSettled(nodes, 60*time.Second).Sub(begin))
-		b.StopTimer()
-		checkVoters(tb, nodes, 3)
-		tb.runCleanups()
-		b.StartTimer()
-	}
+	})
 	b.ReportMetric(percentile(agree, 50), "agree-p50-ms")
 	b.ReportMetric(percentile(agree, 100), "agree-max-ms")
 }
@@ -101,11 +98,7 @@ func BenchmarkQuorumLossRestart(b *testing.B) {
 func BenchmarkStopAllAtOnce(b *testing.B) {
 	var stops, rounds []time.Duration
 	failed, panics := 0, 0
-	for b.Loop() {
-		b.StopTimer()
-		tb := &cleanupTB{TB: b}
-		_, nodes := formEight(tb)
-		b.StartTimer()
+	onFreshClusters(b, 8, 0, func(tb testing.TB, c *procCluster, nodes []*nodeProc) {
 		begin := time.Now()
 		for _, n := range nodes {
 			n.term()
@@ -122,10 +115,7 @@ func BenchmarkStopAllAtOnce(b *testing.B) {
 			stops = append(stops, n.stopTook())
 		}
 		rounds = append(rounds, time.Since(begin))
-		b.StopTimer()
-		tb.runCleanups()
-		b.StartTimer()
-	}
+	})
 	b.ReportMetric(float64(failed), "failed-exits")
 	b.ReportMetric(float64(panics), "panics")
 	b.ReportMetric(percentile(stops, 50), "stop-p50-ms")
