@@ -2,6 +2,7 @@ package clusterkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clusterkit-go/clusterkit/embedetcd"
+	"github.com/clusterkit-go/clusterkit/internal/freeport"
 )
 
 // startEmbedded bootstraps (or restarts) this node's etcd member and
@@ -32,25 +34,18 @@ func (r *run) startEmbedded(ctx context.Context, cfg embedetcd.Config) error {
 	return nil
 }
 
-// joinEmbedded starts this node's etcd member joining the cluster of
-// endpoints in the background, unless etcd has enough voters already.
-//
-// A node with member data restarts as that member (or joins anew if it
-// was removed); a new node becomes a voter while there are fewer than
-// MaxVoters. Either way this node goes on through the others' endpoints at
-// once and its member (re)joins in the background, so a start never waits
-// for etcd's own member start-up (up to its request timeout when the
-// restarted member is slow to find its leader).
+// joinEmbedded makes this node's etcd member join the cluster of
+// endpoints in the background, unless etcd has enough voters already (the
+// node is then a plain client). The node goes on through the others'
+// endpoints at once, so a start never waits for etcd's own member join.
 func (r *run) joinEmbedded(ctx context.Context, cfg embedetcd.Config, endpoints []string) error {
-	if !embedetcd.HasData(cfg.Dir) {
-		voters, err := voterCount(ctx, r.cli)
-		if err != nil {
-			return err
-		}
-		if voters >= r.ck.opts.Embedded.MaxVoters {
-			r.ck.log.Info("etcd has enough voters; this node is a plain client", zap.Int("voters", voters))
-			return nil
-		}
+	voters, err := voterCount(ctx, r.cli)
+	if err != nil {
+		return err
+	}
+	if voters >= r.ck.opts.Embedded.MaxVoters {
+		r.ck.log.Info("etcd has enough voters; this node is a plain client", zap.Int("voters", voters))
+		return nil
 	}
 	var jctx context.Context
 	jctx, r.joinCancel = context.WithCancel(r.ctx)
@@ -59,6 +54,10 @@ func (r *run) joinEmbedded(ctx context.Context, cfg embedetcd.Config, endpoints 
 		defer close(r.joinDone)
 		start := time.Now()
 		m, err := embedetcd.Join(jctx, cfg, endpoints)
+		if errors.Is(err, embedetcd.ErrEnoughVoters) {
+			r.ck.log.Info("etcd has enough voters; this node is a plain client", zapErr(err))
+			return
+		}
 		if err != nil {
 			if jctx.Err() == nil {
 				r.ck.log.Warn("joining etcd as a voter failed; staying a plain client", zapErr(err))
@@ -88,6 +87,7 @@ func (r *run) embedConfig() (embedetcd.Config, error) {
 		// own member; the strict check's 5 s guard after every peer connect
 		// would only slow every join and graceful leave down.
 		DisableStrictReconfigCheck: true,
+		MaxVoters:                  o.Embedded.MaxVoters,
 	}
 	if cfg.ClientAddr == "" || cfg.PeerAddr == "" {
 		client, peer, err := defaultEmbedAddrs(o)
@@ -139,17 +139,16 @@ func defaultEmbedAddrs(o *Options) (client, peer string, err error) {
 }
 
 // keptFreeAddr returns the address saved in file, or picks a free port on
-// host and saves it there.
+// host (outside the kernel's ephemeral range, so that no outgoing
+// connection takes it before etcd binds it) and saves it there.
 func keptFreeAddr(file, host string) (string, error) {
 	if b, err := os.ReadFile(file); err == nil && len(b) > 0 {
 		return string(b), nil
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	addr, err := freeport.Addr(host)
 	if err != nil {
 		return "", err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return "", err
 	}

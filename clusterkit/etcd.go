@@ -2,17 +2,28 @@ package clusterkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/embedetcd"
 )
 
 // connect makes r.cli: a client of Options.Etcd.Endpoints (external
-// mode), of a new embedded member (bootstrap), or of the cluster that
-// JoinAddr belongs to (join; this node also becomes an etcd voter in the
-// background while the cluster has fewer than Embedded.MaxVoters).
+// mode), or of this node's embedded member and its cluster.
+//
+// In embedded mode a node whose data dir holds a member restarts that
+// member first, without asking anyone (the join endpoint needs a quorum,
+// which may need this very member: both dead voters of three restarted
+// together). A member that was removed meanwhile has its data set aside
+// and the node joins anew, like a node without data: through JoinAddr or
+// the recorded peers (see joinEndpoints), becoming an etcd voter in the
+// background while the cluster has fewer than Embedded.MaxVoters. With
+// neither, it bootstraps a new cluster (the first start of the first
+// node); so does Bootstrap.
 func (r *run) connect(ctx context.Context) error {
 	o := &r.ck.opts
 	if len(o.Etcd.Endpoints) > 0 {
@@ -22,12 +33,30 @@ func (r *run) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.JoinAddr == "" || o.Bootstrap {
+	if err := r.connectEmbedded(ctx, cfg); err != nil {
+		return err
+	}
+	r.wg.Go(r.recordPeersLoop)
+	return nil
+}
+
+func (r *run) connectEmbedded(ctx context.Context, cfg embedetcd.Config) error {
+	if embedetcd.HasData(cfg.Dir) {
+		err := r.startEmbedded(ctx, cfg)
+		if !errors.Is(err, embedetcd.ErrRemoved) {
+			return err
+		}
+		r.ck.log.Warn("this node's etcd member was removed from the cluster; its data is set aside and it joins anew", zapErr(err))
+	}
+	if r.ck.opts.Bootstrap {
 		return r.startEmbedded(ctx, cfg)
 	}
-	endpoints, err := requestJoin(ctx, o)
+	endpoints, err := r.joinEndpoints(ctx)
 	if err != nil {
 		return err
+	}
+	if endpoints == nil {
+		return r.startEmbedded(ctx, cfg)
 	}
 	if err := r.dial(ctx, endpoints); err != nil {
 		return err
@@ -100,14 +129,16 @@ func voterCount(ctx context.Context, cli *clientv3.Client) (int, error) {
 
 // etcdEndpoints lists the client URLs of the started etcd members, for the
 // join endpoint: the embedded members' own (free ports chosen on a first
-// start included), or the configured external endpoints.
+// start included), or the configured external endpoints. The member list
+// is serializable (answered by one member without a quorum), so that a
+// node can learn the endpoints of a cluster that lost its quorum.
 func (ck *ClusterKit) etcdEndpoints(ctx context.Context, cli *clientv3.Client) ([]string, error) {
 	if len(ck.opts.Etcd.Endpoints) > 0 {
 		return ck.opts.Etcd.Endpoints, nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	resp, err := cli.MemberList(rctx)
+	resp, err := cli.MemberList(rctx, clientv3.WithSerializable())
 	if err != nil {
 		return nil, err
 	}
@@ -118,58 +149,4 @@ func (ck *ClusterKit) etcdEndpoints(ctx context.Context, cli *clientv3.Client) (
 		}
 	}
 	return out, nil
-}
-
-// leaveEtcd removes this node's embedded member from the etcd cluster when
-// other voters remain, so that the rest keeps its quorum without it (a
-// stopped but still listed voter counts against the quorum). A restart
-// joins again as a new member; its old data dir is moved aside.
-func (r *run) leaveEtcd(ctx context.Context) error {
-	m := r.member.Load()
-	if m == nil {
-		return nil
-	}
-	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	resp, err := r.cli.MemberList(rctx)
-	if err != nil {
-		return fmt.Errorf("clusterkit: leave etcd: list members: %w", err)
-	}
-	voters, healthy := 0, 0
-	var others []string // the other members' client URLs
-	for _, mm := range resp.Members {
-		if mm.ID != m.ID() {
-			others = append(others, mm.ClientURLs...)
-		}
-		if mm.IsLearner {
-			continue
-		}
-		voters++
-		if mm.ID != m.ID() && len(mm.ClientURLs) > 0 && r.memberAnswers(rctx, mm.ClientURLs[0]) {
-			healthy++
-		}
-	}
-	// Removing this voter is safe when the healthy others form a quorum of
-	// the smaller cluster; otherwise keep the member (and its data).
-	if voters <= 1 || healthy < (voters-1)/2+1 {
-		if voters > 1 {
-			r.ck.log.Warn("not leaving the etcd cluster: the others would lack a quorum", zap.Int("voters", voters), zap.Int("healthy_others", healthy))
-		}
-		return nil
-	}
-	r.cli.SetEndpoints(others...) // talk to the others: this member is about to go
-	if _, err := r.cli.MemberRemove(rctx, m.ID()); err != nil {
-		return fmt.Errorf("clusterkit: leave etcd: remove member %x: %w", m.ID(), err)
-	}
-	r.ck.log.Info("left the etcd cluster", zap.Int("voters_left", voters-1))
-	return nil
-}
-
-// memberAnswers reports whether the etcd member at url answers a status
-// request within 500 ms.
-func (r *run) memberAnswers(ctx context.Context, url string) bool {
-	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	_, err := r.cli.Status(sctx, url)
-	return err == nil
 }

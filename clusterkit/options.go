@@ -66,8 +66,10 @@ type Options struct {
 	// host replaced by 127.0.0.1 and port 0 by the bound port.
 	AdvertiseAddr string
 	// JoinAddr is the HTTPAddr of an existing node to join through
-	// (embedded mode). Empty: bootstrap a new cluster (embedded mode) or
-	// use Etcd.Endpoints (external mode).
+	// (embedded mode). Empty: bootstrap a new cluster (embedded mode; a
+	// node that was a member before restarts from its data dir or rejoins
+	// through the etcd peers it recorded in DataDir) or use Etcd.Endpoints
+	// (external mode).
 	JoinAddr string
 	// Bootstrap forces this node to start a new embedded cluster even when
 	// JoinAddr is set. It is an error together with Etcd.Endpoints.

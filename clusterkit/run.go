@@ -77,7 +77,8 @@ type run struct {
 	wantHealthy      bool
 	publishedHealthy bool
 
-	leaving atomic.Bool // teardown began: do not campaign or register again
+	leaving  atomic.Bool // teardown began: do not campaign or register again
+	etcdLeft atomic.Bool // this node's etcd member was removed by its leave
 	// reregisteredAt is when this node last registered again after losing
 	// its lease (unix nanoseconds; 0: never): as leader it then gives the
 	// others as long to come back (see leader.go).
@@ -111,7 +112,7 @@ func (r *run) teardown(ctx context.Context, graceful bool) error {
 	if graceful {
 		errs = append(errs, r.leaveCluster(ctx, reg))
 		if ctx.Err() == nil {
-			errs = append(errs, r.leaveEtcd(ctx))
+			r.leaveEtcd(ctx)
 		}
 	} else if reg != nil {
 		reg.Abandon()
@@ -215,14 +216,25 @@ func (r *run) endLateRegistration(ctx context.Context, first *leases.Registratio
 	}
 }
 
-// stopEmbeddedEtcd stops this node's etcd member, if it runs one.
+// stopEmbeddedEtcd stops this node's etcd member, if it runs one, and
+// sets its data aside if the leave removed it from the cluster.
 func (r *run) stopEmbeddedEtcd() error {
-	if m := r.member.Load(); m != nil {
-		if err := m.Stop(); err != nil {
-			return fmt.Errorf("clusterkit: stop embedded etcd: %w", err)
+	m := r.member.Load()
+	if m == nil {
+		return nil
+	}
+	var errs []error
+	if err := m.Stop(); err != nil && !errors.Is(m.Err(), embedetcd.ErrRemoved) && !r.etcdLeft.Load() {
+		errs = append(errs, fmt.Errorf("clusterkit: stop embedded etcd: %w", err))
+	}
+	if r.etcdLeft.Load() {
+		if cfg, err := r.embedConfig(); err == nil {
+			if err := embedetcd.SetAside(cfg); err != nil {
+				errs = append(errs, fmt.Errorf("clusterkit: set aside the removed member's data: %w", err))
+			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // goodbyeCtx bounds a leave: by the caller's ctx when it has a deadline;

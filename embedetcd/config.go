@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/clusterkit-go/clusterkit/internal/freeport"
 )
 
 // Defaults and the port derivation of DefaultAddrs.
@@ -86,6 +88,13 @@ type Config struct {
 	// either way.
 	DisableStrictReconfigCheck bool
 
+	// MaxVoters, when not 0, bounds the voters Join makes: a fresh join
+	// gives up with ErrEnoughVoters when the cluster has MaxVoters voters,
+	// checked before the learner is added and again, linearizably, before
+	// it is promoted (etcd admits one learner at a time, so concurrent
+	// joins cannot overshoot). A restart from a data dir is not bounded.
+	MaxVoters int
+
 	// AutoCompaction is the history kept by etcd's periodic
 	// auto-compaction; 0 means DefaultAutoCompaction (1 h), a negative
 	// value disables auto-compaction (history then grows without bound).
@@ -127,16 +136,16 @@ func DefaultAddrs(base string) (client, peer string, err error) {
 }
 
 // FastTestConfig returns a Config for tests: loopback only, client port 0,
-// a peer port that was free a moment ago, TickMs 10 / ElectionMs 100
+// a peer port that was free a moment ago (outside the kernel's ephemeral
+// range, see internal/freeport), TickMs 10 / ElectionMs 100
 // (ready in tens of milliseconds), no fsync, no logging. The strict
 // reconfiguration check stays on, as in production, so joins behave as
 // they will there. If no free port can be found, PeerAddr has port 0 and
 // Start / Join report ErrInvalidConfig.
 func FastTestConfig(name, dir string) Config {
 	peer := "127.0.0.1:0"
-	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		peer = l.Addr().String()
-		_ = l.Close()
+	if addr, err := freeport.Addr("127.0.0.1"); err == nil {
+		peer = addr
 	}
 	return Config{
 		Name:          name,
@@ -214,6 +223,9 @@ func (cfg Config) validate() (*settings, error) {
 	}
 	if s.ElectionMs > maxElectionMs {
 		return bad("ElectionMs (%d) must be at most %d", s.ElectionMs, maxElectionMs)
+	}
+	if s.MaxVoters < 0 {
+		return bad("MaxVoters (%d) must not be negative", s.MaxVoters)
 	}
 	if s.AutoCompaction == 0 {
 		s.AutoCompaction = DefaultAutoCompaction

@@ -69,4 +69,8 @@ var (
 	// ErrJoin: Join could not add or promote the member before its context
 	// ended; the error also wraps the context error and etcd's last error.
 	ErrJoin = errors.New("embedetcd: join failed")
+	// ErrEnoughVoters: Join did not make this member a voter because the
+	// cluster has Config.MaxVoters voters already; nothing of it is left in
+	// the cluster.
+	ErrEnoughVoters = errors.New("embedetcd: cluster has enough voters")
 )

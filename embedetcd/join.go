@@ -173,6 +173,9 @@ func (j *joiner) join(ctx context.Context) (*Member, error) {
 		return nil, fmt.Errorf("%w: name %q is used by member %x with peer URLs %v", ErrMemberExists, s.Name, named.ID, named.PeerURLs)
 	}
 
+	if err := j.checkVoters(ctx); err != nil {
+		return nil, err
+	}
 	id, learner, err := j.addLearner(ctx)
 	if err != nil {
 		// The add may have committed although its reply was lost: remove
@@ -239,6 +242,9 @@ func (j *joiner) startAndPromote(ctx context.Context, id uint64, learner bool, a
 		if j.beforePromote != nil {
 			j.beforePromote()
 		}
+		if err := j.checkVoters(ctx); err != nil {
+			return j.undo(m, id, err)
+		}
 		if err := j.promote(ctx, m); err != nil {
 			return j.undo(m, id, err)
 		}
@@ -247,6 +253,33 @@ func (j *joiner) startAndPromote(ctx context.Context, id uint64, learner bool, a
 	s.log.Info("joined the cluster as a voter", zap.String("id", fmt.Sprintf("%x", id)),
 		zap.Duration("add-to-ready", m.joinReady.Sub(added)), zap.Duration("add-to-voter", m.joinVoter.Sub(added)))
 	return m, nil
+}
+
+// checkVoters fails with ErrEnoughVoters when the cluster has
+// Config.MaxVoters voters (never when MaxVoters is 0), per a linearizable
+// member list.
+func (j *joiner) checkVoters(ctx context.Context) error {
+	if j.s.MaxVoters == 0 {
+		return nil
+	}
+	members, err := j.list(ctx, callTimeout, false)
+	b := newBackoff(50*time.Millisecond, time.Second)
+	for err != nil {
+		if werr := b.wait(ctx); werr != nil {
+			return j.fail("list members", werr, err)
+		}
+		members, err = j.list(ctx, callTimeout, false)
+	}
+	voters := 0
+	for _, mem := range members {
+		if !mem.IsLearner {
+			voters++
+		}
+	}
+	if voters >= j.s.MaxVoters {
+		return fmt.Errorf("%w: %d voters, MaxVoters %d (member %q)", ErrEnoughVoters, voters, j.s.MaxVoters, j.s.Name)
+	}
+	return nil
 }
 
 // addLearner adds this member as a learner, retrying refusals that pass

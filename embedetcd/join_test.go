@@ -433,4 +433,93 @@ func TestStartOfRemovedMemberReportsRemoved(t *testing.T) {
 		t.Fatalf("err = %v, want ErrRemoved", err)
 	}
 	t.Logf("error: %v", err)
+	// The removed member's data is set aside: the next Start bootstraps.
+	if HasData(c2.Dir) {
+		t.Fatal("the removed member's data dir was not set aside")
+	}
+	aside, _ := filepath.Glob(filepath.Join(c2.Dir, "member.removed-*"))
+	if len(aside) != 1 {
+		t.Fatalf("set-aside dirs %v, want one member.removed-*", aside)
+	}
+}
+
+// TestJoinMaxVotersConcurrent: two joins race for the one voter seat left
+// under MaxVoters 2; exactly one becomes a voter, the other gets
+// ErrEnoughVoters and leaves no learner behind.
+func TestJoinMaxVotersConcurrent(t *testing.T) {
+	ctx := testCtx(t)
+	m1 := startT(t, ctx, FastTestConfig("m1", t.TempDir()))
+	var cfgs []Config
+	for _, n := range []string{"m2", "m3"} {
+		c := FastTestConfig(n, t.TempDir())
+		c.MaxVoters = 2
+		cfgs = append(cfgs, c)
+	}
+	got := make([]*Member, len(cfgs))
+	errs := make([]error, len(cfgs))
+	var wg sync.WaitGroup
+	for i, c := range cfgs {
+		wg.Go(func() { got[i], errs[i] = Join(ctx, c, []string{m1.ClientURL()}) })
+	}
+	wg.Wait()
+	voters := []string{"m1"}
+	refused := 0
+	for i, m := range got {
+		switch {
+		case errs[i] == nil:
+			t.Cleanup(func() { _ = m.Stop() })
+			voters = append(voters, cfgs[i].Name)
+		case errors.Is(errs[i], ErrEnoughVoters):
+			refused++
+			if HasData(cfgs[i].Dir) {
+				t.Errorf("%s: refused join left member data", cfgs[i].Name)
+			}
+		default:
+			t.Errorf("Join(%s): %v", cfgs[i].Name, errs[i])
+		}
+	}
+	if refused != 1 {
+		t.Fatalf("%d joins refused, want 1 (errors %v)", refused, errs)
+	}
+	wantVoters(t, ctx, clientT(t, m1.ClientURL()), voters...)
+}
+
+// TestCloseClientsFailsOver: after CloseClients a client with another
+// endpoint goes on at once (no graceful drain), and the member keeps its
+// Raft role, and Stop reports no error for the closed listeners.
+func TestCloseClientsFailsOver(t *testing.T) {
+	ctx := testCtx(t)
+	cfg := func(n string) Config {
+		c := FastTestConfig(n, t.TempDir())
+		c.DisableStrictReconfigCheck = true
+		return c
+	}
+	m1 := startT(t, ctx, cfg("m1"))
+	m2 := joinT(t, ctx, cfg("m2"), m1.ClientURL())
+	m3 := joinT(t, ctx, cfg("m3"), m1.ClientURL())
+	cli := clientT(t, m1.ClientURL())
+	wch := cli.Watch(clientv3.WithRequireLeader(ctx), "k")
+	putEventually(t, ctx, cli, "k", "1")
+	<-wch
+	cli.SetEndpoints(m1.ClientURL(), m2.ClientURL(), m3.ClientURL())
+	begin := time.Now()
+	m1.CloseClients()
+	putEventually(t, ctx, cli, "k", "2")
+	select {
+	case resp := <-wch:
+		// The stream on m1 ended at once; the client's watch resumes on
+		// another member.
+		t.Logf("watch after CloseClients: %d events, canceled %v, after %v", len(resp.Events), resp.Canceled, time.Since(begin))
+	case <-time.After(3 * time.Second):
+		t.Fatal("the watch on the closed member did not fail over within 3 s")
+	}
+	if d := time.Since(begin); d > 3*time.Second {
+		t.Fatalf("fail-over took %v", d)
+	}
+	if len(m1.Members()) != 3 {
+		t.Fatalf("m1 knows %d members, want 3", len(m1.Members()))
+	}
+	if err := m1.Stop(); err != nil {
+		t.Fatalf("Stop after CloseClients: %v", err)
+	}
 }

@@ -8,12 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +21,8 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/internal/freeport"
 )
 
 // removedProbeTimeout bounds the question to the peers, after the server
@@ -44,8 +44,9 @@ type Member struct {
 
 	transferTimeout time.Duration // bound of the leadership hand-off in Stop
 
-	done chan struct{} // closed by watch when the server has stopped
-	wg   sync.WaitGroup
+	done    chan struct{} // closed by watch when the server has stopped
+	wg      sync.WaitGroup
+	clients *clientServers
 
 	stopOnce sync.Once
 	mu       sync.Mutex
@@ -88,14 +89,11 @@ func (m *Member) Err() error {
 }
 
 // Stop stops the etcd server and waits until its goroutines and listeners
-// are gone. A leader first hands leadership to a connected voter (bounded
-// by 2 × ElectionMs); requests still in flight then fail. In a
-// multi-member cluster Stop takes about 1 s, as etcd waits that long for
-// its peers' connections to close. Client streams still open on this
-// member (watches, lease keep-alives) hold Stop for etcd's request timeout,
-// 5 s + 2 × ElectionMs (measured 5.2 s with FastTestConfig), because etcd
-// drains them gracefully and they do not end on their own: close the
-// clients of this member, or cancel their streams, before Stop.
+// are gone. It first closes every client connection (CloseClients: clients
+// with other endpoints fail over at once, and no request reaches a closing
+// server); a leader then hands leadership to a connected voter (bounded by
+// 2 × ElectionMs). In a multi-member cluster Stop takes up to about 1 s,
+// as etcd waits that long for its peers' connections to close.
 //
 // The data dir is kept, so Start or Join can restart the member. Stop does
 // not change cluster membership: a stopped voter still counts towards the
@@ -109,11 +107,12 @@ func (m *Member) Stop() error {
 		m.mu.Lock()
 		m.stopped = true
 		m.mu.Unlock()
+		m.CloseClients()
 		m.handOff()
 		m.etcd.Close() // must run once: a second Close panics
 		m.wg.Wait()
 		for err := range m.etcd.Err() { // closed by Close
-			if err != nil && m.serveErr == nil {
+			if err != nil && m.serveErr == nil && !closedByUs(err) {
 				m.serveErr = err
 			}
 		}
@@ -155,6 +154,7 @@ func (m *Member) handOff() {
 func (m *Member) watch() {
 	defer m.wg.Done()
 	<-m.etcd.Server.StopNotify()
+	m.CloseClients() // a removed or failed server must not serve requests
 	m.mu.Lock()
 	stopped := m.stopped
 	m.mu.Unlock()
@@ -220,8 +220,9 @@ func (m *Member) removedPerPeers() bool {
 // If cfg.Dir holds no data, Start bootstraps a new one-member cluster with
 // a random cluster token. If it holds data, Start restarts that member with
 // it, whatever cluster it belongs to (a member of a multi-member cluster is
-// ready once it reaches a quorum); use Join for a member that may have been
-// removed from its cluster. A member dir without a write-ahead log (left by
+// ready once it reaches a quorum); if that member turns out to have been
+// removed from its cluster, its data is moved aside and the error wraps
+// ErrRemoved (join the cluster anew with Join). A member dir without a write-ahead log (left by
 // a start that failed early) is moved aside first.
 //
 // etcd's own start-up (opening the data, binding ports) is not cancellable;
@@ -241,7 +242,25 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		}
 		return startMember(ctx, s, s.Name+"="+s.peerURL, token, embed.ClusterStateFlagNew, 0)
 	}
-	return startMember(ctx, s, "", "", embed.ClusterStateFlagNew, 0)
+	m, err := startMember(ctx, s, "", "", embed.ClusterStateFlagNew, 0)
+	if errors.Is(err, ErrRemoved) {
+		if merr := moveAsideIfPresent(s, "removed"); merr != nil {
+			return nil, errors.Join(err, merr)
+		}
+	}
+	return m, err
+}
+
+// SetAside moves the data of a member that is no longer in its cluster
+// (for example after it removed itself) aside to Dir/member.removed-<time>,
+// so that the next Start or Join does not restart it. The data is kept for
+// inspection; nothing happens when Dir holds no member data.
+func SetAside(cfg Config) error {
+	s, err := cfg.validate()
+	if err != nil {
+		return err
+	}
+	return moveAsideIfPresent(s, "removed")
 }
 
 // startMember starts etcd and waits until it is ready, ctx ends or it
@@ -253,6 +272,7 @@ func startMember(ctx context.Context, s *settings, initialCluster, token, state 
 		return nil, fmt.Errorf("embedetcd: start %q: %w", s.Name, err)
 	}
 	begin := time.Now()
+	clients := &clientServers{}
 	var (
 		e         *embed.Etcd
 		clientURL string
@@ -265,13 +285,15 @@ func startMember(ctx context.Context, s *settings, initialCluster, token, state 
 	for attempt := 1; ; attempt++ {
 		port := s.clientPort
 		if port == 0 {
-			if port, err = freePort(s.clientBindHost); err != nil {
+			if port, err = freeport.Pick(s.clientBindHost); err != nil {
 				return nil, fmt.Errorf("embedetcd: start %q: choose client port: %w", s.Name, err)
 			}
 		}
 		_, adv := s.clientURLs(port)
 		clientURL = adv.String()
-		e, err = embed.StartEtcd(s.embedConfig(port, initialCluster, token, state))
+		ec := s.embedConfig(port, initialCluster, token, state)
+		ec.ServiceRegister = clients.register
+		e, err = embed.StartEtcd(ec)
 		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || attempt == 10 {
 			break
 		}
@@ -289,6 +311,7 @@ func startMember(ctx context.Context, s *settings, initialCluster, token, state 
 		id:        uint64(e.Server.MemberID()),
 		log:       s.log,
 		done:      make(chan struct{}),
+		clients:   clients,
 
 		transferTimeout: 2 * time.Duration(s.ElectionMs) * time.Millisecond,
 	}
@@ -337,20 +360,6 @@ func moveAsideIfPresent(s *settings, why string) error {
 	}
 	s.log.Warn("moved member data aside", zap.String("reason", why), zap.String("to", dst))
 	return nil
-}
-
-// freePort returns a port on host that was free a moment ago.
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	_, p, err := net.SplitHostPort(l.Addr().String())
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(p)
 }
 
 func randomToken() (string, error) {

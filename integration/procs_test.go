@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/clusterkit-go/clusterkit/clusterkit"
+	"github.com/clusterkit-go/clusterkit/internal/freeport"
 )
 
 // This file runs ClusterKit nodes as real child processes (the cknode
@@ -25,14 +25,15 @@ import (
 // SIGSTOP/SIGCONT, SIGTERM and restart with its original options, and
 // everything it observed comes back as records (see cknode's record type).
 
+// freePort returns a loopback address whose port was free a moment ago,
+// outside the kernel's ephemeral range (see internal/freeport).
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 var (
@@ -198,6 +199,9 @@ func (n *nodeProc) start(bin string) {
 		n.t.Fatal(err)
 	}
 	n.cmd = exec.Command(bin, n.args...)
+	// The race detector sleeps 1 s at exit by default; a node's exit is
+	// timed by the tests.
+	n.cmd.Env = append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	n.cmd.Stdout, n.cmd.Stderr = w, n.stderr
 	n.started = make(chan string, 1)
 	n.exited = make(chan struct{})

@@ -1,0 +1,183 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// The scenarios of issue 10 (embedded etcd that never takes the
+// application down), on real node processes. Each failed before the fix:
+// the restarted voters' join call needed the quorum they were to restore;
+// a member that had removed itself on Stop was refused as "member removed
+// from cluster" at its restart; and nodes stopped together failed their
+// Stop (remove member: server stopped) or died in etcd (a Status call
+// reaching a member being removed). Their timings are benchmarks
+// (bench_embedded_test.go).
+
+// TestQuorumLossRestart SIGKILLs two of three voters and restarts both
+// together with their original options: the cluster must come back.
+func TestQuorumLossRestart(t *testing.T) {
+	c, nodes := formEmbedded(t, 4)
+	nodes[1].kill()
+	nodes[2].kill()
+	begin := time.Now()
+	var wg sync.WaitGroup
+	for _, n := range nodes[1:3] {
+		n.restart(c.bin)
+		wg.Go(n.waitStarted)
+	}
+	wg.Wait()
+	done := c.waitSettled(nodes, 60*time.Second)
+	t.Logf("quorum loss: all agree %v after the restarts", done.Sub(begin))
+	checkVoters(t, nodes, 3)
+}
+
+// TestBootstrapRestartAfterStop stops the bootstrap node gracefully and
+// starts it again with exactly its original options (no JoinAddr).
+func TestBootstrapRestartAfterStop(t *testing.T) {
+	c, nodes := formEmbedded(t, 4)
+	nodes[0].gracefulStop(t)
+	c.waitSettled(nodes[1:], 60*time.Second)
+	nodes[0].restart(c.bin)
+	nodes[0].waitStarted()
+	c.waitSettled(nodes, 60*time.Second)
+	checkVoters(t, nodes, 3)
+}
+
+// TestRollingRestart stops and restarts every node in turn, under lookups
+// from the test: at the end MaxVoters voters and no learner remain.
+func TestRollingRestart(t *testing.T) {
+	c, nodes := formEmbedded(t, 4)
+	for _, n := range nodes {
+		begin := time.Now()
+		n.gracefulStop(t)
+		stopped := time.Now()
+		n.restart(c.bin)
+		n.waitStarted()
+		started := time.Now()
+		done := c.waitSettled(nodes, 60*time.Second)
+		t.Logf("restart of %s: settled after %v (Stop %v, exit %v, Start %v, settle %v)", n.id, done.Sub(begin),
+			n.stopTook(), stopped.Sub(begin), started.Sub(stopped), done.Sub(started))
+	}
+	checkVoters(t, nodes, 3)
+}
+
+// TestAllStopAtOnce SIGTERMs eight embedded nodes together, three rounds:
+// no process may crash, every Stop must return nil. After the last round
+// every node is started again at once with its original options (docker
+// compose down, then up): the cluster must come back with its voters.
+func TestAllStopAtOnce(t *testing.T) {
+	const rounds = 3
+	for round := range rounds {
+		c, nodes := formEight(t)
+		took := stopAllAtOnce(t, nodes)
+		t.Logf("round %d: all 8 exited after %v (slowest Stop %v)", round, took, slowestStop(nodes))
+		if round < rounds-1 {
+			continue
+		}
+		for _, n := range nodes {
+			n.restart(c.bin)
+		}
+		for _, n := range nodes {
+			n.waitStarted()
+		}
+		c.waitSettled(nodes, 60*time.Second)
+		checkVoters(t, nodes, 3)
+	}
+}
+
+// formEight starts eight embedded nodes (three etcd voters) and waits
+// until they agree.
+func formEight(t testing.TB) (*procCluster, []*nodeProc) { return formEmbedded(t, 8) }
+
+// formEmbedded starts n embedded nodes n1…, three of them etcd voters,
+// with a 2 s lease, and waits until they agree.
+func formEmbedded(t testing.TB, n int) (*procCluster, []*nodeProc) {
+	c := newProcCluster(t, "-ttl", "2s", "-partitions", "64", "-rf", "3", "-voters", "3")
+	var nodes []*nodeProc
+	for i := range n {
+		nodes = append(nodes, c.add(fmt.Sprintf("n%d", i+1)))
+	}
+	c.waitSettled(nodes, 90*time.Second)
+	return c, nodes
+}
+
+// stopAllAtOnce SIGTERMs every node together and waits for all to exit,
+// failing the test for each one that does not exit 0 (a failed Stop is
+// exit 1, a Go panic exit 2). It returns when the last one exited.
+func stopAllAtOnce(t testing.TB, nodes []*nodeProc) time.Duration {
+	t.Helper()
+	begin := time.Now()
+	for _, n := range nodes {
+		n.term()
+	}
+	for _, n := range nodes {
+		if code := n.waitExit(30 * time.Second); code != 0 {
+			t.Errorf("%s exited %d after SIGTERM: Stop: %s\n%s", n.id, code, n.stopErr(), n.stderrTail())
+		}
+	}
+	return time.Since(begin)
+}
+
+// slowestStop is the longest Stop of nodes, as they measured it.
+func slowestStop(nodes []*nodeProc) time.Duration {
+	var d time.Duration
+	for _, n := range nodes {
+		d = max(d, n.stopTook())
+	}
+	return d
+}
+
+// checkVoters asks the embedded etcd of the running nodes for its member
+// list until it has want voters and no learner (a join in the background
+// may still be finishing), failing the test after 15 s.
+func checkVoters(t testing.TB, nodes []*nodeProc, want int) {
+	t.Helper()
+	var eps []string
+	for _, n := range nodes {
+		if n.running() {
+			eps = append(eps, "http://"+n.etcd)
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		voters, learners, err := countMembers(cli)
+		if err == nil && voters == want && learners == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("etcd members: %d voters and %d learners (%v), want %d voters and no learner", voters, learners, err, want)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// countMembers counts etcd's voters and learners.
+func countMembers(cli *clientv3.Client) (voters, learners int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cli.MemberList(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, m := range resp.Members {
+		if m.IsLearner {
+			learners++
+		} else {
+			voters++
+		}
+	}
+	return voters, learners, nil
+}
