@@ -7,7 +7,7 @@
 // with every node's share and a check that every acknowledged write is
 // readable, and exits 0 when all went well.
 //
-//	go run ./examples/demo          # about 30 s, then exits
+//	go run ./examples/demo          # about 20 s, then exits
 //	go run ./examples/demo -keep    # then keeps the cluster running and prints the node URLs
 //
 // The nodes are this program, started again as children; they die with

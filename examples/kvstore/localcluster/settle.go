@@ -97,3 +97,37 @@ func (c *Cluster) agreed(ctx context.Context) (*View, string) {
 	}
 	return first, ""
 }
+
+// WaitFailedOver returns once every running, unfrozen node's map names a
+// primary other than id for every partition: the replicas of a departed
+// node have taken over, whether or not its replica slots were re-placed
+// yet (ClusterKit holds them for Options.RebalanceDelay).
+func (c *Cluster) WaitFailedOver(ctx context.Context, id string) error {
+	for {
+		done := true
+		for _, n := range c.Running() {
+			if n.Frozen() {
+				continue
+			}
+			v, err := n.ReadView(ctx)
+			if err != nil {
+				done = false
+				break
+			}
+			for _, p := range v.Partitions {
+				if p.Primary == "" || p.Primary == id {
+					done = false
+					break
+				}
+			}
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("localcluster: %s's partitions never failed over: %w", id, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
