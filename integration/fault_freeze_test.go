@@ -204,10 +204,27 @@ func TestTwoFrozenNodesEnterMaintenance(t *testing.T) {
 	if etcdLeader(t, nodes) == nodes[2] {
 		victims[0] = nodes[1]
 	}
+	begin := time.Now()
 	res := freezeFor(t, c, nodes, 3*ttl, victims...)
 	checkFreeze(t, res, victims...)
-	entered, left := false, false
-	for _, r := range res.recs {
+	// The map that ends maintenance may come a write after the settled
+	// one: give the nodes' records a bound to show it.
+	var entered, left bool
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		entered, left = maintenanceSeen(c.log.since(begin))
+		if (entered && left) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !entered || !left {
+		t.Errorf("maintenance mode entered %v, left %v; want both", entered, left)
+	}
+}
+
+// maintenanceSeen reports whether any node's records show maintenance
+// mode entered, and left after that.
+func maintenanceSeen(recs []record) (entered, left bool) {
+	for _, r := range recs {
 		if r.Kind == "maint" && r.Status != "" {
 			entered = true
 		}
@@ -215,9 +232,7 @@ func TestTwoFrozenNodesEnterMaintenance(t *testing.T) {
 			left = true
 		}
 	}
-	if !entered || !left {
-		t.Errorf("maintenance mode entered %v, left %v; want both", entered, left)
-	}
+	return entered, left
 }
 
 // TestKilledNodeBackWithinDelay SIGKILLs the plain node and restarts it
