@@ -131,11 +131,13 @@ func (f *follower) apply(b watcher.Batch) {
 	members := f.decoder.apply(v, b, now)
 	c.newAssign, c.rebalance, c.members, c.history = v.assign, v.rebalance, v.members, v.history
 	leader := v.leader()
-	f.mu.Unlock()
-
-	// Publish the new snapshot before any hook runs, so handlers see it.
+	// Publish the new snapshot before the view's lock is released, so that
+	// whoever waits on the view (Start) finds the lookups already answering
+	// from it, and before any hook runs, so handlers see it.
 	c.snap = newSnapshot(f.me, c.members, c.newAssign, v.memberRev, leader)
 	f.snap.Store(c.snap)
+	f.mu.Unlock()
+
 	f.metrics.observeSnapshot(c.snap)
 	if c.newAssign != c.oldAssign {
 		f.metrics.lastAssignment.Store(now.UnixNano())
