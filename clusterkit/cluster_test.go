@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -205,20 +206,26 @@ func TestRejoinIsReportedBeforeItsRebalance(t *testing.T) {
 	back := clustertest.Start(t, o, nil)
 	all := []*clusterkit.ClusterKit{nodes[0], nodes[1], back}
 	clustertest.Eventually(t, 10*time.Second, func() bool { return clustertest.Agreed(all...) }, "never agreed after the rejoin")
-	for _, r := range recs[:2] {
-		ev := r.snapshot()
+	// startAfterRejoin returns the index of the first rebalance start after
+	// node-3's rejoin in ev (-1: none yet).
+	startAfterRejoin := func(ev []string) int {
 		rejoin := index(ev, "rejoin:node-3")
-		if rejoin < 0 {
-			t.Fatalf("no rejoin of node-3; events %v", ev)
-		}
-		start := -1
 		for i, e := range ev {
-			if i > rejoin && len(e) > 6 && e[:6] == "start:" {
-				start = i
-				break
+			if rejoin >= 0 && i > rejoin && strings.HasPrefix(e, "start:") {
+				return i
 			}
 		}
-		if start < 0 {
+		return -1
+	}
+	for _, r := range recs[:2] {
+		// Hooks run on the dispatcher, after the map that caused them:
+		// give the events a bound to arrive once the map agrees.
+		clustertest.Eventually(t, 5*time.Second, func() bool { return startAfterRejoin(r.snapshot()) >= 0 }, "no rebalance start after the rejoin; events %v", r.snapshot())
+		ev := r.snapshot()
+		if index(ev, "rejoin:node-3") < 0 {
+			t.Fatalf("no rejoin of node-3; events %v", ev)
+		}
+		if start := startAfterRejoin(ev); start < 0 {
 			t.Fatalf("no rebalance start after the rejoin; events %v", ev)
 		}
 		re := r.rejoinEvents()[0]
