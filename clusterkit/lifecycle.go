@@ -144,7 +144,10 @@ func (r *run) syncWatchStats() {
 // Stop leaves the cluster gracefully: it hands leadership over, marks the
 // member as leaving (so others report graceful_shutdown), revokes its lease,
 // and stops everything this node started. It is idempotent; ctx bounds the
-// goodbye, not the local clean-up.
+// goodbye, not the local clean-up. A goodbye that etcd cannot take (it is
+// unreachable, or every node is stopping at once) is logged and becomes a
+// lease expiry for the others; Stop returns an error when ctx ends before
+// the goodbye did.
 func (ck *ClusterKit) Stop(ctx context.Context) error {
 	ck.cancelStart()
 	ck.lifeMu.Lock()

@@ -135,8 +135,11 @@ func (r *run) stopEtcdJoin() {
 }
 
 // leaveCluster hands leadership over, marks the member leaving (so the
-// others report graceful_shutdown) and revokes the lease. Out of time (etcd
-// unreachable), it leaves the lease to expire.
+// others report graceful_shutdown) and revokes the lease. A step that etcd
+// cannot take (unreachable, or without quorum because every node is
+// stopping at once) degrades to what a crash would do — the lease and the
+// leader key expire after the TTL — and is logged, not returned. Only the
+// caller's ctx ending first is an error.
 func (r *run) leaveCluster(ctx context.Context, reg *leases.Registration) error {
 	if reg == nil {
 		return nil
@@ -146,26 +149,29 @@ func (r *run) leaveCluster(ctx context.Context, reg *leases.Registration) error 
 	rec := r.record
 	l := r.leadership
 	r.mu.Unlock()
-	var errs []error
 	// Hand leadership over first: the next leader can then plan this
 	// node's departure as soon as the lease is revoked.
 	if l != nil {
-		if err := l.Resign(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("clusterkit: resign: %w", err))
-		}
+		r.goodbyeStep(ctx, "resign", l.Resign(ctx))
 	}
 	if ctx.Err() == nil {
-		if err := updateRecord(ctx, reg, rec); err != nil {
-			errs = append(errs, fmt.Errorf("clusterkit: mark leaving: %w", err))
-		}
+		r.goodbyeStep(ctx, "mark leaving", updateRecord(ctx, reg, rec))
 	}
 	if ctx.Err() != nil {
 		reg.Abandon()
-		errs = append(errs, fmt.Errorf("clusterkit: leave cut short, the lease is left to expire: %w", ctx.Err()))
-	} else if err := reg.Close(ctx); err != nil && !errors.Is(err, leases.ErrClosed) {
-		errs = append(errs, fmt.Errorf("clusterkit: revoke lease: %w", err))
+		return fmt.Errorf("clusterkit: leave cut short, the lease is left to expire: %w", ctx.Err())
 	}
-	return errors.Join(errs...)
+	if err := reg.Close(ctx); !errors.Is(err, leases.ErrClosed) {
+		r.goodbyeStep(ctx, "revoke lease", err)
+	}
+	return nil
+}
+
+// goodbyeStep logs a step of the graceful leave that etcd did not take.
+func (r *run) goodbyeStep(ctx context.Context, step string, err error) {
+	if err != nil && ctx.Err() == nil {
+		r.ck.log.Warn("leave: "+step+" failed; the lease expires after its TTL instead", zapErr(err))
+	}
 }
 
 // stopServing cancels the root context, shuts the HTTP server down
