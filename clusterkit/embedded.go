@@ -26,12 +26,31 @@ func (r *run) startEmbedded(ctx context.Context, cfg embedetcd.Config) error {
 	}
 	r.member.Store(m)
 	r.ck.log.Info("embedded etcd started", zap.String("client_url", m.ClientURL()), zap.Duration("took", time.Since(start)))
-	cli, err := r.newClient([]string{m.ClientURL()})
+	cli, err := r.newClient(clientEndpoints(m))
 	if err != nil {
 		return err
 	}
 	r.cli = cli
 	return nil
+}
+
+// clientEndpoints is where this node's client should talk to: its own
+// member, or, when that member restarted as a learner (which refuses
+// everything but serializable reads), the voters it knows of.
+func clientEndpoints(m *embedetcd.Member) []string {
+	if !m.IsLearner() {
+		return []string{m.ClientURL()}
+	}
+	var eps []string
+	for _, mm := range m.Members() {
+		if !mm.IsLearner {
+			eps = append(eps, mm.ClientURLs...)
+		}
+	}
+	if len(eps) == 0 {
+		return []string{m.ClientURL()}
+	}
+	return eps
 }
 
 // joinEmbedded makes this node's etcd member join the cluster of
