@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/clusterkit-go/clusterkit/clusterkit"
+)
+
+// config is one run's settings (the command's flags).
+type config struct {
+	nodes, partitions []int
+	ttl               time.Duration
+	trials, batch     int
+	stepTimeout       time.Duration
+	timeline          bool // print each step's writes
+}
+
+// step is what one measured change cost.
+type step struct {
+	took time.Duration
+	// etcd's counters over the step (see etcdCounters): sent is what
+	// every watcher and client received, received what all clients sent.
+	etcd etcdCounters
+	// writes: revisions under the prefix; mapWrites: those that put the
+	// assignment; maxWrite: the largest revision's keys+values.
+	writes, mapWrites, maxWrite int
+	log                         []write
+	start                       time.Time
+}
+
+// result is one trial of one size.
+type result struct {
+	nodes, partitions int
+	formation         time.Duration
+	heapPerNode       float64 // bytes of the process heap in use per node after formation
+	maxWrite          int     // largest revision seen in the whole trial
+	join, crash       step
+}
+
+// runTrial forms a cluster of n nodes × p partitions on a fresh etcd,
+// joins one more node, halts one that does not lead, and halts the rest.
+func runTrial(c config, n, p int) (res result, err error) {
+	res.nodes, res.partitions = n, p
+	dir, err := os.MkdirTemp("", "scalebench-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := startEtcd(dir + "/etcd")
+	if err != nil {
+		return res, err
+	}
+	defer srv.close()
+	obs, err := startObserver(srv.endpoints(), "/clusterkit/"+clusterkit.DefaultClusterName+"/")
+	if err != nil {
+		return res, err
+	}
+	defer obs.close()
+	cl := &cluster{endpoints: srv.endpoints(), dir: dir, partitions: p, ttl: c.ttl}
+	defer cl.haltAll()
+
+	heapBefore := heapInUse()
+	ctx, cancel := context.WithTimeout(context.Background(), c.stepTimeout)
+	defer cancel()
+	begin := time.Now()
+	if err := cl.startNodes(ctx, 1, 1); err != nil {
+		return res, err
+	}
+	if err := cl.startNodes(ctx, n-1, c.batch); err != nil {
+		return res, fmt.Errorf("formation: %w", err)
+	}
+	if _, err := cl.agreedOn(ctx, func(*clusterkit.Cluster) bool { return true }); err != nil {
+		return res, fmt.Errorf("formation: %w", err)
+	}
+	res.formation = time.Since(begin)
+	if err := cl.verify(); err != nil {
+		return res, fmt.Errorf("after formation: %w", err)
+	}
+	res.heapPerNode = float64(heapInUse()-heapBefore) / float64(n)
+
+	if res.join, err = measure(c, obs, func(ctx context.Context) (time.Time, time.Time, error) {
+		if err := cl.startNodes(ctx, 1, 1); err != nil {
+			return time.Time{}, time.Time{}, err
+		}
+		registered := time.Now() // Start returned: the joiner is a member
+		id := cl.nodes[len(cl.nodes)-1].GetMyNodeID()
+		end, err := cl.agreedOn(ctx, func(m *clusterkit.Cluster) bool { return hasNode(m, id) && serves(m, id) })
+		return registered, end, err
+	}); err != nil {
+		return res, fmt.Errorf("join: %w", err)
+	}
+	if err := cl.verify(); err != nil {
+		return res, fmt.Errorf("after the join: %w", err)
+	}
+
+	if res.crash, err = measure(c, obs, func(ctx context.Context) (time.Time, time.Time, error) {
+		v := cl.victim()
+		if v == nil {
+			return time.Time{}, time.Time{}, fmt.Errorf("no node but the leader to crash")
+		}
+		id := v.GetMyNodeID()
+		halted := time.Now()
+		v.Halt()
+		cl.remove(v)
+		end, err := cl.agreedOn(ctx, func(m *clusterkit.Cluster) bool { return !hasNode(m, id) && !serves(m, id) })
+		return halted, end, err
+	}); err != nil {
+		return res, fmt.Errorf("crash: %w", err)
+	}
+	if err := cl.verify(); err != nil {
+		return res, fmt.Errorf("after the crash: %w", err)
+	}
+	all, err := obs.since(0)
+	for _, w := range all {
+		res.maxWrite = max(res.maxWrite, w.bytes)
+	}
+	return res, err
+}
+
+// measure runs one change and returns its cost: the time between the
+// instants act returns (from, to), and the etcd traffic from act's call
+// until the cluster is quiet again (no write for a second).
+func measure(c config, obs *observer, act func(ctx context.Context) (from, to time.Time, err error)) (step, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.stepTimeout)
+	defer cancel()
+	for !obs.quietFor(time.Second) {
+		if err := pause(ctx); err != nil {
+			return step{}, fmt.Errorf("cluster not quiet before the step: %w", err)
+		}
+	}
+	mark := obs.mark()
+	before, err := readEtcdCounters()
+	if err != nil {
+		return step{}, err
+	}
+	var st step
+	from, to, err := act(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.start, st.took = from, to.Sub(from)
+	for !obs.quietFor(time.Second) {
+		if err := pause(ctx); err != nil {
+			return st, fmt.Errorf("cluster not quiet after the step: %w", err)
+		}
+	}
+	after, err := readEtcdCounters()
+	if err != nil {
+		return st, err
+	}
+	st.etcd = after.minus(before)
+	if st.log, err = obs.since(mark); err != nil {
+		return st, err
+	}
+	for _, w := range st.log {
+		st.writes++
+		if w.assignment {
+			st.mapWrites++
+		}
+		st.maxWrite = max(st.maxWrite, w.bytes)
+	}
+	return st, nil
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
