@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/clusterkit-go/clusterkit/clusterkit"
@@ -22,6 +23,7 @@ type cluster struct {
 	ttl        time.Duration
 	nodes      []*clusterkit.ClusterKit // live nodes, in start order
 	seq        int
+	retries    atomic.Int64 // Starts that failed and were tried again
 }
 
 // options returns the options of the next node.
@@ -40,7 +42,9 @@ func (c *cluster) options() (clusterkit.Options, error) {
 		ReplicationFactor: 3,
 		LeaseTTL:          c.ttl,
 		RebalanceDelay:    clusterkit.NoRebalanceDelay, // a crash is repaired at once, as issue 13 measures it
-		Etcd:              clusterkit.EtcdConfig{Endpoints: c.endpoints},
+		// The first request must answer within DialTimeout; a loaded 2-core
+		// machine starting 10 nodes at once missed the default 5 s.
+		Etcd: clusterkit.EtcdConfig{Endpoints: c.endpoints, DialTimeout: 30 * time.Second},
 	}, nil
 }
 
@@ -61,7 +65,7 @@ func (c *cluster) startNodes(ctx context.Context, n, batch int) error {
 		errs := make([]error, k)
 		var wg sync.WaitGroup
 		for i := range opts {
-			wg.Go(func() { started[i], errs[i] = startNode(ctx, opts[i]) })
+			wg.Go(func() { started[i], errs[i] = c.startNode(ctx, opts[i]) })
 		}
 		wg.Wait()
 		for _, ck := range started {
@@ -77,16 +81,26 @@ func (c *cluster) startNodes(ctx context.Context, n, batch int) error {
 	return nil
 }
 
-func startNode(ctx context.Context, o clusterkit.Options) (*clusterkit.ClusterKit, error) {
+// startNode creates and starts one node. A Start that fails (on this
+// loaded machine, a registration can miss ClusterKit's 5 s request
+// timeout while a hundred nodes decode maps) is tried again, up to three
+// times, and counted in c.retries.
+func (c *cluster) startNode(ctx context.Context, o clusterkit.Options) (*clusterkit.ClusterKit, error) {
 	ck, err := clusterkit.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("new %s: %w", o.NodeID, err)
 	}
-	if err := ck.Start(ctx); err != nil {
-		ck.Halt()
-		return nil, fmt.Errorf("start %s: %w", o.NodeID, err)
+	for attempt := 1; ; attempt++ {
+		err := ck.Start(ctx)
+		if err == nil {
+			return ck, nil
+		}
+		if attempt == 3 || ctx.Err() != nil {
+			ck.Halt()
+			return nil, fmt.Errorf("start %s (attempt %d): %w", o.NodeID, attempt, err)
+		}
+		c.retries.Add(1)
 	}
-	return ck, nil
 }
 
 // victim returns a node that does not lead (a crashed leader also costs
@@ -135,7 +149,7 @@ func (c *cluster) agreedOn(ctx context.Context, ok func(*clusterkit.Cluster) boo
 	var version int64
 	for {
 		cl := probe.GetCluster()
-		if cl.Settled && len(cl.Nodes) == n && ok(cl) {
+		if cl.Settled && len(cl.Nodes) == n && fullyServed(cl) && ok(cl) {
 			version = cl.AssignmentVersion
 			break
 		}
@@ -168,9 +182,20 @@ func pause(ctx context.Context) error {
 	}
 }
 
-// verify checks, untimed, that every node holds the same settled map as
-// the first: same version, primaries, replicas and epochs.
+// verify checks, untimed, that every node ends up holding the same
+// settled map as the first (same version, primaries, replicas and
+// epochs) within a minute.
 func (c *cluster) verify() error {
+	var err error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err = c.compare(); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+func (c *cluster) compare() error {
 	first := c.nodes[0].GetCluster()
 	for _, ck := range c.nodes[1:] {
 		cl := ck.GetCluster()
@@ -187,6 +212,27 @@ func (c *cluster) verify() error {
 		}
 	}
 	return nil
+}
+
+// fullyServed reports whether every partition of cl has min(RF, nodes)
+// serving live nodes and none incoming (clustertest.Agreed's condition).
+func fullyServed(cl *clusterkit.Cluster) bool {
+	want := min(cl.ReplicationFactor, len(cl.Nodes))
+	live := make(map[string]bool, len(cl.Nodes))
+	for _, n := range cl.Nodes {
+		live[n.ID] = true
+	}
+	for _, p := range cl.Partitions {
+		if len(p.IncomingNodes) > 0 || 1+len(p.ReplicaNodes) != want || !live[p.PrimaryNode] {
+			return false
+		}
+		for _, r := range p.ReplicaNodes {
+			if !live[r] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // serves reports whether any partition of cl names id as primary,

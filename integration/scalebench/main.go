@@ -23,14 +23,18 @@
 //
 //	go run ./integration/scalebench                                  # 10 and 100 nodes × 1,024 partitions, 3 trials
 //	go run ./integration/scalebench -nodes 1000 -partitions 16384 -trials 1 -timeout 20m
-//	go run ./integration/scalebench -png docs/scale.png -timeline
+//	go run ./integration/scalebench -png docs/scale.png -timeline -save small.json
+//	go run ./integration/scalebench -from small.json,large.json -png docs/scale.png
 package main
 
 import (
+	"cmp"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +42,7 @@ import (
 
 func main() {
 	var c config
-	var nodes, partitions, png string
+	var nodes, partitions, png, save, from string
 	flag.StringVar(&nodes, "nodes", "10,100", "comma-separated node counts N")
 	flag.StringVar(&partitions, "partitions", "1024", "comma-separated partition counts P")
 	flag.DurationVar(&c.ttl, "ttl", 3*time.Second, "LeaseTTL of every node (whole seconds)")
@@ -46,8 +50,19 @@ func main() {
 	flag.IntVar(&c.batch, "batch", 10, "nodes started concurrently during formation")
 	flag.DurationVar(&c.stepTimeout, "timeout", 5*time.Minute, "bound of formation and of each measured step")
 	flag.BoolVar(&c.timeline, "timeline", false, "print every write of each join and crash to stderr")
+	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of each join and crash to <this>-<N>x<P>-<step>.pprof (the last trial's)")
 	flag.StringVar(&png, "png", "", "write a plot of the medians to this PNG file")
+	flag.StringVar(&save, "save", "", "write the summaries to this JSON file")
+	flag.StringVar(&from, "from", "", "run nothing: print the table and draw -png from these comma-separated -save files")
 	flag.Parse()
+	if from != "" {
+		sizes, err := load(strings.Split(from, ","))
+		if err != nil {
+			fail(err)
+		}
+		report(sizes, png, "")
+		return
+	}
 	var err error
 	if c.nodes, err = ints(nodes, 3); err != nil {
 		fail(fmt.Errorf("-nodes: %w", err))
@@ -79,12 +94,47 @@ func main() {
 			sizes = append(sizes, summarize(rs))
 		}
 	}
+	report(sizes, png, save)
+}
+
+// report prints the table and writes the plot and the JSON file (each
+// when its path is set).
+func report(sizes []summary, png, save string) {
 	printTable(os.Stdout, sizes)
 	if png != "" {
 		if err := writePlot(png, sizes); err != nil {
 			fail(err)
 		}
 	}
+	if save != "" {
+		b, err := json.MarshalIndent(sizes, "", "  ")
+		if err == nil {
+			err = os.WriteFile(save, b, 0o644)
+		}
+		if err != nil {
+			fail(fmt.Errorf("save: %w", err))
+		}
+	}
+}
+
+// load reads -save files, sorted by partitions then nodes.
+func load(paths []string) ([]summary, error) {
+	var out []summary
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		var s []summary
+		if err := json.Unmarshal(b, &s); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		out = append(out, s...)
+	}
+	slices.SortStableFunc(out, func(a, b summary) int {
+		return cmp.Or(cmp.Compare(a.Partitions, b.Partitions), cmp.Compare(a.Nodes, b.Nodes))
+	})
+	return out, nil
 }
 
 // ints parses a comma-separated list of integers, each at least least.

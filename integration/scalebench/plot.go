@@ -38,10 +38,10 @@ func writePlot(path string, sizes []summary) error {
 	byP := map[int][]summary{}
 	var ps []int
 	for _, s := range sizes {
-		if _, ok := byP[s.partitions]; !ok {
-			ps = append(ps, s.partitions)
+		if _, ok := byP[s.Partitions]; !ok {
+			ps = append(ps, s.Partitions)
 		}
-		byP[s.partitions] = append(byP[s.partitions], s)
+		byP[s.Partitions] = append(byP[s.Partitions], s)
 	}
 	times := panel{title: "time (s, median) against nodes N", unit: "s"}
 	bytes := panel{title: "etcd bytes per change (MB, median) against nodes N", unit: "MB"}
@@ -49,18 +49,18 @@ func writePlot(path string, sizes []summary) error {
 		line := func(name string, f func(s summary) float64) series {
 			l := series{name: fmt.Sprintf("%s, P=%d", name, p)}
 			for _, s := range byP[p] {
-				l.x, l.y = append(l.x, float64(s.nodes)), append(l.y, f(s))
+				l.x, l.y = append(l.x, float64(s.Nodes)), append(l.y, f(s))
 			}
 			return l
 		}
 		times.lines = append(times.lines,
-			line("join -> all agree", func(s summary) float64 { return s.join.med }),
-			line("crash -> repaired", func(s summary) float64 { return s.crash.med }),
-			line("formation", func(s summary) float64 { return s.formation.med }))
+			line("join -> all agree", func(s summary) float64 { return s.Join.Med }),
+			line("crash -> repaired", func(s summary) float64 { return s.Crash.Med }),
+			line("formation", func(s summary) float64 { return s.Formation.Med }))
 		bytes.lines = append(bytes.lines,
-			line("join: sent to clients", func(s summary) float64 { return s.joinOut.med / mb }),
-			line("crash: sent to clients", func(s summary) float64 { return s.crashOut.med / mb }),
-			line("join: put", func(s summary) float64 { return s.joinPut.med / mb }))
+			line("Join: sent to clients", func(s summary) float64 { return s.JoinOut.Med / mb }),
+			line("Crash: sent to clients", func(s summary) float64 { return s.CrashOut.Med / mb }),
+			line("Join: put", func(s summary) float64 { return s.JoinPut.Med / mb }))
 	}
 	img := image.NewRGBA(image.Rect(0, 0, 1200, 520))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)

@@ -10,7 +10,7 @@ import (
 )
 
 // stat is the median and spread of one metric over the trials.
-type stat struct{ med, min, max float64 }
+type stat struct{ Med, Min, Max float64 }
 
 func statOf(xs []float64) stat {
 	s := slices.Clone(xs)
@@ -19,26 +19,26 @@ func statOf(xs []float64) stat {
 	if len(s)%2 == 0 {
 		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
-	return stat{med: med, min: s[0], max: s[len(s)-1]}
+	return stat{Med: med, Min: s[0], Max: s[len(s)-1]}
 }
 
 // format prints the median, and the range when there is one, with unit u
 // after scaling by div.
 func (s stat) format(div float64, prec int, u string) string {
 	f := func(v float64) string { return fmt.Sprintf("%.*f", prec, v/div) }
-	if s.min == s.max {
-		return f(s.med) + u
+	if s.Min == s.Max {
+		return f(s.Med) + u
 	}
-	return fmt.Sprintf("%s%s (%s–%s)", f(s.med), u, f(s.min), f(s.max))
+	return fmt.Sprintf("%s%s (%s–%s)", f(s.Med), u, f(s.Min), f(s.Max))
 }
 
 // summary is one size over its trials.
 type summary struct {
-	nodes, partitions, trials                   int
-	formation, join, crash                      stat // seconds
-	joinWrites, joinMapWrites, joinPut, joinOut stat // joinPut, joinOut: bytes
-	crashWrites, crashMapWrites, crashOut       stat
-	maxWrite, heapPerNode                       stat // bytes
+	Nodes, Partitions, Trials                   int
+	Formation, Join, Crash, Expired             stat // seconds
+	JoinWrites, JoinMapWrites, JoinPut, JoinOut stat // JoinPut, JoinOut: bytes
+	CrashWrites, CrashMapWrites, CrashOut       stat
+	MaxWrite, HeapPerNode                       stat // bytes
 }
 
 func summarize(rs []result) summary {
@@ -50,19 +50,20 @@ func summarize(rs []result) summary {
 		return statOf(xs)
 	}
 	return summary{
-		nodes: rs[0].nodes, partitions: rs[0].partitions, trials: len(rs),
-		formation:      get(func(r result) float64 { return r.formation.Seconds() }),
-		join:           get(func(r result) float64 { return r.join.took.Seconds() }),
-		crash:          get(func(r result) float64 { return r.crash.took.Seconds() }),
-		joinWrites:     get(func(r result) float64 { return float64(r.join.writes) }),
-		joinMapWrites:  get(func(r result) float64 { return float64(r.join.mapWrites) }),
-		joinPut:        get(func(r result) float64 { return r.join.etcd.putBytes }),
-		joinOut:        get(func(r result) float64 { return r.join.etcd.sent }),
-		crashWrites:    get(func(r result) float64 { return float64(r.crash.writes) }),
-		crashMapWrites: get(func(r result) float64 { return float64(r.crash.mapWrites) }),
-		crashOut:       get(func(r result) float64 { return r.crash.etcd.sent }),
-		maxWrite:       get(func(r result) float64 { return float64(r.maxWrite) }),
-		heapPerNode:    get(func(r result) float64 { return r.heapPerNode }),
+		Nodes: rs[0].nodes, Partitions: rs[0].partitions, Trials: len(rs),
+		Formation:      get(func(r result) float64 { return r.formation.Seconds() }),
+		Join:           get(func(r result) float64 { return r.join.took.Seconds() }),
+		Crash:          get(func(r result) float64 { return r.crash.took.Seconds() }),
+		Expired:        get(func(r result) float64 { return r.crash.expired.Seconds() }),
+		JoinWrites:     get(func(r result) float64 { return float64(r.join.writes) }),
+		JoinMapWrites:  get(func(r result) float64 { return float64(r.join.mapWrites) }),
+		JoinPut:        get(func(r result) float64 { return r.join.etcd.putBytes }),
+		JoinOut:        get(func(r result) float64 { return r.join.etcd.sent }),
+		CrashWrites:    get(func(r result) float64 { return float64(r.crash.writes) }),
+		CrashMapWrites: get(func(r result) float64 { return float64(r.crash.mapWrites) }),
+		CrashOut:       get(func(r result) float64 { return r.crash.etcd.sent }),
+		MaxWrite:       get(func(r result) float64 { return float64(r.maxWrite) }),
+		HeapPerNode:    get(func(r result) float64 { return r.heapPerNode }),
 	}
 }
 
@@ -71,26 +72,26 @@ const mb = 1e6
 // printTable writes the summaries as a Markdown table: medians, with the
 // range over the trials in parentheses.
 func printTable(w io.Writer, sizes []summary) {
-	fmt.Fprintln(w, "| N × P | trials | formation | join → all agree | join: writes (map) | join: put | join: sent to clients | crash → repaired | crash: writes (map) | crash: sent to clients | largest write | heap / node |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| N × P | trials | formation | join → all agree | Join: writes (map) | Join: put | Join: sent to clients | crash → repaired | of which lease expiry seen | Crash: writes (map) | Crash: sent to clients | largest write | heap / node |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range sizes {
-		fmt.Fprintf(w, "| %d × %d | %d | %s | %s | %s (%s) | %s | %s | %s | %s (%s) | %s | %s | %s |\n",
-			s.nodes, s.partitions, s.trials,
-			s.formation.format(1, 1, " s"), s.join.format(1, 2, " s"),
-			s.joinWrites.format(1, 0, ""), s.joinMapWrites.format(1, 0, ""),
-			s.joinPut.format(mb, 2, " MB"), s.joinOut.format(mb, 1, " MB"),
-			s.crash.format(1, 2, " s"),
-			s.crashWrites.format(1, 0, ""), s.crashMapWrites.format(1, 0, ""),
-			s.crashOut.format(mb, 1, " MB"),
-			s.maxWrite.format(1e3, 0, " KB"), s.heapPerNode.format(mb, 2, " MB"))
+		fmt.Fprintf(w, "| %d × %d | %d | %s | %s | %s (%s) | %s | %s | %s | %s | %s (%s) | %s | %s | %s |\n",
+			s.Nodes, s.Partitions, s.Trials,
+			s.Formation.format(1, 1, " s"), s.Join.format(1, 2, " s"),
+			s.JoinWrites.format(1, 0, ""), s.JoinMapWrites.format(1, 0, ""),
+			s.JoinPut.format(mb, 2, " MB"), s.JoinOut.format(mb, 1, " MB"),
+			s.Crash.format(1, 2, " s"), s.Expired.format(1, 2, " s"),
+			s.CrashWrites.format(1, 0, ""), s.CrashMapWrites.format(1, 0, ""),
+			s.CrashOut.format(mb, 1, " MB"),
+			s.MaxWrite.format(1e3, 0, " KB"), s.HeapPerNode.format(mb, 2, " MB"))
 	}
 }
 
 // line is one trial in one line, for progress.
 func (r result) line() string {
-	return fmt.Sprintf("formation %.1fs, join %.3fs (%d writes, %d of the map, %.2f MB put, %.1f MB sent), crash %.3fs (%d writes, %d of the map, %.1f MB sent), largest write %d B, heap/node %.2f MB",
+	return fmt.Sprintf("formation %.1fs, join %.3fs (%d writes, %d of the map, %.2f MB put, %.1f MB sent), crash %.3fs (lease expiry seen at %.3fs, %d writes, %d of the map, %.1f MB sent), largest write %d B, heap/node %.2f MB, Start retries %d",
 		r.formation.Seconds(), r.join.took.Seconds(), r.join.writes, r.join.mapWrites, r.join.etcd.putBytes/mb, r.join.etcd.sent/mb,
-		r.crash.took.Seconds(), r.crash.writes, r.crash.mapWrites, r.crash.etcd.sent/mb, r.maxWrite, r.heapPerNode/mb)
+		r.crash.took.Seconds(), r.crash.expired.Seconds(), r.crash.writes, r.crash.mapWrites, r.crash.etcd.sent/mb, r.maxWrite, r.heapPerNode/mb, r.startRetries)
 }
 
 // printTimeline writes each revision of a step with its time after the

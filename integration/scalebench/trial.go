@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/clusterkit-go/clusterkit/clusterkit"
@@ -16,7 +17,8 @@ type config struct {
 	ttl               time.Duration
 	trials, batch     int
 	stepTimeout       time.Duration
-	timeline          bool // print each step's writes
+	timeline          bool   // print each step's writes
+	profile           string // if set, a CPU profile of each step goes to <profile>-<N>x<P>-<step>.pprof
 }
 
 // step is what one measured change cost.
@@ -30,6 +32,9 @@ type step struct {
 	writes, mapWrites, maxWrite int
 	log                         []write
 	start                       time.Time
+	// expired: from the start until the observer saw a member key
+	// deleted (a crash's lease expiry), 0 if none was.
+	expired time.Duration
 }
 
 // result is one trial of one size.
@@ -38,6 +43,7 @@ type result struct {
 	formation         time.Duration
 	heapPerNode       float64 // bytes of the process heap in use per node after formation
 	maxWrite          int     // largest revision seen in the whole trial
+	startRetries      int64   // Starts tried again (see cluster.startNode)
 	join, crash       step
 }
 
@@ -82,7 +88,7 @@ func runTrial(c config, n, p int) (res result, err error) {
 	}
 	res.heapPerNode = float64(heapInUse()-heapBefore) / float64(n)
 
-	if res.join, err = measure(c, obs, func(ctx context.Context) (time.Time, time.Time, error) {
+	if res.join, err = measure(c, obs, c.profilePath(n, p, "join"), func(ctx context.Context) (time.Time, time.Time, error) {
 		if err := cl.startNodes(ctx, 1, 1); err != nil {
 			return time.Time{}, time.Time{}, err
 		}
@@ -97,7 +103,7 @@ func runTrial(c config, n, p int) (res result, err error) {
 		return res, fmt.Errorf("after the join: %w", err)
 	}
 
-	if res.crash, err = measure(c, obs, func(ctx context.Context) (time.Time, time.Time, error) {
+	if res.crash, err = measure(c, obs, c.profilePath(n, p, "crash"), func(ctx context.Context) (time.Time, time.Time, error) {
 		v := cl.victim()
 		if v == nil {
 			return time.Time{}, time.Time{}, fmt.Errorf("no node but the leader to crash")
@@ -118,13 +124,15 @@ func runTrial(c config, n, p int) (res result, err error) {
 	for _, w := range all {
 		res.maxWrite = max(res.maxWrite, w.bytes)
 	}
+	res.startRetries = cl.retries.Load()
 	return res, err
 }
 
 // measure runs one change and returns its cost: the time between the
 // instants act returns (from, to), and the etcd traffic from act's call
-// until the cluster is quiet again (no write for a second).
-func measure(c config, obs *observer, act func(ctx context.Context) (from, to time.Time, err error)) (step, error) {
+// until the cluster is quiet again (no write for a second), with a CPU
+// profile of the process over that span written to profile if not empty.
+func measure(c config, obs *observer, profile string, act func(ctx context.Context) (from, to time.Time, err error)) (step, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.stepTimeout)
 	defer cancel()
 	for !obs.quietFor(time.Second) {
@@ -137,16 +145,25 @@ func measure(c config, obs *observer, act func(ctx context.Context) (from, to ti
 	if err != nil {
 		return step{}, err
 	}
+	stopProfile, err := startProfile(profile)
+	if err != nil {
+		return step{}, err
+	}
 	var st step
 	from, to, err := act(ctx)
 	if err != nil {
+		stopProfile()
 		return st, err
 	}
 	st.start, st.took = from, to.Sub(from)
 	for !obs.quietFor(time.Second) {
 		if err := pause(ctx); err != nil {
+			stopProfile()
 			return st, fmt.Errorf("cluster not quiet after the step: %w", err)
 		}
+	}
+	if err := stopProfile(); err != nil {
+		return st, err
 	}
 	after, err := readEtcdCounters()
 	if err != nil {
@@ -162,8 +179,38 @@ func measure(c config, obs *observer, act func(ctx context.Context) (from, to ti
 			st.mapWrites++
 		}
 		st.maxWrite = max(st.maxWrite, w.bytes)
+		if st.expired == 0 && w.kinds["members-delete"] > 0 {
+			st.expired = w.at.Sub(st.start)
+		}
 	}
 	return st, nil
+}
+
+func (c config) profilePath(n, p int, name string) string {
+	if c.profile == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s-%dx%d-%s.pprof", c.profile, n, p, name)
+}
+
+// startProfile starts a CPU profile into path (nothing if path is empty)
+// and returns the function that ends it.
+func startProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 func heapInUse() uint64 {
