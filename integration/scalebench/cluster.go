@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/clusterkit-go/clusterkit/clusterkit"
 )
 
@@ -24,6 +26,8 @@ type cluster struct {
 	nodes      []*clusterkit.ClusterKit // live nodes, in start order
 	seq        int
 	retries    atomic.Int64 // Starts that failed and were tried again
+	progress   func(format string, args ...any)
+	logger     *zap.Logger // nodes' logger (nil: none)
 }
 
 // options returns the options of the next node.
@@ -44,7 +48,8 @@ func (c *cluster) options() (clusterkit.Options, error) {
 		RebalanceDelay:    clusterkit.NoRebalanceDelay, // a crash is repaired at once, as issue 13 measures it
 		// The first request must answer within DialTimeout; a loaded 2-core
 		// machine starting 10 nodes at once missed the default 5 s.
-		Etcd: clusterkit.EtcdConfig{Endpoints: c.endpoints, DialTimeout: 30 * time.Second},
+		Etcd:   clusterkit.EtcdConfig{Endpoints: c.endpoints, DialTimeout: 30 * time.Second},
+		Logger: c.logger.With(zap.String("node", id)),
 	}, nil
 }
 
@@ -76,6 +81,7 @@ func (c *cluster) startNodes(ctx context.Context, n, batch int) error {
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
+		c.progress("%d nodes started, %d Start retries", len(c.nodes), c.retries.Load())
 		n -= k
 	}
 	return nil

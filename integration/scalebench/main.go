@@ -50,6 +50,7 @@ func main() {
 	flag.IntVar(&c.batch, "batch", 10, "nodes started concurrently during formation")
 	flag.DurationVar(&c.stepTimeout, "timeout", 5*time.Minute, "bound of formation and of each measured step")
 	flag.BoolVar(&c.timeline, "timeline", false, "print every write of each join and crash to stderr")
+	flag.BoolVar(&c.logWarn, "log", false, "let the nodes log warnings and errors to stderr")
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of each join and crash to <this>-<N>x<P>-<step>.pprof (the last trial's)")
 	flag.StringVar(&png, "png", "", "write a plot of the medians to this PNG file")
 	flag.StringVar(&save, "save", "", "write the summaries to this JSON file")

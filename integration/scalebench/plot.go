@@ -58,9 +58,9 @@ func writePlot(path string, sizes []summary) error {
 			line("crash -> repaired", func(s summary) float64 { return s.Crash.Med }),
 			line("formation", func(s summary) float64 { return s.Formation.Med }))
 		bytes.lines = append(bytes.lines,
-			line("Join: sent to clients", func(s summary) float64 { return s.JoinOut.Med / mb }),
-			line("Crash: sent to clients", func(s summary) float64 { return s.CrashOut.Med / mb }),
-			line("Join: put", func(s summary) float64 { return s.JoinPut.Med / mb }))
+			line("join: sent to clients", func(s summary) float64 { return s.JoinOut.Med / mb }),
+			line("crash: sent to clients", func(s summary) float64 { return s.CrashOut.Med / mb }),
+			line("join: put", func(s summary) float64 { return s.JoinPut.Med / mb }))
 	}
 	img := image.NewRGBA(image.Rect(0, 0, 1200, 520))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
@@ -119,7 +119,7 @@ func (p panel) draw(img *image.RGBA, r image.Rectangle) {
 		line(img, image.Pt(x, plot.Min.Y), image.Pt(x, plot.Max.Y), grey, 1)
 		text(img, x-10, plot.Max.Y+18, fmt.Sprintf("%g", math.Pow(10, e)), black)
 	}
-	text(img, plot.Max.X-60, plot.Max.Y+18, "nodes N", black)
+	text(img, plot.Min.X+plot.Dx()/2-25, plot.Max.Y+34, "nodes N", black)
 	line(img, image.Pt(plot.Min.X, plot.Max.Y), image.Pt(plot.Max.X, plot.Max.Y), black, 1)
 	line(img, image.Pt(plot.Min.X, plot.Min.Y), image.Pt(plot.Min.X, plot.Max.Y), black, 1)
 	for i, l := range p.lines {
@@ -137,7 +137,7 @@ func (p panel) draw(img *image.RGBA, r image.Rectangle) {
 			}
 			prev = &pt
 		}
-		ly := plot.Max.Y + 40 + 16*i
+		ly := plot.Max.Y + 56 + 16*i
 		line(img, image.Pt(plot.Min.X, ly-4), image.Pt(plot.Min.X+30, ly-4), c, 2)
 		text(img, plot.Min.X+40, ly, l.name, black)
 	}

@@ -26,7 +26,7 @@ func statOf(xs []float64) stat {
 // after scaling by div.
 func (s stat) format(div float64, prec int, u string) string {
 	f := func(v float64) string { return fmt.Sprintf("%.*f", prec, v/div) }
-	if s.Min == s.Max {
+	if f(s.Min) == f(s.Max) {
 		return f(s.Med) + u
 	}
 	return fmt.Sprintf("%s%s (%s–%s)", f(s.Med), u, f(s.Min), f(s.Max))
@@ -72,7 +72,7 @@ const mb = 1e6
 // printTable writes the summaries as a Markdown table: medians, with the
 // range over the trials in parentheses.
 func printTable(w io.Writer, sizes []summary) {
-	fmt.Fprintln(w, "| N × P | trials | formation | join → all agree | Join: writes (map) | Join: put | Join: sent to clients | crash → repaired | of which lease expiry seen | Crash: writes (map) | Crash: sent to clients | largest write | heap / node |")
+	fmt.Fprintln(w, "| N × P | trials | formation | join → all agree | join: writes (map) | join: put | join: sent to clients | crash → repaired | of which lease expiry seen | crash: writes (map) | crash: sent to clients | largest write | heap / node |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range sizes {
 		fmt.Fprintf(w, "| %d × %d | %d | %s | %s | %s (%s) | %s | %s | %s | %s | %s (%s) | %s | %s | %s |\n",

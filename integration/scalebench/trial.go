@@ -8,6 +8,8 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/clusterkit-go/clusterkit/clusterkit"
 )
 
@@ -18,6 +20,7 @@ type config struct {
 	trials, batch     int
 	stepTimeout       time.Duration
 	timeline          bool   // print each step's writes
+	logWarn           bool   // nodes log warnings and errors to stderr
 	profile           string // if set, a CPU profile of each step goes to <profile>-<N>x<P>-<step>.pprof
 }
 
@@ -66,7 +69,19 @@ func runTrial(c config, n, p int) (res result, err error) {
 		return res, err
 	}
 	defer obs.close()
-	cl := &cluster{endpoints: srv.endpoints(), dir: dir, partitions: p, ttl: c.ttl}
+	cl := &cluster{endpoints: srv.endpoints(), dir: dir, partitions: p, ttl: c.ttl, progress: func(string, ...any) {}}
+	cl.logger = zap.NewNop()
+	if c.logWarn {
+		if cl.logger, err = zap.NewDevelopment(zap.IncreaseLevel(zap.WarnLevel)); err != nil {
+			return res, err
+		}
+	}
+	if c.timeline {
+		begin := time.Now()
+		cl.progress = func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "  %7.1fs "+format+"\n", append([]any{time.Since(begin).Seconds()}, args...)...)
+		}
+	}
 	defer cl.haltAll()
 
 	heapBefore := heapInUse()
