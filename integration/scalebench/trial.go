@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/clusterkit"
+)
+
+// config is one run's settings (the command's flags).
+type config struct {
+	nodes, partitions []int
+	ttl               time.Duration
+	trials, batch     int
+	stepTimeout       time.Duration
+	timeline          bool   // print each step's writes
+	logWarn           bool   // nodes log warnings and errors to stderr
+	profile           string // if set, a CPU profile of each step goes to <profile>-<N>x<P>-<step>.pprof
+}
+
+// step is what one measured change cost.
+type step struct {
+	took time.Duration
+	// etcd's counters over the step (see etcdCounters): sent is what
+	// every watcher and client received, received what all clients sent.
+	etcd etcdCounters
+	// writes: revisions under the prefix; mapWrites: those that put the
+	// assignment; maxWrite: the largest revision's keys+values.
+	writes, mapWrites, maxWrite int
+	log                         []write
+	start                       time.Time
+	// expired: from the start until the observer saw a member key
+	// deleted (a crash's lease expiry), 0 if none was.
+	expired time.Duration
+}
+
+// result is one trial of one size.
+type result struct {
+	nodes, partitions int
+	formation         time.Duration
+	heapPerNode       float64 // bytes of the process heap in use per node after formation
+	maxWrite          int     // largest revision seen in the whole trial
+	startRetries      int64   // Starts tried again (see cluster.startNode)
+	join, crash       step
+}
+
+// runTrial forms a cluster of n nodes × p partitions on a fresh etcd,
+// joins one more node, halts one that does not lead, and halts the rest.
+func runTrial(c config, n, p int) (res result, err error) {
+	res.nodes, res.partitions = n, p
+	dir, err := os.MkdirTemp("", "scalebench-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := startEtcd(dir + "/etcd")
+	if err != nil {
+		return res, err
+	}
+	defer srv.close()
+	obs, err := startObserver(srv.endpoints(), "/clusterkit/"+clusterkit.DefaultClusterName+"/")
+	if err != nil {
+		return res, err
+	}
+	defer obs.close()
+	cl := &cluster{endpoints: srv.endpoints(), dir: dir, partitions: p, ttl: c.ttl, progress: func(string, ...any) {}}
+	cl.logger = zap.NewNop()
+	if c.logWarn {
+		if cl.logger, err = zap.NewDevelopment(zap.IncreaseLevel(zap.WarnLevel)); err != nil {
+			return res, err
+		}
+	}
+	if c.timeline {
+		begin := time.Now()
+		cl.progress = func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "  %7.1fs "+format+"\n", append([]any{time.Since(begin).Seconds()}, args...)...)
+		}
+	}
+	defer cl.haltAll()
+
+	heapBefore := heapInUse()
+	ctx, cancel := context.WithTimeout(context.Background(), c.stepTimeout)
+	defer cancel()
+	begin := time.Now()
+	if err := cl.startNodes(ctx, 1, 1); err != nil {
+		return res, err
+	}
+	if err := cl.startNodes(ctx, n-1, c.batch); err != nil {
+		return res, fmt.Errorf("formation: %w", err)
+	}
+	if _, err := cl.agreedOn(ctx, func(*clusterkit.Cluster) bool { return true }); err != nil {
+		return res, fmt.Errorf("formation: %w", err)
+	}
+	res.formation = time.Since(begin)
+	if err := cl.verify(); err != nil {
+		return res, fmt.Errorf("after formation: %w", err)
+	}
+	res.heapPerNode = float64(heapInUse()-heapBefore) / float64(n)
+
+	if res.join, err = measure(c, obs, c.profilePath(n, p, "join"), func(ctx context.Context) (time.Time, time.Time, error) {
+		if err := cl.startNodes(ctx, 1, 1); err != nil {
+			return time.Time{}, time.Time{}, err
+		}
+		registered := time.Now() // Start returned: the joiner is a member
+		id := cl.nodes[len(cl.nodes)-1].GetMyNodeID()
+		end, err := cl.agreedOn(ctx, func(m *clusterkit.Cluster) bool { return hasNode(m, id) && serves(m, id) })
+		return registered, end, err
+	}); err != nil {
+		return res, fmt.Errorf("join: %w", err)
+	}
+	if err := cl.verify(); err != nil {
+		return res, fmt.Errorf("after the join: %w", err)
+	}
+
+	if res.crash, err = measure(c, obs, c.profilePath(n, p, "crash"), func(ctx context.Context) (time.Time, time.Time, error) {
+		v := cl.victim()
+		if v == nil {
+			return time.Time{}, time.Time{}, fmt.Errorf("no node but the leader to crash")
+		}
+		id := v.GetMyNodeID()
+		halted := time.Now()
+		v.Halt()
+		cl.remove(v)
+		end, err := cl.agreedOn(ctx, func(m *clusterkit.Cluster) bool { return !hasNode(m, id) && !serves(m, id) })
+		return halted, end, err
+	}); err != nil {
+		return res, fmt.Errorf("crash: %w", err)
+	}
+	if err := cl.verify(); err != nil {
+		return res, fmt.Errorf("after the crash: %w", err)
+	}
+	all, err := obs.since(0)
+	for _, w := range all {
+		res.maxWrite = max(res.maxWrite, w.bytes)
+	}
+	res.startRetries = cl.retries.Load()
+	return res, err
+}
+
+// measure runs one change and returns its cost: the time between the
+// instants act returns (from, to), and the etcd traffic from act's call
+// until the cluster is quiet again (no write for a second), with a CPU
+// profile of the process over that span written to profile if not empty.
+func measure(c config, obs *observer, profile string, act func(ctx context.Context) (from, to time.Time, err error)) (step, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.stepTimeout)
+	defer cancel()
+	for !obs.quietFor(time.Second) {
+		if err := pause(ctx); err != nil {
+			return step{}, fmt.Errorf("cluster not quiet before the step: %w", err)
+		}
+	}
+	mark := obs.mark()
+	before, err := readEtcdCounters()
+	if err != nil {
+		return step{}, err
+	}
+	stopProfile, err := startProfile(profile)
+	if err != nil {
+		return step{}, err
+	}
+	var st step
+	from, to, err := act(ctx)
+	if err != nil {
+		stopProfile()
+		return st, err
+	}
+	st.start, st.took = from, to.Sub(from)
+	for !obs.quietFor(time.Second) {
+		if err := pause(ctx); err != nil {
+			stopProfile()
+			return st, fmt.Errorf("cluster not quiet after the step: %w", err)
+		}
+	}
+	if err := stopProfile(); err != nil {
+		return st, err
+	}
+	after, err := readEtcdCounters()
+	if err != nil {
+		return st, err
+	}
+	st.etcd = after.minus(before)
+	if st.log, err = obs.since(mark); err != nil {
+		return st, err
+	}
+	for _, w := range st.log {
+		st.writes++
+		if w.assignment {
+			st.mapWrites++
+		}
+		st.maxWrite = max(st.maxWrite, w.bytes)
+		if st.expired == 0 && w.kinds["members-delete"] > 0 {
+			st.expired = w.at.Sub(st.start)
+		}
+	}
+	return st, nil
+}
+
+func (c config) profilePath(n, p int, name string) string {
+	if c.profile == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s-%dx%d-%s.pprof", c.profile, n, p, name)
+}
+
+// startProfile starts a CPU profile into path (nothing if path is empty)
+// and returns the function that ends it.
+func startProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
