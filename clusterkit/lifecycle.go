@@ -75,6 +75,9 @@ func (r *run) start(ctx context.Context) error {
 	r.wg.Go(r.membershipLoop)
 	r.wg.Go(r.readyWriter)
 	r.wg.Go(r.healthLoop)
+	if len(r.ck.opts.Etcd.Endpoints) == 0 {
+		r.wg.Go(r.etcdUpkeepLoop)
+	}
 	// Wait until the view holds this registration (this lease, not a
 	// previous process's it took over) and a map exists.
 	lease := int64(r.reg.Load().LeaseID())

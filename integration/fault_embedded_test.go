@@ -97,9 +97,9 @@ func TestAllStopAtOnce(t *testing.T) {
 func formEight(t testing.TB) (*procCluster, []*nodeProc) { return formEmbedded(t, 8) }
 
 // formEmbedded starts n embedded nodes n1…, three of them etcd voters,
-// with a 2 s lease, and waits until they agree.
-func formEmbedded(t testing.TB, n int) (*procCluster, []*nodeProc) {
-	c := newProcCluster(t, "-ttl", "2s", "-partitions", "64", "-rf", "3", "-voters", "3")
+// with a 2 s lease and the extra cknode flags, and waits until they agree.
+func formEmbedded(t testing.TB, n int, extra ...string) (*procCluster, []*nodeProc) {
+	c := newProcCluster(t, append([]string{"-ttl", "2s", "-partitions", "64", "-rf", "3", "-voters", "3"}, extra...)...)
 	var nodes []*nodeProc
 	for i := range n {
 		nodes = append(nodes, c.add(fmt.Sprintf("n%d", i+1)))
