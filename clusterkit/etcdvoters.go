@@ -20,12 +20,17 @@ const (
 	// upkeepInterval is how often every node looks at etcd's members.
 	upkeepInterval = time.Second
 	// settleBound is how long the leader lets a learner (or a member
-	// that never started) be before it removes it (a join takes well
-	// under a second, so one still there has failed or its process
-	// died), and how long it sees a voter's node gone, beyond the
-	// rebalance delay, before it removes the voter (a node restarting
-	// runs its member a moment before it registers again).
+	// that never started) be before it removes it: a join takes well
+	// under a second, so one still there has failed or its process died.
 	settleBound = 10 * time.Second
+	// goneBound is how long the leader sees a voter's node gone, beyond
+	// the rebalance delay, before it removes the voter: a node restarting
+	// runs its member a moment before it registers again.
+	goneBound = 5 * time.Second
+	// joinDelay is how long etcd must lack voters before a plain node
+	// joins: a voter restarting (its member removed itself on Stop) is
+	// back well within it and takes its seat again itself.
+	joinDelay = 5 * time.Second
 )
 
 // etcdUpkeepLoop keeps etcd's membership whole in embedded mode, every
@@ -35,12 +40,13 @@ const (
 // round: only it has the authoritative view of which nodes are away
 // within the rebalance delay and of maintenance, and a single remover
 // cannot take two voters out at once behind each other's quorum check.
-// Every node without a member joins as a voter when etcd has fewer than
-// Embedded.MaxVoters voters and no learner, if it is the lowest NodeID
-// among the live nodes without a member (one joiner at a time: etcd admits
-// one learner at a time).
+// Every node without a member joins as a voter when etcd has lacked
+// voters (fewer than Embedded.MaxVoters, no learner) for joinDelay, no node
+// is leaving, and it is the lowest NodeID among the live nodes without a
+// member (one joiner at a time: etcd admits one learner at a time).
 func (r *run) etcdUpkeepLoop() {
 	seen := map[uint64]time.Time{} // unsettled members and voters of gone nodes: first seen as leader
+	var short time.Time            // since when etcd lacks voters (zero: it does not)
 	t := time.NewTicker(upkeepInterval)
 	defer t.Stop()
 	for {
@@ -63,7 +69,14 @@ func (r *run) etcdUpkeepLoop() {
 			clear(seen)
 		}
 		r.dropRemovedMember()
-		if r.member.Load() == nil && !r.joining() && r.nextJoiner(members) {
+		if !r.lacksVoters(members) {
+			short = time.Time{}
+			continue
+		}
+		if short.IsZero() {
+			short = time.Now()
+		}
+		if time.Since(short) >= joinDelay && r.member.Load() == nil && !r.joining() && r.nextJoiner(members) {
 			r.joinAsVoter()
 		}
 	}
@@ -174,7 +187,7 @@ func trackSuspects(members []*etcdserverpb.Member, nodes etcdNodes, seen map[uin
 }
 
 // staleMember picks the member to remove now (0: none) and says why: a
-// suspect (see suspect) seen for settleBound. Nothing is removed during
+// suspect (see suspect) seen for settleBound (unsettled) or goneBound. Nothing is removed during
 // maintenance, and a voter only if the voters of live nodes stay a quorum
 // of the smaller cluster.
 func staleMember(members []*etcdserverpb.Member, nodes etcdNodes, seen map[uint64]time.Time, now time.Time) (uint64, string) {
@@ -192,7 +205,11 @@ func staleMember(members []*etcdserverpb.Member, nodes etcdNodes, seen map[uint6
 	}
 	for _, m := range members {
 		since, ok := seen[m.ID]
-		if !suspect(m, nodes) || !ok || now.Sub(since) < settleBound {
+		bound := goneBound
+		if unsettled(m) {
+			bound = settleBound
+		}
+		if !suspect(m, nodes) || !ok || now.Sub(since) < bound {
 			continue
 		}
 		if !m.IsLearner && liveVoters < quorum(voters-1) {
@@ -207,27 +224,30 @@ func staleMember(members []*etcdserverpb.Member, nodes etcdNodes, seen map[uint6
 	return 0, ""
 }
 
-// nextJoiner reports whether this node is the one to join etcd now: etcd
-// has fewer than MaxVoters voters, no learner or unstarted member, and this
-// node is the lowest NodeID among the live nodes without a member.
-func (r *run) nextJoiner(members []*etcdserverpb.Member) bool {
-	voters := 0
-	names := map[string]bool{}
+// lacksVoters reports whether etcd has fewer than MaxVoters voters and no
+// learner or unstarted member (a join under way).
+func (r *run) lacksVoters(members []*etcdserverpb.Member) bool {
 	for _, m := range members {
 		if unsettled(m) {
 			return false
 		}
-		voters++
-		names[m.Name] = true
 	}
-	if voters >= r.ck.opts.Embedded.MaxVoters {
-		return false
+	return len(members) < r.ck.opts.Embedded.MaxVoters
+}
+
+// nextJoiner reports whether this node is the one to join etcd now (see
+// lacksVoters): no node is leaving (a deploy or a mass stop is under way),
+// and this node is the lowest NodeID among the live nodes without a member.
+func (r *run) nextJoiner(members []*etcdserverpb.Member) bool {
+	names := map[string]bool{}
+	for _, m := range members {
+		names[m.Name] = true
 	}
 	me := r.ck.opts.NodeID
 	lowest := true
 	r.follower.read(func(v *view) {
-		for id := range v.members {
-			if !names[id] && id < me {
+		for id, rec := range v.members {
+			if rec.State != memberActive || !names[id] && id < me {
 				lowest = false
 			}
 		}

@@ -8,8 +8,8 @@ import (
 )
 
 // TestStaleMember checks which etcd member the leader removes: a learner
-// or unstarted member, or the voter of a gone node, once seen for
-// settleBound; never during maintenance, never a voter of a node away
+// or unstarted member once seen for settleBound, or the voter of a gone
+// node once seen for goneBound; never during maintenance, never a voter of a node away
 // within the delay, never a voter whose removal leaves the live voters
 // short of a quorum.
 func TestStaleMember(t *testing.T) {
@@ -26,7 +26,7 @@ func TestStaleMember(t *testing.T) {
 	}
 	t0 := time.Unix(1000, 0)
 	late := t0.Add(settleBound)
-	early := t0.Add(settleBound - time.Millisecond)
+	early := t0.Add(goneBound - time.Millisecond)
 	cases := []struct {
 		name    string
 		members []*etcdserverpb.Member
