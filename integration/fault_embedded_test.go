@@ -139,16 +139,7 @@ func slowestStop(nodes []*nodeProc) time.Duration {
 // may still be finishing), failing the test after 15 s.
 func checkVoters(t testing.TB, nodes []*nodeProc, want int) {
 	t.Helper()
-	var eps []string
-	for _, n := range nodes {
-		if n.running() {
-			eps = append(eps, "http://"+n.etcd)
-		}
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli := runningEtcdClient(t, nodes)
 	defer cli.Close()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -162,6 +153,23 @@ func checkVoters(t testing.TB, nodes []*nodeProc, want int) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// runningEtcdClient is a client of the embedded etcd of the running nodes;
+// the caller closes it.
+func runningEtcdClient(t testing.TB, nodes []*nodeProc) *clientv3.Client {
+	t.Helper()
+	var eps []string
+	for _, n := range nodes {
+		if n.running() {
+			eps = append(eps, "http://"+n.etcd)
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli
 }
 
 // countMembers counts etcd's voters and learners.

@@ -5,9 +5,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // TestDeadVoterReplaced SIGKILLs an etcd voter of four embedded nodes
@@ -30,16 +27,7 @@ func TestDeadVoterReplaced(t *testing.T) {
 // after timeout; it returns the voters last seen.
 func waitMemberNames(t testing.TB, nodes []*nodeProc, want []string, timeout time.Duration) []string {
 	t.Helper()
-	var eps []string
-	for _, n := range nodes {
-		if n.running() {
-			eps = append(eps, "http://"+n.etcd)
-		}
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli := runningEtcdClient(t, nodes)
 	defer cli.Close()
 	slices.Sort(want)
 	deadline := time.Now().Add(timeout)
