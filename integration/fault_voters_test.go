@@ -57,3 +57,24 @@ func waitMemberNames(t testing.TB, nodes []*nodeProc, want []string, timeout tim
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestStuckLearnerRemoved adds a learner that never starts (a join whose
+// process died right after the add) to four embedded nodes: the leader
+// removes it, so that later joins are not refused with "too many learner
+// members" for good.
+func TestStuckLearnerRemoved(t *testing.T) {
+	_, nodes := formEmbedded(t, 4)
+	voters := []string{nodes[0].id, nodes[1].id, nodes[2].id}
+	waitMemberNames(t, nodes, voters, 15*time.Second) // the last join done
+	cli := runningEtcdClient(t, nodes)
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	resp, err := cli.MemberAddAsLearner(ctx, []string{"http://" + freePort(t)})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := time.Now()
+	got := waitMemberNames(t, nodes, voters, 30*time.Second)
+	t.Logf("learner %x removed %v after its add; voters %v", resp.Member.ID, time.Since(added), got)
+}
