@@ -9,7 +9,10 @@
 // cluster. Without, it runs an embedded etcd member: the first node
 // bootstraps one, later nodes join through an existing node's HTTPAddr
 // (JoinAddr, authenticated by ClusterToken) and become learner → voter
-// members up to Embedded.MaxVoters, plain clients after that.
+// members up to Embedded.MaxVoters, plain clients after that. The leader
+// removes learners that were never promoted and the voters of nodes gone
+// beyond RebalanceDelay (keeping the quorum, not during maintenance), and a
+// plain node then takes the free seat.
 //
 // # Lookups
 //

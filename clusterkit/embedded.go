@@ -66,11 +66,31 @@ func (r *run) joinEmbedded(ctx context.Context, cfg embedetcd.Config, endpoints 
 		r.ck.log.Info("etcd has enough voters; this node is a plain client", zap.Int("voters", voters))
 		return nil
 	}
-	var jctx context.Context
-	jctx, r.joinCancel = context.WithCancel(r.ctx)
-	r.joinDone = make(chan struct{})
+	r.startJoin(cfg, endpoints)
+	return nil
+}
+
+// etcdJoin is a background join of this node's member.
+type etcdJoin struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the join has ended
+}
+
+// startJoin starts a background join of this node's member through
+// endpoints, unless one runs or teardown began. On success the member is
+// published in r.member. Safe for concurrent use.
+func (r *run) startJoin(cfg embedetcd.Config, endpoints []string) {
+	r.joinMu.Lock()
+	defer r.joinMu.Unlock()
+	if r.leaving.Load() || r.joinRunning() {
+		return
+	}
+	jctx, cancel := context.WithCancel(r.ctx)
+	j := &etcdJoin{cancel: cancel, done: make(chan struct{})}
+	r.join = j
 	r.wg.Go(func() {
-		defer close(r.joinDone)
+		defer close(j.done)
+		defer cancel()
 		start := time.Now()
 		m, err := embedetcd.Join(jctx, cfg, endpoints)
 		if errors.Is(err, embedetcd.ErrEnoughVoters) {
@@ -79,7 +99,7 @@ func (r *run) joinEmbedded(ctx context.Context, cfg embedetcd.Config, endpoints 
 		}
 		if err != nil {
 			if jctx.Err() == nil {
-				r.ck.log.Warn("joining etcd as a voter failed; staying a plain client", zapErr(err))
+				r.ck.log.Warn("joining etcd as a voter failed; a plain client until the upkeep tries again", zapErr(err))
 			}
 			return
 		}
@@ -87,7 +107,39 @@ func (r *run) joinEmbedded(ctx context.Context, cfg embedetcd.Config, endpoints 
 		r.cli.SetEndpoints(append(endpoints, m.ClientURL())...)
 		r.ck.log.Info("embedded etcd joined as voter", zap.String("client_url", m.ClientURL()), zap.Duration("took", time.Since(start)))
 	})
-	return nil
+}
+
+// joining reports whether a background join runs.
+func (r *run) joining() bool {
+	r.joinMu.Lock()
+	defer r.joinMu.Unlock()
+	return r.joinRunning()
+}
+
+// joinRunning is joining with joinMu held.
+func (r *run) joinRunning() bool {
+	if r.join == nil {
+		return false
+	}
+	select {
+	case <-r.join.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stopEtcdJoin ends a background join (or waits for it to finish) before
+// teardown decides whether to leave etcd. teardown sets r.leaving first,
+// so no join starts after it.
+func (r *run) stopEtcdJoin() {
+	r.joinMu.Lock()
+	j := r.join
+	r.joinMu.Unlock()
+	if j != nil {
+		j.cancel()
+		<-j.done
+	}
 }
 
 // embedConfig derives the embedded member's config from the options.

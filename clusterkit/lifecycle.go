@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	etcdversion "go.etcd.io/etcd/api/v3/version"
 	"go.uber.org/zap"
 
 	"github.com/clusterkit-go/clusterkit/watcher"
@@ -75,6 +76,9 @@ func (r *run) start(ctx context.Context) error {
 	r.wg.Go(r.membershipLoop)
 	r.wg.Go(r.readyWriter)
 	r.wg.Go(r.healthLoop)
+	if len(r.ck.opts.Etcd.Endpoints) == 0 {
+		r.wg.Go(r.etcdUpkeepLoop)
+	}
 	// Wait until the view holds this registration (this lease, not a
 	// previous process's it took over) and a map exists.
 	lease := int64(r.reg.Load().LeaseID())
@@ -110,7 +114,13 @@ func (r *run) followState(ctx context.Context) error {
 		me: ck.opts.NodeID, decoder: decoder{keys: ck.keys, partitions: ck.opts.PartitionCount, log: ck.log},
 		notifier: r.notifier, ready: r.ready, snap: &ck.snap, afterApply: r.afterApply,
 	})
-	w, err := watcher.Watch(r.ctx, r.cli, ck.keys.root, watcher.WithLogger(ck.log))
+	opts := []watcher.Option{watcher.WithLogger(ck.log)}
+	if len(ck.opts.Etcd.Endpoints) == 0 {
+		// Every member is embedded etcd of a ClusterKit build: no Status
+		// request (etcd #21966, #22189) to learn the version.
+		opts = append(opts, watcher.WithServerVersion(etcdversion.Version))
+	}
+	w, err := watcher.Watch(r.ctx, r.cli, ck.keys.root, opts...)
 	if err != nil {
 		return fmt.Errorf("clusterkit: watch cluster state: %w", err)
 	}

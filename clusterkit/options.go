@@ -201,7 +201,8 @@ type EmbeddedConfig struct {
 	ClientAddr string
 	PeerAddr   string
 	// MaxVoters is how many nodes run an etcd voter; later nodes are plain
-	// clients of those. Default DefaultMaxVoters; 1 to 7.
+	// clients of those, and one of them takes the seat of a voter whose
+	// node is gone (see etcdvoters.go). Default DefaultMaxVoters; 1 to 7.
 	MaxVoters int
 	// TickInterval and ElectionTimeout are etcd's heartbeat interval and
 	// election timeout; default etcd's (100 ms and 1 s). Tests use 10 ms

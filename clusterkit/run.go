@@ -63,10 +63,8 @@ type run struct {
 	reg    atomic.Pointer[leases.Registration]
 	ready  *readyState
 
-	// joinCancel ends the background etcd join; joinDone is closed when
-	// it has ended (nil: no background join).
-	joinCancel context.CancelFunc
-	joinDone   chan struct{}
+	joinMu sync.Mutex
+	join   *etcdJoin // the last background etcd join (nil: none); guarded by joinMu
 
 	mu         sync.Mutex
 	leadership *election.Leadership
@@ -123,15 +121,6 @@ func (r *run) teardown(ctx context.Context, graceful bool) error {
 	errs = append(errs, r.stopEmbeddedEtcd())
 	r.ck.setLeader(false)
 	return errors.Join(errs...)
-}
-
-// stopEtcdJoin ends a background etcd join (or waits for it to finish)
-// before teardown decides whether to leave etcd.
-func (r *run) stopEtcdJoin() {
-	if r.joinDone != nil {
-		r.joinCancel()
-		<-r.joinDone
-	}
 }
 
 // leaveCluster hands leadership over, marks the member leaving (so the

@@ -97,9 +97,9 @@ func TestAllStopAtOnce(t *testing.T) {
 func formEight(t testing.TB) (*procCluster, []*nodeProc) { return formEmbedded(t, 8) }
 
 // formEmbedded starts n embedded nodes n1…, three of them etcd voters,
-// with a 2 s lease, and waits until they agree.
-func formEmbedded(t testing.TB, n int) (*procCluster, []*nodeProc) {
-	c := newProcCluster(t, "-ttl", "2s", "-partitions", "64", "-rf", "3", "-voters", "3")
+// with a 2 s lease and the extra cknode flags, and waits until they agree.
+func formEmbedded(t testing.TB, n int, extra ...string) (*procCluster, []*nodeProc) {
+	c := newProcCluster(t, append([]string{"-ttl", "2s", "-partitions", "64", "-rf", "3", "-voters", "3"}, extra...)...)
 	var nodes []*nodeProc
 	for i := range n {
 		nodes = append(nodes, c.add(fmt.Sprintf("n%d", i+1)))
@@ -139,16 +139,7 @@ func slowestStop(nodes []*nodeProc) time.Duration {
 // may still be finishing), failing the test after 15 s.
 func checkVoters(t testing.TB, nodes []*nodeProc, want int) {
 	t.Helper()
-	var eps []string
-	for _, n := range nodes {
-		if n.running() {
-			eps = append(eps, "http://"+n.etcd)
-		}
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli := runningEtcdClient(t, nodes)
 	defer cli.Close()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -162,6 +153,23 @@ func checkVoters(t testing.TB, nodes []*nodeProc, want int) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// runningEtcdClient is a client of the embedded etcd of the running nodes;
+// the caller closes it.
+func runningEtcdClient(t testing.TB, nodes []*nodeProc) *clientv3.Client {
+	t.Helper()
+	var eps []string
+	for _, n := range nodes {
+		if n.running() {
+			eps = append(eps, "http://"+n.etcd)
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli
 }
 
 // countMembers counts etcd's voters and learners.

@@ -33,6 +33,7 @@ type config struct {
 	minBackoff       time.Duration
 	maxBackoff       time.Duration
 	logger           *zap.Logger
+	serverVersion    string // "": ask the servers (progressIsSafe)
 }
 
 func defaultConfig() config {
@@ -81,7 +82,25 @@ func WithLogger(l *zap.Logger) Option {
 	}
 }
 
+// WithServerVersion tells Watch the etcd version (e.g. "3.7.3") that every
+// server behind the client runs, when the caller knows it (a cluster of
+// embedded members of one build: go.etcd.io/etcd/api/v3/version.Version).
+// Watch then decides from it whether progress notifications can be trusted
+// to move Revision (etcd #15220) and sends no Maintenance Status request to
+// the endpoints, which it otherwise does once per Watch (a Status reaching
+// a member that is being removed or closed can crash that member's
+// process: etcd #21966, #22189). It must look like "major.minor.patch".
+func WithServerVersion(v string) Option {
+	return func(c *config) { c.serverVersion = v }
+}
+
 func (c config) validate() error {
+	var major, minor, patch int
+	if c.serverVersion != "" {
+		if _, err := fmt.Sscanf(c.serverVersion, "%d.%d.%d", &major, &minor, &patch); err != nil {
+			return fmt.Errorf("%w: WithServerVersion(%q): want major.minor.patch", ErrInvalidArgument, c.serverVersion)
+		}
+	}
 	switch {
 	case c.requestTimeout <= 0:
 		return fmt.Errorf("%w: WithRequestTimeout(%s): must be > 0", ErrInvalidArgument, c.requestTimeout)

@@ -53,12 +53,16 @@ type Watcher struct {
 
 	ctx    context.Context // ends when the watcher must stop; its cause is Err
 	cancel context.CancelCauseFunc
-	// watchCtx is ctx with the require-leader metadata and a metadata entry
-	// unique to this Watcher. clientv3 multiplexes all watches whose
-	// contexts carry the same metadata on one gRPC stream, and etcd answers
-	// a progress request only when every watch on the stream is in sync;
-	// a stream of our own keeps other watches (ours or other packages')
-	// from silencing our progress probe.
+	// watchCtx is ctx with the require-leader metadata. Each watch
+	// attempt adds a metadata entry unique to it (see watchOnce): clientv3
+	// multiplexes all watches whose contexts carry the same metadata on
+	// one gRPC stream, and etcd answers a progress request only when every
+	// watch on the stream is in sync, so a stream of our own keeps other
+	// watches (ours or other packages') from silencing our progress probe;
+	// and a stream per attempt makes a watch that went silent (its member
+	// frozen or cut off with the connection still open) start on a new
+	// stream, which the client's round-robin puts on another member,
+	// instead of joining the silent one.
 	watchCtx context.Context
 	out      chan Batch
 	done     chan struct{}
@@ -136,8 +140,12 @@ func Watch(ctx context.Context, cli *clientv3.Client, prefix string, opts ...Opt
 		done:   make(chan struct{}),
 		epoch:  time.Now(),
 	}
-	w.watchCtx = metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(wctx), streamKey, fmt.Sprintf("%p", w))
-	w.trustProgress = progressIsSafe(ctx, cli, cfg.requestTimeout)
+	w.watchCtx = clientv3.WithRequireLeader(wctx)
+	if cfg.serverVersion != "" {
+		w.trustProgress = progressFixedIn(cfg.serverVersion)
+	} else {
+		w.trustProgress = progressIsSafe(ctx, cli, cfg.requestTimeout)
+	}
 	resp, err := w.get()
 	if err != nil {
 		cancel(nil)
@@ -283,7 +291,8 @@ func (w *Watcher) run(initial Batch) {
 // The client's own transparent resumption after a reconnect does start at
 // last + 1, so the first silence after it makes us watch again.
 func (w *Watcher) watchOnce() (healthy bool, err error) {
-	ctx, cancel := context.WithCancel(w.watchCtx)
+	attempt := w.watches.Add(1)
+	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(w.watchCtx, streamKey, fmt.Sprintf("%p-%d", w, attempt)))
 	defer cancel()
 	start := time.Now()
 	defer func() {
@@ -292,9 +301,16 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 		}
 	}()
 
-	w.watches.Add(1)
 	// Watch returns once etcd has created the watch (or it failed); while
 	// etcd is unreachable it blocks, and Connected turns false by the clock.
+	// With a progress interval, a creation that takes longer than the
+	// silence bound (the member is frozen, or cut off with the connection
+	// open) is cancelled: the closed channel makes us watch again, on a
+	// new stream.
+	if iv := w.cfg.progressInterval; iv > 0 {
+		t := time.AfterFunc(silenceBound(iv), cancel)
+		defer t.Stop()
+	}
 	wch := w.cli.Watch(ctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(w.rev.Load()),
 		clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
 	// Measure silence from now, not from before a long wait in Watch.
@@ -337,7 +353,7 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 			// A watch that starts at an old revision is "catching up" for
 			// etcd, which syncs such watches (and answers their progress
 			// requests) only every 100 ms: never call that silence.
-			if w.silence() > max(2*w.cfg.progressInterval, minSilence) {
+			if w.silence() > silenceBound(w.cfg.progressInterval) {
 				return healthy, errSilent
 			}
 			w.requestProgress(ctx)
@@ -502,12 +518,16 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.cur = 0 }
 
+// silenceBound is how long etcd may not answer a watch probed every
+// interval before the watch is given up as silent.
+func silenceBound(interval time.Duration) time.Duration { return max(2*interval, minSilence) }
+
 // minSilence is the least time without an answer from etcd that counts as
 // silence, whatever the progress interval.
 const minSilence = 500 * time.Millisecond
 
-// progressIsSafe reports whether the etcd servers behind cli run a
-// version whose progress notifications can be trusted to carry the
+// progressIsSafe reports, when the caller did not give the version (see
+// WithServerVersion), whether the etcd servers behind cli run a version whose progress notifications can be trusted to carry the
 // revision a watch has caught up to (see Watcher.trustProgress). It asks
 // every endpoint at once, each for at most statusTimeout: an endpoint
 // that does not answer (a member that is gone) serves no watch and is not

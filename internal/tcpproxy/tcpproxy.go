@@ -15,6 +15,7 @@
 package tcpproxy
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/url"
@@ -39,6 +40,9 @@ type Proxy struct {
 	cut    bool
 	closed bool
 	links  map[*link]struct{}
+	// stalled is non-nil while the proxy is stalled and is closed when
+	// the stall ends (Unstall, Cut or Close).
+	stalled chan struct{}
 }
 
 // link is one proxied connection: the accepted client side and, once dialed,
@@ -113,7 +117,51 @@ func (p *Proxy) Cut() {
 		return
 	}
 	p.cut = true
+	p.unstallLocked()
 	p.resetLinksLocked()
+}
+
+// Stall freezes every connection without closing it, like a peer whose
+// process is stopped (SIGSTOP): connections stay open and new ones are
+// accepted, but no byte is passed on until Unstall (or Cut, or Close).
+// Stalling a stalled proxy is a no-op.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stalled == nil && !p.closed {
+		p.stalled = make(chan struct{})
+	}
+}
+
+// IsStalled reports whether the proxy is stalled.
+func (p *Proxy) IsStalled() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stalled != nil
+}
+
+// Unstall ends a stall: the bytes held back are passed on.
+func (p *Proxy) Unstall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.unstallLocked()
+}
+
+func (p *Proxy) unstallLocked() {
+	if p.stalled != nil {
+		close(p.stalled)
+		p.stalled = nil
+	}
+}
+
+// waitUnstalled returns once the proxy is not stalled.
+func (p *Proxy) waitUnstalled() {
+	p.mu.Lock()
+	ch := p.stalled
+	p.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }
 
 // Restore makes the proxy accept and forward new connections again.
@@ -140,6 +188,7 @@ func (p *Proxy) Close() {
 	if !p.closed {
 		p.closed = true
 		p.ln.Close()
+		p.unstallLocked()
 		p.resetLinksLocked()
 	}
 	p.mu.Unlock()
@@ -208,8 +257,8 @@ func (p *Proxy) serve(l *link) {
 
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); pipe(s, l.client) }()
-	go func() { defer wg.Done(); pipe(l.client, s) }()
+	go func() { defer wg.Done(); p.pipe(s, l.client) }()
+	go func() { defer wg.Done(); p.pipe(l.client, s) }()
 	wg.Wait()
 
 	p.mu.Lock()
@@ -219,10 +268,11 @@ func (p *Proxy) serve(l *link) {
 	s.Close()
 }
 
-// pipe copies from src to dst; when src ends it half-closes dst (so a clean
-// EOF is passed on) or, on error, closes both.
-func pipe(dst, src net.Conn) {
-	_, err := io.Copy(dst, src)
+// pipe copies from src to dst, holding each chunk back while the proxy is
+// stalled; when src ends it half-closes dst (so a clean EOF is passed on)
+// or, on error, closes both.
+func (p *Proxy) pipe(dst, src net.Conn) {
+	err := p.copy(dst, src)
 	if err == nil {
 		if tc, ok := dst.(*net.TCPConn); ok {
 			tc.CloseWrite()
@@ -231,6 +281,26 @@ func pipe(dst, src net.Conn) {
 	}
 	dst.Close()
 	src.Close()
+}
+
+// copy is io.Copy with a wait for the end of a stall before each write.
+func (p *Proxy) copy(dst, src net.Conn) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.waitUnstalled()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // reset closes c so that the peer sees a connection reset rather than a
