@@ -195,7 +195,7 @@ dump_logs() {
   done
 }
 trap 'cleanup_project; rm -rf "$work"' EXIT
-trap 'exit 130' INT TERM
+trap 'echo "deploy/test.sh: interrupted; cleaning up"; exit 130' INT TERM
 
 # up: start the project on a free random /24 (retrying when the subnet
 # overlaps a network that exists already).
