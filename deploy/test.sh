@@ -189,6 +189,7 @@ cleanup_project() {
 }
 dump_logs() {
   local s
+  [ -n "$(compose ps -q 2>/dev/null)" ] || return 0
   for s in $(compose ps --services 2>/dev/null); do
     echo "---- $s log (last 30 lines)"
     compose logs --no-color --tail 30 "$s" 2>&1 | grep -v '^Attaching' || true
