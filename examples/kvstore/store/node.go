@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,6 +26,9 @@ type Config struct {
 	// JoinAddr is the ClusterKit address of a node to join; empty: start
 	// a new cluster.
 	JoinAddr string
+	// Etcd, if set, are the client URLs of an existing etcd cluster: the
+	// node runs no embedded etcd (JoinAddr must then be empty).
+	Etcd []string
 	// DataDir holds the embedded etcd data (default
 	// clusterkit-data/<ID>). The store itself keeps its data in memory.
 	DataDir string
@@ -47,6 +51,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http", "127.0.0.1:7101", "ClusterKit HTTP address; its embedded etcd uses port+10000 and port+20000 (port 0: free ports)")
 	fs.StringVar(&c.APIAddr, "api", "127.0.0.1:7201", "key-value API address (port 0: a free port)")
 	fs.StringVar(&c.JoinAddr, "join", "", "ClusterKit address of a node to join (empty: start a new cluster)")
+	fs.Func("etcd", "comma-separated client URLs of an existing etcd cluster (empty: embedded etcd)", func(s string) error {
+		c.Etcd = strings.Split(s, ",")
+		return nil
+	})
 	fs.StringVar(&c.DataDir, "data", "", "data directory (default clusterkit-data/<id>)")
 	fs.StringVar(&c.Token, "token", "", "cluster token")
 	fs.Func("mode", "sync, async or server-side (default sync)", func(s string) error {
@@ -87,7 +95,7 @@ func StartNode(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("kvstore: listen on %s: %w", cfg.APIAddr, err)
 	}
 	ck, err := clusterkit.New(clusterkit.Options{
-		NodeID: cfg.ID, HTTPAddr: cfg.HTTPAddr, JoinAddr: cfg.JoinAddr, DataDir: cfg.DataDir,
+		NodeID: cfg.ID, HTTPAddr: cfg.HTTPAddr, JoinAddr: cfg.JoinAddr, DataDir: cfg.DataDir, Etcd: clusterkit.EtcdConfig{Endpoints: cfg.Etcd},
 		ClusterToken: cfg.Token, PartitionCount: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor,
 		LeaseTTL: cfg.LeaseTTL, Services: map[string]string{ServiceName: ln.Addr().String()}, Logger: cfg.Logger,
 	})
