@@ -18,6 +18,7 @@ import (
 
 	"github.com/clusterkit-go/clusterkit/clusterkit"
 	"github.com/clusterkit-go/clusterkit/internal/freeport"
+	"github.com/clusterkit-go/clusterkit/internal/testbin"
 )
 
 // This file runs ClusterKit nodes as real child processes (the cknode
@@ -48,15 +49,7 @@ var (
 func cknodePath(t testing.TB) string {
 	t.Helper()
 	cknodeOnce.Do(func() {
-		cknodeDir, cknodeErr = os.MkdirTemp("", "cknode-")
-		if cknodeErr != nil {
-			return
-		}
-		cknodeBin = filepath.Join(cknodeDir, "cknode")
-		out, err := exec.Command("go", "build", "-race", "-o", cknodeBin, "./cknode").CombinedOutput()
-		if err != nil {
-			cknodeErr = fmt.Errorf("go build ./cknode: %v\n%s", err, out)
-		}
+		cknodeBin, cknodeDir, cknodeErr = testbin.Build("./cknode", "cknode", "-race")
 	})
 	if cknodeErr != nil {
 		t.Fatal(cknodeErr)

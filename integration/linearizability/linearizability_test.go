@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 
 	"github.com/clusterkit-go/clusterkit/examples/kvstore/localcluster"
 	"github.com/clusterkit-go/clusterkit/examples/kvstore/store"
+	"github.com/clusterkit-go/clusterkit/internal/testbin"
 )
 
 // envSoak=<duration> repeats the rounds of scenarios for that long.
@@ -35,22 +33,12 @@ const (
 var kvstoreBinary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kvstore-bin-")
+	bin, dir, err := testbin.Build("github.com/clusterkit-go/clusterkit/examples/kvstore", "kvstore")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	kvstoreBinary = filepath.Join(dir, "kvstore")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	build := exec.Command(goTool, "build", "-o", kvstoreBinary, "github.com/clusterkit-go/clusterkit/examples/kvstore")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build kvstore: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	kvstoreBinary = bin
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
 		os.RemoveAll(dir)
 		os.Exit(code)
