@@ -299,17 +299,7 @@ func TestNewLeaderFinishesRebalance(t *testing.T) {
 	recs := newRecorders(1)
 	third := clustertest.Start(t, externalOptions(t, srv, "node-3"), func(ck *clusterkit.ClusterKit) {
 		recs[0].attach(ck)
-		ck.OnPartitionChange(func(ctx context.Context, e *clusterkit.PartitionChangeEvent) error {
-			if e.CopyToNode.ID != "node-3" {
-				return nil
-			}
-			select {
-			case <-release:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
+		clustertest.HoldHandoffs(ck, release)
 	})
 	clustertest.Eventually(t, 10*time.Second, func() bool {
 		return third.GetMetrics().IncomingPartitions > 0

@@ -140,3 +140,21 @@ func Form(t testing.TB, n int, opts func(*clusterkit.Options), configure func(*c
 	Eventually(t, 30*time.Second, func() bool { return Agreed(nodes...) }, "%d nodes never agreed on one map", n)
 	return nodes
 }
+
+// HoldHandoffs registers an OnPartitionChange handler on ck that keeps
+// every partition ck gains incoming (its handoff unfinished) until release
+// is closed or the change is withdrawn. Register it before Start to hold
+// the node's first handoffs too.
+func HoldHandoffs(ck *clusterkit.ClusterKit, release <-chan struct{}) {
+	ck.OnPartitionChange(func(ctx context.Context, e *clusterkit.PartitionChangeEvent) error {
+		if e.CopyToNode.ID != ck.GetMyNodeID() {
+			return nil
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+}

@@ -138,17 +138,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	o.PartitionCount = 64
 	o.JoinAddr = clustertest.Addr(nodes[0])
 	nodes = append(nodes, clustertest.Start(t, o, func(ck *clusterkit.ClusterKit) {
-		ck.OnPartitionChange(func(ctx context.Context, e *clusterkit.PartitionChangeEvent) error {
-			if e.CopyToNode.ID != "node-4" {
-				return nil
-			}
-			select {
-			case <-release:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
+		clustertest.HoldHandoffs(ck, release)
 	}))
 	started := time.Now()
 	clustertest.Eventually(t, 10*time.Second, func() bool { return nodes[0].GetCluster().NodeAddr("node-4") != "" },
