@@ -35,7 +35,7 @@ func Example_operations() {
 	}
 	fmt.Println("maintenance:", ck.GetCluster().Maintenance != "")
 
-	fmt.Println("end delay:", ck.EndRebalanceDelay(ctx))    // give away nodes' slots up now
+	fmt.Println("end delay:", ck.EndRebalanceDelay(ctx))   // give away nodes' slots up now
 	fmt.Println("rebalance:", ck.RebalancePartitions(ctx)) // plan again; balanced: nothing moves
 	err = ck.RemoveNode(ctx, "node-9")
 	fmt.Println("remove node-9:", errors.Is(err, clusterkit.ErrNotFound))
