@@ -50,6 +50,14 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 	}
 	h.PendingHandoffs = s.mine.incoming
 	h.Maintenance, h.AwayNodes = s.maintenance, slices.Clone(s.away)
+	for _, op := range ck.NodeOperations() {
+		if op.Operation == NodeCordoned {
+			h.CordonedNodes = append(h.CordonedNodes, op.Node)
+		} else {
+			h.DrainingNodes = append(h.DrainingNodes, op.Node)
+			h.DrainingPartitions += op.Partitions
+		}
+	}
 	h.Status, h.Reasons = judgeHealth(h, len(s.partitions) > 0, ck.opts.ReplicationFactor)
 	return h
 }
@@ -80,6 +88,9 @@ func judgeHealth(h *HealthStatus, hasMap bool, rf int) (HealthState, []string) {
 	}
 	if len(h.AwayNodes) > 0 {
 		degraded = append(degraded, fmt.Sprintf("away nodes (lease expired, slots reserved): %v", h.AwayNodes))
+	}
+	if h.DrainingPartitions > 0 {
+		degraded = append(degraded, fmt.Sprintf("draining nodes %v still hold %d partitions", h.DrainingNodes, h.DrainingPartitions))
 	}
 	if h.FailedHandoffs > 0 {
 		degraded = append(degraded, fmt.Sprintf("%d handoffs to this node are failing", h.FailedHandoffs))

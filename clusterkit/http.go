@@ -38,6 +38,7 @@ const (
 //	GET  /ready              200 once registered, holding a map and in touch with etcd; else 503
 //	GET  /health/detailed    HealthCheck: 200 when healthy or degraded, 503 when critical
 //	GET  /metrics            Prometheus text format from the node's registry
+//	GET  /operations         cordoned and draining nodes, with a drain's progress
 //	GET  /ui/                the operator's dashboard (HTML; it calls the endpoints here)
 //
 // Token-protected endpoints: the request must carry the ClusterToken as
@@ -49,6 +50,9 @@ const (
 //	POST /cluster/join           used by joining embedded nodes
 //	POST /rebalance              RebalancePartitions; 202 once the leader started it
 //	POST /nodes/{id}/remove      RemoveNode (OnNodeLeave with removed_by_admin)
+//	POST /nodes/{id}/cordon      CordonNode; /drain DrainNode; /uncordon UncordonNode
+//	POST /rebalance/end-delay    EndRebalanceDelay
+//	POST /maintenance/on|off     SetMaintenance
 //
 // The admin endpoints take no parameters; a body, if sent, must be the
 // empty JSON object {} (400 otherwise, 413 beyond 4 KiB).
@@ -73,6 +77,8 @@ func (ck *ClusterKit) Handler() http.Handler {
 	mux.HandleFunc("POST /nodes/{id}/remove", ck.handleRemoveNode)
 	mux.HandleFunc("POST /rebalance/end-delay", ck.handleEndDelay)
 	mux.HandleFunc("POST /maintenance/{state}", ck.handleMaintenance)
+	mux.HandleFunc("POST /nodes/{id}/{op}", ck.handleNodeOperation)
+	mux.HandleFunc("GET /operations", ck.handleOperations)
 	mux.Handle("GET /ui/", http.StripPrefix("/ui", dashboard.Handler()))
 	return &apiHandler{ck: ck, mux: mux}
 }

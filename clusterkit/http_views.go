@@ -46,12 +46,15 @@ type clusterJSON struct {
 	AssignmentVersion int64  `json:"assignment_version"`
 	// MembershipRevision is the etcd revision of the last member change
 	// this node saw.
-	MembershipRevision int64        `json:"membership_revision"`
-	Settled            bool         `json:"settled"`
-	Maintenance        string       `json:"maintenance,omitempty"`
-	AwayNodes          []string     `json:"away_nodes,omitempty"`
-	Members            []memberJSON `json:"members"`
-	Partitions         []Partition  `json:"partitions"`
+	MembershipRevision int64    `json:"membership_revision"`
+	Settled            bool     `json:"settled"`
+	Maintenance        string   `json:"maintenance,omitempty"`
+	AwayNodes          []string `json:"away_nodes,omitempty"`
+	// Operations are the nodes under an operator's order, with a drain's
+	// progress.
+	Operations []NodeOperationStatus `json:"operations,omitempty"`
+	Members    []memberJSON          `json:"members"`
+	Partitions []Partition           `json:"partitions"`
 }
 
 // partitionJSON is the body of GET /partitions/{id} and GET
@@ -97,7 +100,7 @@ func (ck *ClusterKit) handleCluster(w http.ResponseWriter, r *http.Request) {
 		Name: ck.opts.ClusterName, Node: ck.opts.NodeID, Leader: s.leader,
 		PartitionCount: ck.opts.PartitionCount, ReplicationFactor: ck.opts.ReplicationFactor,
 		AssignmentVersion: s.version, MembershipRevision: s.membershipRev, Settled: s.settled,
-		Maintenance: s.maintenance, AwayNodes: s.away,
+		Maintenance: s.maintenance, AwayNodes: s.away, Operations: ck.NodeOperations(),
 		Members: make([]memberJSON, len(s.members)), Partitions: s.partitions,
 	}
 	for i := range s.members {

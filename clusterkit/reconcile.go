@@ -28,6 +28,8 @@ type reconcileInput struct {
 	manual, manualNode string
 	// control holds the operator requests not applied yet.
 	control map[controlAction]controlRequest
+	// operator holds the operator records (cordon, drain) by node.
+	operator map[string]operatorRecord
 	// delay is Options.RebalanceDelay (zero or negative: none);
 	// maintShare and maintWindow are Options.Maintenance (share 0: never).
 	delay       time.Duration
@@ -119,7 +121,7 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 	// Targets are frozen in maintenance; when it ends they are planned
 	// for the nodes there are then.
 	replan := prev == nil || in.manual != "" ||
-		(maint == nil && (prev.Maintenance != nil || !samePlacement(oldPlanned, planned)))
+		(maint == nil && (prev.Maintenance != nil || !samePlacement(oldPlanned, planned) || !sameDraining(oldPlanned, planned)))
 	targets, err := planTargets(in, oldParts, planned, replan)
 	if err != nil {
 		return out, err
@@ -227,6 +229,9 @@ func plannedNodes(in reconcileInput, oldPlanned []plannedNode, maint *maintenanc
 		maint = nil // every node that left is back (or given up)
 	}
 	slices.SortFunc(planned, func(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) })
+	for i := range planned {
+		planned[i].Op = in.operator[planned[i].ID].Op
+	}
 	return planned, maint, newly
 }
 
@@ -248,7 +253,7 @@ func delayEnd(planned []plannedNode, maint *maintenanceState, delay time.Duratio
 // samePlanned compares two planned lists, away times included.
 func samePlanned(a, b []plannedNode) bool {
 	return slices.EqualFunc(a, b, func(x, y plannedNode) bool {
-		return sameNode(x, y) && x.Durable == y.Durable && x.AwaySince.Equal(y.AwaySince)
+		return sameNode(x, y) && x.Durable == y.Durable && x.AwaySince.Equal(y.AwaySince) && x.Op == y.Op
 	})
 }
 
@@ -272,20 +277,16 @@ func planTargets(in reconcileInput, oldParts []partitionState, planned []planned
 		return targets, nil
 	}
 	var prevPlan *placement.Assignment
+	var prior [][]string
 	if prev != nil {
-		prevPlan = &placement.Assignment{Replicas: make([][]string, len(oldParts))}
-		for p, ps := range oldParts {
-			prevPlan.Replicas[p] = ps.Target
-		}
+		prior = priorTargets(oldParts, prev.Planned, planned)
+		prevPlan = &placement.Assignment{Replicas: prior}
 	}
-	nodes := make([]placement.Node, len(planned))
-	for i, n := range planned {
-		nodes[i] = placement.Node{ID: n.ID, Zone: n.Zone, Weight: n.Weight}
-	}
-	plan, err := placement.Plan(prevPlan, nodes, len(oldParts), in.cfg.ReplicationFactor)
+	plan, err := placement.Plan(prevPlan, placementNodes(planned), len(oldParts), in.cfg.ReplicationFactor)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
+	keepCordoned(plan.Replicas, prior, planned)
 	return plan.Replicas, nil
 }
 

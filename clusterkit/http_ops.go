@@ -1,0 +1,43 @@
+package clusterkit
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+)
+
+// handleNodeOperation serves POST /nodes/{id}/cordon, /nodes/{id}/drain and
+// /nodes/{id}/uncordon: CordonNode, DrainNode, UncordonNode, answered 200
+// once the leader applied the order (a drain's progress: GET
+// /operations); 400 for a malformed ID, 404 if id is not a live member.
+func (ck *ClusterKit) handleNodeOperation(w http.ResponseWriter, r *http.Request) {
+	id, verb := r.PathValue("id"), r.PathValue("op")
+	var op NodeOperation
+	switch verb {
+	case "cordon":
+		op = NodeCordoned
+	case "drain":
+		op = NodeDraining
+	case "uncordon":
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown node operation %q: use cordon, drain, uncordon or remove", verb))
+		return
+	}
+	if len(id) > 128 || !namePattern.MatchString(id) {
+		if ck.adminAuthorized(w, r) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid node ID %q: 1 to 128 characters of [A-Za-z0-9._-]", id))
+		}
+		return
+	}
+	ck.adminAction(w, r, verb+" "+id, func(ctx context.Context) error { return ck.setNodeOperation(ctx, id, op) })
+}
+
+// handleOperations serves GET /operations: NodeOperations (the nodes under
+// an operator's order, with a drain's progress).
+func (ck *ClusterKit) handleOperations(w http.ResponseWriter, r *http.Request) {
+	ops := ck.NodeOperations()
+	if ops == nil {
+		ops = []NodeOperationStatus{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node": ck.opts.NodeID, "operations": ops})
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clusterkit-go/clusterkit/clusterkit"
+	"github.com/clusterkit-go/clusterkit/clusterkit/clustertest"
+	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
+)
+
+// formOnEtcd starts n nodes on a new external etcd and waits until they
+// agree.
+func formOnEtcd(t *testing.T, n int) []*clusterkit.ClusterKit {
+	t.Helper()
+	srv := etcdtest.Start(t)
+	var nodes []*clusterkit.ClusterKit
+	for i := 1; i <= n; i++ {
+		o := clustertest.Options(t, fmt.Sprintf("node-%d", i))
+		o.Etcd.Endpoints = srv.Endpoints()
+		nodes = append(nodes, clustertest.Start(t, o, nil))
+	}
+	clustertest.Eventually(t, 30*time.Second, func() bool { return clustertest.Agreed(nodes...) }, "%d nodes never agreed", n)
+	return nodes
+}
+
+// TestNodeOperationsAgainstCluster runs cordon, uncordon, drain and
+// maintenance against a real 4-node cluster.
+func TestNodeOperationsAgainstCluster(t *testing.T) {
+	nodes := formOnEtcd(t, 4)
+	ctx := context.Background()
+	env := map[string]string{envNode: clustertest.Addr(nodes[0])}
+	run := func(want int, args ...string) result {
+		t.Helper()
+		r := cli(ctx, env, args...)
+		if r.code != want {
+			t.Fatalf("clusterkit %s: got %v\nwant exit %d", strings.Join(args, " "), r, want)
+		}
+		return r
+	}
+	if r := run(exitUsage, "cordon", "node-3"); !strings.Contains(r.stderr, "needs the cluster token") {
+		t.Fatalf("cordon without a token: got %v", r)
+	}
+	env[envToken] = "test-token"
+	if r := run(exitFailed, "drain", "node-9"); !strings.Contains(r.stderr, `"node-9" is not a live member`) {
+		t.Fatalf("drain node-9: got %v", r)
+	}
+	if r := run(exitUsage, "maintenance", "sideways"); !strings.Contains(r.stderr, `maintenance takes on or off, got "sideways"`) {
+		t.Fatalf("maintenance sideways: got %v", r)
+	}
+	held := len(nodes[0].GetPartitionsForNode("node-3"))
+	if r := run(exitOK, "cordon", "node-3"); r.stdout != fmt.Sprintf("cordoned node-3: it gets no new partitions and keeps its %d\n", held) {
+		t.Fatalf("cordon node-3: got %q", r.stdout)
+	}
+	if out := run(exitOK, "status").stdout; !strings.Contains(out, "node-3:") || !strings.Contains(out, "cordoned") {
+		t.Fatalf("status does not show the cordon:\n%s", out)
+	}
+	if r := run(exitOK, "uncordon", "node-3"); !strings.HasPrefix(r.stdout, "node-3 is schedulable again") {
+		t.Fatalf("uncordon node-3: got %q", r.stdout)
+	}
+	r := run(exitOK, "drain", "node-3", "--wait", "-o", "json")
+	var body struct {
+		Action    string        `json:"action"`
+		Operation nodeOperation `json:"operation"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &body); err != nil {
+		t.Fatalf("drain -o json: %v\n%s", err, r.stdout)
+	}
+	if op := body.Operation; body.Action != "drain node-3" || op.Operation != "draining" || !op.Done || op.Partitions != 0 {
+		t.Fatalf("drain node-3 --wait -o json: got %+v", body)
+	}
+	if got := len(nodes[0].GetPartitionsForNode("node-3")); got != 0 {
+		t.Fatalf("after drain --wait node-3 serves %d partitions", got)
+	}
+	var s statusJSON
+	if err := json.Unmarshal([]byte(run(exitOK, "status", "-o", "json").stdout), &s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Operations) != 1 || s.Operations[0].Node != "node-3" || !s.Operations[0].Done {
+		t.Fatalf("status -o json operations: got %+v, want node-3 drained", s.Operations)
+	}
+	if out := run(exitOK, "drain", "node-3").stdout; !strings.HasPrefix(out, "drained node-3: it holds nothing") {
+		t.Fatalf("drain of a drained node: got %q", out)
+	}
+	if out := run(exitOK, "maintenance", "on").stdout; !strings.HasPrefix(out, "maintenance mode on") {
+		t.Fatalf("maintenance on: got %q", out)
+	}
+	if out := run(exitOK, "status").stdout; !strings.Contains(out, "maintenance:") {
+		t.Fatalf("status does not show maintenance:\n%s", out)
+	}
+	run(exitOK, "maintenance", "off")
+	if c := nodes[0].GetCluster(); c.Maintenance != "" {
+		t.Fatalf("maintenance still on after off: %q", c.Maintenance)
+	}
+}
