@@ -88,7 +88,7 @@ func (ck *ClusterKit) UncordonNode(ctx context.Context, id string) error {
 // safe for concurrent use; nil before Start.
 func (ck *ClusterKit) NodeOperations() []NodeOperationStatus {
 	r := ck.active.Load()
-	if r == nil || r.follower == nil {
+	if r == nil || !ck.started.Load() { // r.follower is set during start
 		return nil
 	}
 	var out []NodeOperationStatus

@@ -45,6 +45,7 @@ type metrics struct {
 	failingHandoffs func() int
 	etcdConnected   func() bool
 	nodeOps         func() []NodeOperationStatus
+	waitingMoves    func() int
 
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector

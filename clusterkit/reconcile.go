@@ -30,6 +30,9 @@ type reconcileInput struct {
 	control map[controlAction]controlRequest
 	// operator holds the operator records (cordon, drain) by node.
 	operator map[string]operatorRecord
+	// maxMoves and maxMovesPerNode are Options.MaxConcurrentMoves and
+	// MaxConcurrentMovesPerNode (0: unlimited).
+	maxMoves, maxMovesPerNode int
 	// delay is Options.RebalanceDelay (zero or negative: none);
 	// maintShare and maintWindow are Options.Maintenance (share 0: never).
 	delay       time.Duration
@@ -135,7 +138,7 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 	if st.targetChanged || in.manual != "" || st.newMoves > 0 || newlyAway > 0 {
 		rb = startOrExtend(rb, in, prev, st)
 	}
-	if rb.running() && next.incomingCount() == 0 {
+	if rb.running() && next.incomingCount() == 0 && st.waiting == 0 {
 		if rb == in.rebalance {
 			rb = cloneRebalance(rb)
 		}
@@ -296,6 +299,7 @@ type partitionsStep struct {
 	targetChanged bool            // some partition's Target changed
 	newMoves      int             // (partition, node) pairs incoming since this version
 	affected      map[string]bool // nodes that gained or lost a Target slot
+	waiting       int             // moves held back by the move limits
 }
 
 // nextPartitions fills next.Partitions from the old ones and the targets.
@@ -306,7 +310,9 @@ func nextPartitions(next *assignment, oldParts []partitionState, targets [][]str
 			away[pn.ID] = true
 		}
 	}
-	nodes := partitionNodes{members: in.members, away: away, restarted: restarted, lost: lost}
+	nodes := partitionNodes{members: in.members, away: away, restarted: restarted, lost: lost,
+		budget: newMoveBudget(in.maxMoves, in.maxMovesPerNode)}
+	nodes.budget.countContinuing(oldParts, targets, nodes, in.ready)
 	st := partitionsStep{affected: map[string]bool{}}
 	for p, old := range oldParts {
 		target := targets[p]
@@ -325,6 +331,7 @@ func nextPartitions(next *assignment, oldParts []partitionState, targets [][]str
 		if !partitionEqual(ps, old) {
 			st.changed = true
 		}
+		st.waiting += waitingMoves(ps, nodes)
 		next.Partitions[p] = ps
 	}
 	return st
@@ -402,6 +409,7 @@ type partitionNodes struct {
 	away      map[string]bool // planned, lease expired, slots reserved
 	restarted map[string]bool // members that run a new process
 	lost      map[string]bool // restarted without durable storage
+	budget    *moveBudget     // new handoffs this round may admit (nil: all)
 }
 
 func (n partitionNodes) live(id string) bool { _, ok := n.members[id]; return ok }
@@ -425,6 +433,7 @@ func nextPartition(old partitionState, target []string, nodes partitionNodes, re
 			}
 		}
 	}
+	held := false // a Target node's move is held back by the limits
 	oldSince := make(map[string]int64, len(old.Incoming))
 	for _, in := range old.Incoming {
 		if !nodes.restarted[in.Node] {
@@ -436,12 +445,16 @@ func nextPartition(old partitionState, target []string, nodes partitionNodes, re
 			continue // serving, or away: its slot waits
 		}
 		since, wasIncoming := oldSince[n]
-		if !wasIncoming {
-			since = version
-		}
 		if wasIncoming && ready[n][p] == since {
 			serving = append(serving, n)
 			continue
+		}
+		if !wasIncoming {
+			if !nodes.budget.admit(n) {
+				held = true // waits for a move to complete
+				continue
+			}
+			since = version
 		}
 		ps.Incoming = append(ps.Incoming, incoming{Node: n, Since: since})
 	}
@@ -454,7 +467,7 @@ func nextPartition(old partitionState, target []string, nodes partitionNodes, re
 		if len(serving) == 0 {
 			serving = slices.Clone(old.Serving) // nothing better to name
 		}
-	case len(ps.Incoming) == 0 && len(inTarget) > 0:
+	case len(ps.Incoming) == 0 && !held && len(inTarget) > 0:
 		serving = inTarget // surplus dropped, in Target order
 	default:
 		serving = orderServing(serving, target, old.Serving)
