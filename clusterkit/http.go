@@ -38,6 +38,7 @@ const (
 //	GET  /ready              200 once registered, holding a map and in touch with etcd; else 503
 //	GET  /health/detailed    HealthCheck: 200 when healthy or degraded, 503 when critical
 //	GET  /metrics            Prometheus text format from the node's registry
+//	GET  /rebalance/preview  PreviewPlan: what a rebalance would move (?add=ID[:zone[:weight]]&remove=ID)
 //	GET  /operations         cordoned and draining nodes, with a drain's progress
 //	GET  /ui/                the operator's dashboard (HTML; it calls the endpoints here)
 //
@@ -79,6 +80,7 @@ func (ck *ClusterKit) Handler() http.Handler {
 	mux.HandleFunc("POST /maintenance/{state}", ck.handleMaintenance)
 	mux.HandleFunc("POST /nodes/{id}/{op}", ck.handleNodeOperation)
 	mux.HandleFunc("GET /operations", ck.handleOperations)
+	mux.HandleFunc("GET /rebalance/preview", ck.handlePreview)
 	mux.Handle("GET /ui/", http.StripPrefix("/ui", dashboard.Handler()))
 	return &apiHandler{ck: ck, mux: mux}
 }

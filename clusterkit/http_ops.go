@@ -2,6 +2,7 @@ package clusterkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 )
@@ -40,4 +41,30 @@ func (ck *ClusterKit) handleOperations(w http.ResponseWriter, r *http.Request) {
 		ops = []NodeOperationStatus{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"node": ck.opts.NodeID, "operations": ops})
+}
+
+// handlePreview serves GET /rebalance/preview?add=ID[:zone[:weight]]&remove=ID
+// (each repeatable): PreviewPlan, a dry run that writes nothing. 400 for a
+// malformed node, 404 for removing a node that is not a live member.
+func (ck *ClusterKit) handlePreview(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var change PlanChange
+	for _, s := range q["add"] {
+		n, err := ParseNodeSpec(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		change.Add = append(change.Add, n)
+	}
+	change.Remove = q["remove"]
+	pv, err := ck.PreviewPlan(change)
+	switch {
+	case errors.Is(err, ErrInvalidArgument):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		writeError(w, adminStatus(err), err.Error())
+	default:
+		writeJSON(w, http.StatusOK, pv)
+	}
 }

@@ -132,4 +132,3 @@ func TestMoveLimitOptionsValidation(t *testing.T) {
 		})
 	}
 }
-

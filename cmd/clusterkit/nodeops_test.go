@@ -42,6 +42,33 @@ func TestNodeOperationsAgainstCluster(t *testing.T) {
 		}
 		return r
 	}
+	// Dry runs need no token and write nothing.
+	v := nodes[0].GetCluster().AssignmentVersion
+	if out := run(exitOK, "rebalance", "--dry-run").stdout; !strings.HasPrefix(out, fmt.Sprintf("dry run from map v%d for 4 nodes: 0 moves", v)) {
+		t.Fatalf("rebalance --dry-run: got %q", out)
+	}
+	var pv planPreview
+	if err := json.Unmarshal([]byte(run(exitOK, "rebalance", "--dry-run", "--add", "node-5:z:2", "--remove", "node-1", "-o", "json").stdout), &pv); err != nil {
+		t.Fatal(err)
+	}
+	if pv.Moves == 0 || strings.Join(pv.Nodes, ",") != "node-2,node-3,node-4,node-5" || len(pv.Partitions) == 0 {
+		t.Fatalf("rebalance --dry-run --add node-5:z:2 --remove node-1: got %+v", pv)
+	}
+	if out := run(exitOK, "rebalance", "--dry-run", "--add", "node-5").stdout; !strings.Contains(out, "node-5") || !strings.Contains(out, "partition-") {
+		t.Fatalf("rebalance --dry-run --add node-5: no table or partitions:\n%s", out)
+	}
+	if r := run(exitUsage, "rebalance", "--dry-run", "--add", "n:z:heavy"); !strings.Contains(r.stderr, `weight "heavy" is not a number`) {
+		t.Fatalf("--add n:z:heavy: got %v", r)
+	}
+	if r := run(exitFailed, "rebalance", "--dry-run", "--remove", "node-9"); !strings.Contains(r.stderr, `"node-9" to remove is not a live member`) {
+		t.Fatalf("--remove node-9: got %v", r)
+	}
+	if r := run(exitUsage, "rebalance", "--add", "node-5"); !strings.Contains(r.stderr, "--add and --remove need --dry-run") {
+		t.Fatalf("rebalance --add without --dry-run: got %v", r)
+	}
+	if got := nodes[0].GetCluster().AssignmentVersion; got != v {
+		t.Fatalf("dry runs wrote the map: v%d → v%d", v, got)
+	}
 	if r := run(exitUsage, "cordon", "node-3"); !strings.Contains(r.stderr, "needs the cluster token") {
 		t.Fatalf("cordon without a token: got %v", r)
 	}
