@@ -68,3 +68,27 @@ func (ck *ClusterKit) handlePreview(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, pv)
 	}
 }
+
+// handleCancelHandoff serves POST /partitions/{id}/cancel-handoff:
+// CancelHandoff, answered 200 once the leader applied it; 404 for an
+// unknown partition or one that no node is receiving.
+func (ck *ClusterKit) handleCancelHandoff(w http.ResponseWriter, r *http.Request) {
+	p, ok := parsePartitionID(r.PathValue("id"), ck.opts.PartitionCount)
+	if !ok {
+		if ck.adminAuthorized(w, r) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no partition %q: use partition-N or N, 0 ≤ N < %d", r.PathValue("id"), ck.opts.PartitionCount))
+		}
+		return
+	}
+	ck.adminAction(w, r, "cancel-handoff "+PartitionID(p), func(ctx context.Context) error { return ck.CancelHandoff(ctx, p) })
+}
+
+// handleHandoffs serves GET /handoffs: this node's failing handoffs
+// (FailingHandoffs).
+func (ck *ClusterKit) handleHandoffs(w http.ResponseWriter, r *http.Request) {
+	hs := ck.FailingHandoffs()
+	if hs == nil {
+		hs = []FailingHandoff{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node": ck.opts.NodeID, "timeout": ck.opts.HandoffTimeout.String(), "failing": hs})
+}

@@ -46,6 +46,7 @@ type metrics struct {
 	etcdConnected   func() bool
 	nodeOps         func() []NodeOperationStatus
 	waitingMoves    func() int
+	failingList     func() []FailingHandoff
 
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector

@@ -9,6 +9,7 @@ import "github.com/prometheus/client_golang/prometheus"
 //	clusterkit_nodes_draining               nodes draining (done or not)
 //	clusterkit_drain_partitions_remaining   partitions the draining nodes still serve or receive
 //	clusterkit_moves_waiting                moves the move limits hold back
+//	clusterkit_handoffs_stuck               this node's handoffs failing longer than HandoffTimeout
 func (m *metrics) opsCollector() prometheus.Collector {
 	return opsGauges{
 		cordoned:  prometheus.NewDesc("clusterkit_nodes_cordoned", "Nodes cordoned by an operator (they get no new partitions).", nil, nil),
@@ -16,13 +17,15 @@ func (m *metrics) opsCollector() prometheus.Collector {
 		remaining: prometheus.NewDesc("clusterkit_drain_partitions_remaining", "Partitions the draining nodes still serve or receive.", nil, nil),
 		waiting: prometheus.NewDesc("clusterkit_moves_waiting",
 			"Planned moves (partition, receiving node) that MaxConcurrentMoves or MaxConcurrentMovesPerNode hold back.", nil, nil),
+		stuck: prometheus.NewDesc("clusterkit_handoffs_stuck",
+			"Partitions this node receives whose handoff has been failing longer than Options.HandoffTimeout.", nil, nil),
 		m: m,
 	}
 }
 
 type opsGauges struct {
-	cordoned, draining, remaining, waiting *prometheus.Desc
-	m                                      *metrics
+	cordoned, draining, remaining, waiting, stuck *prometheus.Desc
+	m                                             *metrics
 }
 
 func (g opsGauges) Describe(ch chan<- *prometheus.Desc) {
@@ -30,10 +33,18 @@ func (g opsGauges) Describe(ch chan<- *prometheus.Desc) {
 	ch <- g.draining
 	ch <- g.remaining
 	ch <- g.waiting
+	ch <- g.stuck
 }
 
 func (g opsGauges) Collect(ch chan<- prometheus.Metric) {
-	var cordoned, draining, remaining, waiting int
+	var cordoned, draining, remaining, waiting, stuck int
+	if g.m.failingList != nil {
+		for _, f := range g.m.failingList() {
+			if f.Stuck {
+				stuck++
+			}
+		}
+	}
 	if g.m.waitingMoves != nil {
 		waiting = g.m.waitingMoves()
 	}
@@ -51,4 +62,5 @@ func (g opsGauges) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(g.draining, prometheus.GaugeValue, float64(draining))
 	ch <- prometheus.MustNewConstMetric(g.remaining, prometheus.GaugeValue, float64(remaining))
 	ch <- prometheus.MustNewConstMetric(g.waiting, prometheus.GaugeValue, float64(waiting))
+	ch <- prometheus.MustNewConstMetric(g.stuck, prometheus.GaugeValue, float64(stuck))
 }

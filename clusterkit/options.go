@@ -153,6 +153,13 @@ type Options struct {
 	// are refused. The leader's values apply: give every node the same.
 	MaxConcurrentMoves        int
 	MaxConcurrentMovesPerNode int
+	// HandoffTimeout is how long one of this node's handoffs may fail
+	// (handlers retried) before it is reported stuck: in FailingHandoffs,
+	// HealthCheck (a reason, and OnClusterHealthChange), the metric
+	// clusterkit_handoffs_stuck and a warning in the log. An operator can
+	// then CancelHandoff. Default DefaultHandoffTimeout; negative is
+	// refused.
+	HandoffTimeout time.Duration
 	// Registerer receives this node's Prometheus metrics; default a private
 	// registry (served by the HTTP API's /metrics). Two nodes in one process
 	// must not share a Registerer.

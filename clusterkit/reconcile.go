@@ -129,6 +129,7 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 	if err != nil {
 		return out, err
 	}
+	cancelHandoffs(targets, oldParts, handoffCancels(in.control, P))
 	next := &assignment{Version: version, Planned: planned, Partitions: make([]partitionState, P),
 		Maintenance: maint, Served: served}
 	st := nextPartitions(next, oldParts, targets, in, restarted, lost)

@@ -85,6 +85,8 @@ type run struct {
 
 	healthMu sync.Mutex  // orders health evaluations and their events
 	health   HealthState // last status reported to OnClusterHealthChange; guarded by healthMu
+	// healthStuck is the stuck handoffs last reported; guarded by healthMu.
+	healthStuck int
 }
 
 func newRun(ck *ClusterKit) *run {

@@ -2,13 +2,19 @@ package clusterkit
 
 import "slices"
 
-// moveDefaults checks the move limits.
+// moveDefaults checks the move limits and fills HandoffTimeout.
 func (o *Options) moveDefaults() error {
 	if o.MaxConcurrentMoves < 0 {
 		return invalid("MaxConcurrentMoves", "must be ≥ 0 (0: unlimited)", o.MaxConcurrentMoves)
 	}
 	if o.MaxConcurrentMovesPerNode < 0 {
 		return invalid("MaxConcurrentMovesPerNode", "must be ≥ 0 (0: unlimited)", o.MaxConcurrentMovesPerNode)
+	}
+	if o.HandoffTimeout == 0 {
+		o.HandoffTimeout = DefaultHandoffTimeout
+	}
+	if o.HandoffTimeout < 0 {
+		return invalid("HandoffTimeout", "must be ≥ 0 (0: DefaultHandoffTimeout)", o.HandoffTimeout)
 	}
 	return nil
 }

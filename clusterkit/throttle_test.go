@@ -121,6 +121,7 @@ func TestMoveLimitOptionsValidation(t *testing.T) {
 	}{
 		{"total", func(o *clusterkit.Options) { o.MaxConcurrentMoves = -1 }, "MaxConcurrentMoves"},
 		{"per node", func(o *clusterkit.Options) { o.MaxConcurrentMovesPerNode = -2 }, "MaxConcurrentMovesPerNode"},
+		{"handoff timeout", func(o *clusterkit.Options) { o.HandoffTimeout = -time.Second }, "HandoffTimeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := clustertest.Options(t, "node-1")

@@ -173,5 +173,36 @@ holds nothing and stays a member until stopped, and stopping it moves
 nothing. Returns once the moves have started; --wait waits until done.
 'clusterkit uncordon' cancels it.`),
 		newMaintenanceCommand(g),
+		newCancelHandoffCommand(g),
+	}
+}
+
+func newCancelHandoffCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel-handoff PARTITION",
+		Short: "Give up the moves of a partition under way (needs the token)",
+		Long: `Give up the handoffs of a partition (partition-N or N) that are under way,
+typically one reported stuck (failing longer than HandoffTimeout, see
+'clusterkit status'): it keeps the nodes that serve it now.`,
+		Args: exactArgs("PARTITION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(g)
+			if err != nil {
+				return err
+			}
+			out, err := c.admin(cmd.Context(), "/partitions/"+url.PathEscape(args[0])+"/cancel-handoff")
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Status == http.StatusNotFound && !ae.UnknownPath {
+				return failed(fmt.Errorf("%s; 'clusterkit partitions' shows the incoming nodes", ae.Message))
+			}
+			if err != nil {
+				return failed(err)
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), out)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cancelled the handoffs of %s; it keeps its serving nodes\n", args[0])
+			return nil
+		},
 	}
 }

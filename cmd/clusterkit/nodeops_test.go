@@ -120,6 +120,12 @@ func TestNodeOperationsAgainstCluster(t *testing.T) {
 		t.Fatalf("status does not show maintenance:\n%s", out)
 	}
 	run(exitOK, "maintenance", "off")
+	if r := run(exitFailed, "cancel-handoff", "partition-2"); !strings.Contains(r.stderr, "no handoff of partition-2 is under way") {
+		t.Fatalf("cancel-handoff of a settled partition: got %v", r)
+	}
+	if r := run(exitFailed, "cancel-handoff", "partition-99"); !strings.Contains(r.stderr, `no partition "partition-99"`) {
+		t.Fatalf("cancel-handoff partition-99: got %v", r)
+	}
 	if c := nodes[0].GetCluster(); c.Maintenance != "" {
 		t.Fatalf("maintenance still on after off: %q", c.Maintenance)
 	}
