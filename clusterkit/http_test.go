@@ -214,9 +214,9 @@ func TestHTTPAPI(t *testing.T) {
 			var raw map[string]any
 			getJSON(t, n, "/cluster", http.StatusOK, &raw)
 			assertKeys(t, "/cluster", raw, "name", "node", "leader", "partition_count", "replication_factor",
-				"assignment_version", "membership_revision", "settled", "members", "partitions")
+				"assignment_version", "membership_revision", "settled", "members", "partitions", "rebalance")
 			assertKeys(t, "/cluster member", raw["members"].([]any)[0], "id", "address", "zone", "weight", "services",
-				"state", "incarnation", "started")
+				"state", "etcd_role", "incarnation", "started")
 			assertKeys(t, "/cluster partition", raw["partitions"].([]any)[0], "id", "index", "primary", "replicas", "incoming", "epoch")
 
 			var c apiCluster
