@@ -3,7 +3,6 @@ package clusterkit_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -204,13 +203,7 @@ func TestCordonKeepsPartitionsAcrossLeaderChangeAndJoin(t *testing.T) {
 // runs before each Start) and returns once they agree.
 func formOps(t *testing.T, n int, configure func(*clusterkit.ClusterKit)) []*clusterkit.ClusterKit {
 	t.Helper()
-	srv := etcdtest.Start(t)
-	var nodes []*clusterkit.ClusterKit
-	for i := 1; i <= n; i++ {
-		nodes = append(nodes, clustertest.Start(t, externalOptions(t, srv, fmt.Sprintf("node-%d", i)), configure))
-	}
-	clustertest.Eventually(t, 30*time.Second, func() bool { return clustertest.Agreed(nodes...) }, "%d nodes never agreed", n)
-	return nodes
+	return startExternal(t, etcdtest.Start(t), n, nil, configure)
 }
 
 func noIncoming(c *clusterkit.Cluster) bool {
