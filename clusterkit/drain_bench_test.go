@@ -98,3 +98,30 @@ func TestReconcileCordonAndDrainAtScale(t *testing.T) {
 		t.Fatalf("drain: n050 keeps %d slots and %d moves start, want 0 and %d", got, moves, len(held))
 	}
 }
+
+// TestReconcileThrottleNeverHoldsFailover: with one move at a time, a
+// leave still promotes a surviving replica of every partition the leaver
+// served at once; only the new replicas wait.
+func TestReconcileThrottleNeverHoldsFailover(t *testing.T) {
+	in := settledInput(t, 5, 64)
+	in.maxMoves = 1
+	gone := "n002"
+	in.members = maps.Clone(in.members)
+	delete(in.members, gone)
+	in.departed = map[string]departure{gone: {Record: memberRecord{ID: gone}, Reason: LeaveGraceful, At: in.now}}
+	out, err := reconcile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := out.assign.incomingCount(); n != 1 {
+		t.Fatalf("%d incoming handoffs, want 1 (MaxConcurrentMoves)", n)
+	}
+	for p, ps := range out.assign.Partitions {
+		if len(ps.Serving) == 0 || slices.Contains(ps.Serving, gone) {
+			t.Fatalf("partition %d serves %v: the leaver's primaries must fail over at once", p, ps.Serving)
+		}
+	}
+	if out.rebalance == nil || !out.rebalance.running() {
+		t.Fatalf("rebalance %+v, want it running while moves wait", out.rebalance)
+	}
+}
