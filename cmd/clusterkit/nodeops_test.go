@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +17,7 @@ import (
 
 // formOnEtcd starts n nodes on a new external etcd and waits until they
 // agree.
-func formOnEtcd(t *testing.T, n int) []*clusterkit.ClusterKit {
+func formOnEtcd(t *testing.T, n int) ([]*clusterkit.ClusterKit, *etcdtest.Server) {
 	t.Helper()
 	srv := etcdtest.Start(t)
 	var nodes []*clusterkit.ClusterKit
@@ -25,13 +27,13 @@ func formOnEtcd(t *testing.T, n int) []*clusterkit.ClusterKit {
 		nodes = append(nodes, clustertest.Start(t, o, nil))
 	}
 	clustertest.Eventually(t, 30*time.Second, func() bool { return clustertest.Agreed(nodes...) }, "%d nodes never agreed", n)
-	return nodes
+	return nodes, srv
 }
 
 // TestNodeOperationsAgainstCluster runs cordon, uncordon, drain and
 // maintenance against a real 4-node cluster.
 func TestNodeOperationsAgainstCluster(t *testing.T) {
-	nodes := formOnEtcd(t, 4)
+	nodes, srv := formOnEtcd(t, 4)
 	ctx := context.Background()
 	env := map[string]string{envNode: clustertest.Addr(nodes[0])}
 	run := func(want int, args ...string) result {
@@ -122,6 +124,33 @@ func TestNodeOperationsAgainstCluster(t *testing.T) {
 	run(exitOK, "maintenance", "off")
 	if r := run(exitFailed, "cancel-handoff", "partition-2"); !strings.Contains(r.stderr, "no handoff of partition-2 is under way") {
 		t.Fatalf("cancel-handoff of a settled partition: got %v", r)
+	}
+	// A node whose handoffs always fail: cancel one of them.
+	o := clustertest.Options(t, "node-5")
+	o.Etcd.Endpoints = srv.Endpoints()
+	clustertest.Start(t, o, func(ck *clusterkit.ClusterKit) {
+		ck.OnPartitionChange(func(ctx context.Context, e *clusterkit.PartitionChangeEvent) error {
+			if e.CopyToNode.ID == "node-5" {
+				return errors.New("disk full")
+			}
+			return nil
+		})
+	})
+	var stuck clusterkit.Partition
+	clustertest.Eventually(t, 20*time.Second, func() bool {
+		for _, p := range nodes[0].GetCluster().Partitions {
+			if slices.Contains(p.IncomingNodes, "node-5") {
+				stuck = p
+				return true
+			}
+		}
+		return false
+	}, "node-5 never became incoming")
+	if out := run(exitOK, "cancel-handoff", stuck.ID).stdout; out != "cancelled the handoffs of "+stuck.ID+"; it keeps its serving nodes\n" {
+		t.Fatalf("cancel-handoff %s: got %q", stuck.ID, out)
+	}
+	if p := nodes[0].GetCluster().Partitions[stuck.Index]; len(p.IncomingNodes) != 0 || p.PrimaryNode != stuck.PrimaryNode {
+		t.Fatalf("%s after cancel-handoff: %+v, was %+v", stuck.ID, p, stuck)
 	}
 	if r := run(exitFailed, "cancel-handoff", "partition-99"); !strings.Contains(r.stderr, `no partition "partition-99"`) {
 		t.Fatalf("cancel-handoff partition-99: got %v", r)
