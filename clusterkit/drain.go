@@ -68,9 +68,10 @@ func (ck *ClusterKit) CordonNode(ctx context.Context, id string) error {
 // holds nothing and stays a member until it stops; a Stop after that
 // moves nothing. It returns once the leader has applied the order (the
 // moves have started); NodeOperations shows the progress. UncordonNode
-// cancels it. When no other node can take the partitions (every other
-// node is cordoned or draining), the drain waits. ErrNotFound if id is not
-// a live member.
+// cancels it. When every node is draining, nothing moves; a slot that only
+// cordoned nodes could take is given up (the partition is
+// under-replicated, as HealthCheck reports; a partition whose only holder
+// is id keeps it). ErrNotFound if id is not a live member.
 func (ck *ClusterKit) DrainNode(ctx context.Context, id string) error {
 	return ck.setNodeOperation(ctx, id, NodeDraining)
 }
