@@ -126,6 +126,7 @@ func (r *run) leaderView() leaderState {
 		st.hold = comebackHold(v, r.reregisteredAt.Load(), o.LeaseTTL, now)
 	})
 	st.in.delay, st.in.maintShare, st.in.maintWindow = o.RebalanceDelay, o.Maintenance.Share, o.Maintenance.Window
+	st.in.maxMoves, st.in.maxMovesPerNode = o.MaxConcurrentMoves, o.MaxConcurrentMovesPerNode
 	return st
 }
 

@@ -1,0 +1,21 @@
+package clusterkit
+
+// AssignmentKey returns the etcd key of cluster's partition map.
+func AssignmentKey(cluster string) string { return newKeys(cluster).assignment() }
+
+// IncomingOf decodes a partition map value and returns its version and
+// its incoming handoffs: in total and per receiving node.
+func IncomingOf(b []byte) (version int64, total int, perNode map[string]int, err error) {
+	a, err := unmarshalAssignment(b)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	perNode = map[string]int{}
+	for _, p := range a.Partitions {
+		for _, in := range p.Incoming {
+			perNode[in.Node]++
+			total++
+		}
+	}
+	return a.Version, total, perNode, nil
+}
