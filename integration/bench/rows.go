@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -45,15 +46,23 @@ func clusterRows(ctx context.Context, c config) ([]row, error) {
 	}
 
 	var ts []faultTrial
+	var failed []string
 	for t := range c.trials {
 		progress(fmt.Sprintf("faults on 10 processes, trial %d", t+1))
 		ft, err := runFaultTrial(ctx, c)
 		if err != nil {
-			return nil, fmt.Errorf("fault trial %d: %w", t+1, err)
+			// A failed trial is a result, not a reason to stop measuring.
+			progress(fmt.Sprintf("fault trial %d failed: %v", t+1, err))
+			failed = append(failed, fmt.Sprintf("trial %d: %v", t+1, err))
+			continue
 		}
 		ts = append(ts, ft)
 	}
 	rows = append(rows, faultRows(ts, c.ttl)...)
+	if len(failed) > 0 {
+		rows = append(rows, row{what: "fault trials that failed (left out above)",
+			ours: fmt.Sprintf("%d of %d: %s", len(failed), c.trials, strings.Join(failed, "; "))})
+	}
 
 	progress("external-etcd clients")
 	ext, err := externalRSS(ctx, c, 3)
