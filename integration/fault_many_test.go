@@ -46,11 +46,9 @@ func TestManyNodesAtOnce(t *testing.T) {
 		rounds = n
 	}
 	var formed, exits, stops []time.Duration
-	for round := 1; round <= rounds; round++ {
-		f, e, s := manyNodesRound(t)
-		if t.Failed() {
-			return
-		}
+	var bad manyFaults
+	for round := 1; round <= rounds && !t.Failed(); round++ {
+		f, e, s := manyNodesRound(t, &bad)
 		formed = append(formed, f)
 		exits, stops = append(exits, e...), append(stops, s...)
 		t.Logf("round %d: %d nodes formed in %v; exits after SIGTERM: %s; Stop: %s", round, manyNodes,
@@ -64,13 +62,18 @@ func TestManyNodesAtOnce(t *testing.T) {
 	}
 	reliability.Summary(t, map[string]any{
 		"nodes": manyNodes, "rounds": rounds, "formed": formed, "exit": exits, "stop": stops,
-		"exits_over_2s": over, "panics": 0, "stop_errors": 0,
+		"exits_over_2s": over, "crashes": bad.crashes, "stop_errors": bad.stopErrs, "no_exit": bad.noExit,
 	})
 }
 
+// manyFaults counts the processes that did not exit within 30 s, exited
+// other than 0 (Stop failed, or a crash) and whose stderr shows a crash.
+type manyFaults struct{ noExit, stopErrs, crashes int }
+
 // manyNodesRound runs one round on a fresh cluster and returns how long it
-// took to form, and every node's exit and Stop duration.
-func manyNodesRound(t *testing.T) (formed time.Duration, exits, stops []time.Duration) {
+// took to form, and every node's exit and Stop duration; it fails the test
+// (and counts in bad) for every process that misbehaved.
+func manyNodesRound(t *testing.T, bad *manyFaults) (formed time.Duration, exits, stops []time.Duration) {
 	c := newProcCluster(t, "-ttl", "5s", "-partitions", "64", "-rf", "3", "-voters", "3")
 	c.bin = cknodeFastPath(t)
 	begin := time.Now()
@@ -102,14 +105,17 @@ func manyNodesRound(t *testing.T) (formed time.Duration, exits, stops []time.Dur
 	wg.Wait()
 	for i, n := range nodes {
 		if exited[i] < 0 {
+			bad.noExit++
 			t.Errorf("%s did not exit within 30 s of SIGTERM\n%s", n.id, n.tail())
 			continue
 		}
 		if n.exit != 0 {
+			bad.stopErrs++
 			t.Errorf("%s exited %d after SIGTERM: Stop: %s\n%s", n.id, n.exit, n.stopErr(), n.stderrTail())
 		}
-		if bad := stderrFault(n); bad != "" {
-			t.Errorf("%s's stderr reports %q:\n%s", n.id, bad, n.stderrTail())
+		if f := stderrFault(n); f != "" {
+			bad.crashes++
+			t.Errorf("%s's stderr reports %q:\n%s", n.id, f, n.stderrTail())
 		}
 		if exited[i] > 2*time.Second {
 			t.Logf("%s exited %v after SIGTERM (Stop %v)", n.id, exited[i].Round(time.Millisecond), n.stopTook().Round(time.Millisecond))
