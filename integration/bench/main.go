@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/clusterkit-go/clusterkit/examples/kvstore/localcluster"
+	"github.com/clusterkit-go/clusterkit/integration/internal/machine"
 )
 
 // config is the command's flags.
@@ -93,7 +94,7 @@ func main() {
 func run(ctx context.Context, c config) error {
 	began := time.Now()
 	fmt.Printf("# ClusterKit benchmarks\n\nmachine: %s, %d cores (GOMAXPROCS %d), %s %s/%s; %d trials per measure; lease TTL %v\n\n",
-		cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, c.trials, c.ttl)
+		machine.CPUModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, c.trials, c.ttl)
 	rows, err := clusterRows(ctx, c)
 	if err != nil {
 		return err
@@ -119,19 +120,6 @@ func run(ctx context.Context, c config) error {
 	}
 	fmt.Printf("\nbench: done in %v\n", time.Since(began).Round(time.Second))
 	return nil
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }
 
 func fail(err error) {
