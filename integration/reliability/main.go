@@ -6,7 +6,7 @@
 //
 //	go test -json -race -count=1 -timeout 40m ./integration/ ./integration/linearizability/ > run.json
 //	CLUSTERKIT_ETCD_BIN=$(command -v etcd) go test -json -race -count=1 -tags etcdserver \
-//	    -run 'TestDebianEtcdCluster|TestEtcdOutage$|TestWatcherCatchUpOnEtcd34' ./integration/ >> run.json
+//	    -run 'TestDebianEtcdCluster|TestEtcdOutage|TestWatcherCatchUpOnEtcd34' ./integration/ >> run.json
 //	go run ./integration/reliability run.json > RELIABILITY.md
 package main
 

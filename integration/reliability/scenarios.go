@@ -29,7 +29,7 @@ var scenarios = []scenario{
 	{pkgIntegration, "TestKilledNodeBackWithinDelay", "SIGKILL of a plain node, restarted within the rebalance delay",
 		"primaries fail over at once; no replica placed elsewhere; the new process gets its own slots back by copy; no NoSource; one primary per (partition, epoch)", ""},
 	{pkgIntegration, "TestEtcdOutageKeepsData", "the external etcd killed for 10 × TTL under 4 running node processes, then restarted",
-		"no partition handed out without a source, no data moved", ""},
+		"no partition handed out without a source, no data moved", "etcdserver"},
 	{pkgIntegration, "TestQuorumLossRestart", "SIGKILL of two of three etcd voters, both restarted together",
 		"the cluster comes back and agrees; 3 voters, no learner", ""},
 	{pkgIntegration, "TestBootstrapRestartAfterStop", "graceful stop of the bootstrap node, restarted with its original options",
