@@ -59,7 +59,11 @@ func freezeFor(t testing.TB, c *procCluster, nodes []*nodeProc, d time.Duration,
 	}
 	t.Logf("freeze of %v for %v: leave seen after %v, settled %v after the thaw; records: %s",
 		ids, d, res.leaveSeen, res.repaired, summary(recs))
-	reliability.Summary(t, map[string]any{"frozen_for": d, "leave_seen": res.leaveSeen, "settled_after_thaw": res.repaired,
+	var seen any = "none"
+	if res.leaveSeen > 0 {
+		seen = res.leaveSeen
+	}
+	reliability.Summary(t, map[string]any{"frozen_for": d, "leave_seen": seen, "settled_after_thaw": res.repaired,
 		"maps_observed": countKind(recs, "map"), "primary_conflicts": len(primaryConflicts(recs)), "no_source": len(noSource(recs)),
 		"collateral_leaves": len(leavesOf(recs, ids...))})
 	return res
