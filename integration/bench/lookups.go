@@ -108,7 +108,9 @@ func lookupsDuringChurn(ctx context.Context, ck *clusterkit.ClusterKit, url stri
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var churnErr atomic.Value
+	churnDone := make(chan struct{})
 	wg.Go(func() {
+		defer close(churnDone)
 		for i := 0; cctx.Err() == nil; i++ {
 			n, err := startPlain(cctx, url, "churn")
 			if err != nil {
@@ -126,7 +128,7 @@ func lookupsDuringChurn(ctx context.Context, ck *clusterkit.ClusterKit, url stri
 	time.Sleep(200 * time.Millisecond)
 	before := ck.GetCluster().AssignmentVersion
 	var r lookupResult
-	for r.rebalances == 0 && ctx.Err() == nil {
+	for r.rebalances == 0 && ctx.Err() == nil && !closed(churnDone) {
 		r = lookupBench(ck, keys, false)
 		r.rebalances = ck.GetCluster().AssignmentVersion - before
 	}
@@ -136,4 +138,13 @@ func lookupsDuringChurn(ctx context.Context, ck *clusterkit.ClusterKit, url stri
 		return r, err
 	}
 	return r, nil
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
