@@ -116,9 +116,9 @@ func (c *kvCluster) leader(ctx context.Context) (string, error) {
 	return "", errors.New("no node names a leader")
 }
 
-// waitNewLeader returns once a running node other than old names a leader
-// other than old.
-func (c *kvCluster) waitNewLeader(ctx context.Context, old string) error {
+// waitNewLeader returns the new leader once a running node other than old
+// names a running node other than old as the leader.
+func (c *kvCluster) waitNewLeader(ctx context.Context, old string) (string, error) {
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for wctx.Err() == nil {
@@ -126,11 +126,15 @@ func (c *kvCluster) waitNewLeader(ctx context.Context, old string) error {
 			if n.ID == old || n.Frozen() {
 				continue
 			}
-			if v, err := n.ReadView(wctx); err == nil && v.Leader != "" && v.Leader != old {
-				return nil
+			v, err := n.ReadView(wctx)
+			if err != nil || v.Leader == "" || v.Leader == old {
+				continue
+			}
+			if l := c.Node(v.Leader); l != nil && l.Running() {
+				return v.Leader, nil
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return fmt.Errorf("no new leader after %s: %w", old, wctx.Err())
+	return "", fmt.Errorf("no new leader after %s: %w", old, wctx.Err())
 }
