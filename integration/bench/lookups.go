@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,7 +47,7 @@ func benchLookups(ctx context.Context, trials int) (single, parallel, churn []lo
 		}
 	}()
 	for i := range 10 {
-		ck, err := startPlain(ctx, m.ClientURL(), fmt.Sprintf("node-%d", i+1))
+		ck, err := startPlain(ctx, m.ClientURL(), dir, fmt.Sprintf("node-%d", i+1))
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -60,7 +61,7 @@ func benchLookups(ctx context.Context, trials int) (single, parallel, churn []lo
 	for range trials {
 		single = append(single, lookupBench(ck, keys, false))
 		parallel = append(parallel, lookupBench(ck, keys, true))
-		r, err := lookupsDuringChurn(ctx, ck, m.ClientURL(), keys)
+		r, err := lookupsDuringChurn(ctx, ck, m.ClientURL(), dir, keys)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -69,9 +70,10 @@ func benchLookups(ctx context.Context, trials int) (single, parallel, churn []lo
 	return single, parallel, churn, nil
 }
 
-// startPlain starts a node in this process as a client of etcd at url.
-func startPlain(ctx context.Context, url, id string) (*clusterkit.ClusterKit, error) {
-	ck, err := clusterkit.New(clusterkit.Options{NodeID: id, HTTPAddr: "127.0.0.1:0",
+// startPlain starts a node in this process as a client of etcd at url,
+// with its data directory under dir.
+func startPlain(ctx context.Context, url, dir, id string) (*clusterkit.ClusterKit, error) {
+	ck, err := clusterkit.New(clusterkit.Options{NodeID: id, HTTPAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, id),
 		Etcd: clusterkit.EtcdConfig{Endpoints: []string{url}}, LeaseTTL: 2 * time.Second})
 	if err != nil {
 		return nil, err
@@ -104,7 +106,7 @@ func lookupBench(ck *clusterkit.ClusterKit, keys []string, parallel bool) lookup
 
 // lookupsDuringChurn runs lookupBench while another node joins and stops
 // in a loop, and counts the map versions ck saw meanwhile.
-func lookupsDuringChurn(ctx context.Context, ck *clusterkit.ClusterKit, url string, keys []string) (lookupResult, error) {
+func lookupsDuringChurn(ctx context.Context, ck *clusterkit.ClusterKit, url, dir string, keys []string) (lookupResult, error) {
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var churnErr atomic.Value
@@ -112,7 +114,7 @@ func lookupsDuringChurn(ctx context.Context, ck *clusterkit.ClusterKit, url stri
 	wg.Go(func() {
 		defer close(churnDone)
 		for i := 0; cctx.Err() == nil; i++ {
-			n, err := startPlain(cctx, url, "churn")
+			n, err := startPlain(cctx, url, dir, "churn")
 			if err != nil {
 				if cctx.Err() == nil {
 					churnErr.Store(err)
