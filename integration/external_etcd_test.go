@@ -16,6 +16,8 @@ import (
 	"github.com/clusterkit-go/clusterkit/clusterkit"
 	"github.com/clusterkit-go/clusterkit/clusterkit/clustertest"
 	"github.com/clusterkit-go/clusterkit/watcher"
+
+	"github.com/clusterkit-go/clusterkit/integration/internal/reliability"
 )
 
 func externalNode(t *testing.T, etcd *etcdProcess, id string, leaves *leaveLog) *clusterkit.ClusterKit {
@@ -74,6 +76,7 @@ func TestDebianEtcdCluster(t *testing.T) {
 		}, "%s did not see both leaves", id)
 	}
 	t.Logf("crash → OnNodeLeave on the survivors: %v (lease TTL 2s, etcd 3.4)", time.Since(crashed))
+	reliability.Summary(t, map[string]any{"crash_seen_by_all": time.Since(crashed), "lease_ttl": 2 * time.Second})
 	clustertest.Eventually(t, 15*time.Second, func() bool { return clustertest.Agreed(nodes[:2]...) }, "survivors never agreed")
 }
 

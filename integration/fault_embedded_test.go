@@ -9,6 +9,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/integration/internal/reliability"
 )
 
 // The scenarios of issue 10 (embedded etcd that never takes the
@@ -35,6 +37,7 @@ func TestQuorumLossRestart(t *testing.T) {
 	wg.Wait()
 	done := c.waitSettled(nodes, 60*time.Second)
 	t.Logf("quorum loss: all agree %v after the restarts", done.Sub(begin))
+	reliability.Summary(t, map[string]any{"all_agree_after_restarts": done.Sub(begin)})
 	checkVoters(t, nodes, 3)
 }
 
@@ -54,6 +57,8 @@ func TestBootstrapRestartAfterStop(t *testing.T) {
 // from the test: at the end MaxVoters voters and no learner remain.
 func TestRollingRestart(t *testing.T) {
 	c, nodes := formEmbedded(t, 4)
+	var restarts []time.Duration
+	defer func() { reliability.Summary(t, map[string]any{"restart_to_all_agree": restarts}) }()
 	for _, n := range nodes {
 		begin := time.Now()
 		n.gracefulStop(t)
@@ -64,6 +69,7 @@ func TestRollingRestart(t *testing.T) {
 		done := c.waitSettled(nodes, 60*time.Second)
 		t.Logf("restart of %s: settled after %v (Stop %v, exit %v, Start %v, settle %v)", n.id, done.Sub(begin),
 			n.stopTook(), stopped.Sub(begin), started.Sub(stopped), done.Sub(started))
+		restarts = append(restarts, done.Sub(begin))
 	}
 	checkVoters(t, nodes, 3)
 }
@@ -74,10 +80,15 @@ func TestRollingRestart(t *testing.T) {
 // compose down, then up): the cluster must come back with its voters.
 func TestAllStopAtOnce(t *testing.T) {
 	const rounds = 3
+	var all, slowest []time.Duration
+	defer func() {
+		reliability.Summary(t, map[string]any{"all_exited": all, "slowest_stop": slowest, "rounds": rounds})
+	}()
 	for round := range rounds {
 		c, nodes := formEight(t)
 		took := stopAllAtOnce(t, nodes)
 		t.Logf("round %d: all 8 exited after %v (slowest Stop %v)", round, took, slowestStop(nodes))
+		all, slowest = append(all, took), append(slowest, slowestStop(nodes))
 		if round < rounds-1 {
 			continue
 		}

@@ -7,6 +7,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/integration/internal/reliability"
 )
 
 // freezeResult is what one freeze scenario measured.
@@ -57,6 +59,13 @@ func freezeFor(t testing.TB, c *procCluster, nodes []*nodeProc, d time.Duration,
 	}
 	t.Logf("freeze of %v for %v: leave seen after %v, settled %v after the thaw; records: %s",
 		ids, d, res.leaveSeen, res.repaired, summary(recs))
+	var seen any = "none"
+	if res.leaveSeen > 0 {
+		seen = res.leaveSeen
+	}
+	reliability.Summary(t, map[string]any{"frozen_for": d, "leave_seen": seen, "settled_after_thaw": res.repaired,
+		"maps_observed": countKind(recs, "map"), "primary_conflicts": len(primaryConflicts(recs)), "no_source": len(noSource(recs)),
+		"collateral_leaves": len(leavesOf(recs, ids...))})
 	return res
 }
 
@@ -265,6 +274,9 @@ func TestKilledNodeBackWithinDelay(t *testing.T) {
 	c.waitSettled(nodes, 60*time.Second)
 	recs := c.log.since(begin)
 	t.Logf("kill and restart of %s: records %s", victim.id, summary(recs))
+	reliability.Summary(t, map[string]any{"failed_over": firstPromotion(recs, begin), "all_agree_after_kill": time.Since(begin),
+		"maps_observed": countKind(recs, "map"), "primary_conflicts": len(primaryConflicts(recs)), "no_source": len(noSource(recs)),
+		"moves_to_others": len(movesToOthers(recs, victim.id))})
 	if failedOver == 0 {
 		t.Errorf("no primary failed over before %s came back", victim.id)
 	}

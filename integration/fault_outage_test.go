@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/clusterkit-go/clusterkit/integration/internal/reliability"
 )
 
 // TestEtcdOutageKeepsData kills the external etcd for 10×TTL while every
@@ -32,6 +34,8 @@ func TestEtcdOutageKeepsData(t *testing.T) {
 	recs := c.log.since(begin)
 	t.Logf("etcd down %v: every node registered %v after it returned; records: %s",
 		back.Sub(begin), registered.Sub(back), summary(recs))
+	reliability.Summary(t, map[string]any{"etcd_down": back.Sub(begin), "registered_after_return": registered.Sub(back),
+		"maps_observed": countKind(recs, "map"), "no_source": len(noSource(recs)), "moves": len(moves(recs))})
 	if l := noSource(recs); len(l) > 0 {
 		t.Errorf("partitions handed out without a source although every process kept its data: %d\n%s", len(l), limit(l, 10))
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/clusterkit-go/clusterkit/integration/internal/reliability"
 )
 
 // TestDeadVoterReplaced SIGKILLs an etcd voter of four embedded nodes
@@ -19,6 +21,7 @@ func TestDeadVoterReplaced(t *testing.T) {
 	want := []string{nodes[0].id, nodes[2].id, nodes[3].id}
 	got := waitMemberNames(t, nodes, want, 40*time.Second)
 	t.Logf("voter %s killed: voters %v after %v", nodes[1].id, got, time.Since(begin))
+	reliability.Summary(t, map[string]any{"voter_replaced": time.Since(begin), "rebalance_delay": time.Second, "voters": len(got)})
 	c.waitSettled(slices.Delete(slices.Clone(nodes), 1, 2), 30*time.Second)
 }
 
@@ -77,4 +80,5 @@ func TestStuckLearnerRemoved(t *testing.T) {
 	added := time.Now()
 	got := waitMemberNames(t, nodes, voters, 30*time.Second)
 	t.Logf("learner %x removed %v after its add; voters %v", resp.Member.ID, time.Since(added), got)
+	reliability.Summary(t, map[string]any{"learner_removed": time.Since(added), "voters": len(got)})
 }

@@ -113,6 +113,17 @@ func first(recs []record, match func(record) bool) time.Time {
 	return time.Time{}
 }
 
+// countKind counts the records of one kind.
+func countKind(recs []record, kind string) int {
+	n := 0
+	for _, r := range recs {
+		if r.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
 // summary counts records by kind, for logs.
 func summary(recs []record) string {
 	n := map[string]int{}

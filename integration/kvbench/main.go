@@ -29,6 +29,7 @@ import (
 
 	"github.com/clusterkit-go/clusterkit/examples/kvstore/localcluster"
 	"github.com/clusterkit-go/clusterkit/examples/kvstore/store"
+	"github.com/clusterkit-go/clusterkit/integration/internal/machine"
 )
 
 // config is the command's flags.
@@ -78,7 +79,7 @@ var phases = []phase{
 }
 
 func run(ctx context.Context, c config) error {
-	fmt.Printf("machine: %s, %d cores (GOMAXPROCS %d), %s %s/%s\n", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Printf("machine: %s, %d cores (GOMAXPROCS %d), %s %s/%s\n", machine.CPUModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Printf("cluster: %d processes on loopback, %d partitions, RF %d, embedded etcd (3 voters); load: %d clients in one process, %d keys, %d-byte values, %v per mode after %v of warm-up\n\n",
 		c.nodes, c.partitions, c.rf, c.clients, c.keys, c.valueSize, c.duration, c.warmup)
 	var results []result
@@ -149,17 +150,4 @@ func runCluster(ctx context.Context, c config, m store.Mode, ps []phase) ([]resu
 		}
 	}
 	return out, nil
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }
