@@ -102,8 +102,10 @@ func (r *run) serveHTTP(ln net.Listener) {
 	if cfg, plain := r.serverTLS(); cfg != nil {
 		ln = newMixedListener(ln, cfg, plain)
 	}
+	// The server's own log (refused TLS handshakes, mostly) goes to debug.
+	errLog, _ := zap.NewStdLogAt(r.ck.log.Named("http"), zap.DebugLevel)
 	r.http = &http.Server{Handler: r.ck.Handler(), ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+		ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute, ErrorLog: errLog}
 	r.wg.Go(func() {
 		if err := r.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			r.ck.log.Error("http server stopped", zapErr(err))
