@@ -118,12 +118,13 @@ func etcdLeader(t testing.TB, nodes []*nodeProc) *nodeProc {
 		if n.etcd == "" {
 			continue
 		}
-		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{n.etcd}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+		ep := "https://" + n.etcd
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, TLS: n.etcdTLS(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 		if err != nil {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		st, err := cli.Status(ctx, n.etcd)
+		st, err := cli.Status(ctx, ep)
 		cancel()
 		cli.Close()
 		if err == nil && st.Leader == st.Header.MemberId {
