@@ -164,8 +164,9 @@ func (c *procCluster) add(id string) *nodeProc {
 	return n
 }
 
-// spawn starts a new node process without waiting for its Start.
-func (c *procCluster) spawn(id string) *nodeProc {
+// spawn starts a new node process without waiting for its Start; extra
+// flags come last (a repeated flag's last value wins).
+func (c *procCluster) spawn(id string, extra ...string) *nodeProc {
 	c.t.Helper()
 	n := &nodeProc{t: c.t, id: id, http: freePort(c.t), dir: c.t.TempDir(), log: c.log}
 	n.args = append([]string{"-id", id, "-http", n.http, "-data", filepath.Join(n.dir, "data"),
@@ -182,6 +183,7 @@ func (c *procCluster) spawn(id string) *nodeProc {
 			}
 		}
 	}
+	n.args = append(n.args, extra...)
 	c.nodes = append(c.nodes, n)
 	n.start(c.bin)
 	return n
