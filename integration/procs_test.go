@@ -274,18 +274,20 @@ func (n *nodeProc) stopErr() string {
 	return "(no stop reported)"
 }
 
-// stderrTail returns the first lines of a panic in the node's stderr, or
-// its last lines.
+// stderrTail returns the first lines of a panic or data race report in
+// the node's stderr, or its last lines.
 func (n *nodeProc) stderrTail() string {
 	data, _ := os.ReadFile(filepath.Join(n.dir, "stderr"))
 	s := string(data)
-	if i := strings.Index(s, "panic:"); i >= 0 {
+	if i := strings.Index(s, "WARNING: DATA RACE"); i >= 0 {
+		s = s[i:]
+	} else if i := strings.Index(s, "panic:"); i >= 0 {
 		s = s[i:]
 	} else if len(s) > 2000 {
 		s = s[len(s)-2000:]
 	}
-	if len(s) > 3000 {
-		s = s[:3000]
+	if len(s) > 6000 {
+		s = s[:6000]
 	}
 	return s
 }
