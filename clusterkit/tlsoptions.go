@@ -2,9 +2,7 @@ package clusterkit
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 
 	"github.com/clusterkit-go/clusterkit/internal/pki"
 )
@@ -44,13 +42,9 @@ func httpTLSConfig(h *HTTPTLSOptions) (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if h.ClientCAFile != "" {
-		b, err := os.ReadFile(h.ClientCAFile)
+		pool, err := pki.ReadPool(h.ClientCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: HTTPTLS.ClientCAFile: %v", ErrInvalidOptions, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("%w: HTTPTLS.ClientCAFile %q holds no PEM certificate", ErrInvalidOptions, h.ClientCAFile)
+			return nil, fmt.Errorf("%w: HTTPTLS.ClientCAFile: %w", ErrInvalidOptions, err)
 		}
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}

@@ -2,10 +2,8 @@ package embedetcd
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
-	"os"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 
@@ -37,13 +35,9 @@ func (f *TLSFiles) load() (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: TLS.CertFile %q / TLS.KeyFile %q: %v", ErrInvalidConfig, f.CertFile, f.KeyFile, err)
 	}
-	caPEM, err := os.ReadFile(f.CAFile)
+	pool, err := pki.ReadPool(f.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w: TLS.CAFile: %v", ErrInvalidConfig, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("%w: TLS.CAFile %q holds no PEM certificate", ErrInvalidConfig, f.CAFile)
 	}
 	return pki.ClientConfig(cert, pool), nil
 }

@@ -139,4 +139,7 @@ func TestSecureClusterOfProcesses(t *testing.T) {
 		t.Fatal("n2 has a new certificate after its restart; want the stored one")
 	}
 	checkVoters(t, nodes, 3)
+	// Stop the nodes before their temp dirs are removed (a running etcd
+	// keeps writing into them).
+	stopAllAtOnce(t, nodes)
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"os"
 	"strings"
 
 	"github.com/clusterkit-go/clusterkit/internal/pki"
@@ -23,13 +21,9 @@ import (
 func tlsFor(g *globals) (scheme string, cfg *tls.Config, err error) {
 	switch {
 	case g.caFile != "":
-		b, err := os.ReadFile(g.caFile)
+		pool, err := pki.ReadPool(g.caFile)
 		if err != nil {
 			return "", nil, usageError("invalid --ca-file: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(b) {
-			return "", nil, usageError("invalid --ca-file %q: no PEM certificate in it", g.caFile)
 		}
 		return "https", &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, InsecureSkipVerify: g.insecure}, nil
 	case strings.HasPrefix(g.token, "ck1."):
