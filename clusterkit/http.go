@@ -40,9 +40,16 @@ const (
 //	GET  /metrics            Prometheus text format from the node's registry
 //	GET  /ui/                the operator's dashboard (HTML; it calls the endpoints here)
 //
+// Start serves the API on HTTPAddr over TLS with the node's cluster
+// certificate and over plain HTTP on the same port (secure embedded mode),
+// over TLS only with Options.HTTPTLS, or over plain HTTP only
+// (InsecurePlaintext, or external etcd without HTTPTLS).
+//
 // Token-protected endpoints: the request must carry the ClusterToken as
-// "Authorization: Bearer <token>", or it is refused with 401 and changes
-// nothing. A node without a ClusterToken refuses the admin endpoints with
+// "Authorization: Bearer <token>" (the ck1. join token or its secret part),
+// or it is refused with 401 and changes nothing; over plain HTTP to a node
+// that serves TLS it is refused with 403 ("use https://") before the token
+// is looked at. A node without a ClusterToken refuses the admin endpoints with
 // 403 (they would be open to anyone); its join endpoint stays open, as
 // Options.ClusterToken documents.
 //

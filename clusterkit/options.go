@@ -81,8 +81,9 @@ type Options struct {
 	// (primary included), 1 to 64; default DefaultReplicationFactor. Fixed
 	// when the cluster is created.
 	ReplicationFactor int
-	// DataDir holds the embedded etcd data and this node's incarnation
-	// file. Default: DefaultDataDirRoot/<NodeID>.
+	// DataDir holds the embedded etcd data, this node's incarnation file
+	// and, in secure embedded mode, its TLS material (DataDir/tls, owner
+	// only). Default: DefaultDataDirRoot/<NodeID>.
 	DataDir string
 	// ClusterName separates clusters that share one etcd: all keys live
 	// under /clusterkit/<ClusterName>/. Default DefaultClusterName;
