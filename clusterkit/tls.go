@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -95,7 +96,8 @@ func bootstrapTLS(o *Options, hosts []string, now time.Time) (*nodeTLS, error) {
 
 // storeJoinedTLS checks and stores what a join answer brought: the CA
 // certificate (it must match the token's pin, when there is one), this
-// node's certificate for key, and the CA key when the answer holds one.
+// node's certificate for key (signed by that CA), and the CA key when the
+// answer holds one. Nothing is stored when a check fails.
 func storeJoinedTLS(o *Options, key crypto.Signer, ans *joinResponse) (*nodeTLS, error) {
 	bad := func(format string, args ...any) (*nodeTLS, error) {
 		return nil, fmt.Errorf("%w: %w: join answer from %s: "+format, append([]any{ErrJoinFailed, ErrTLS, o.JoinAddr}, args...)...)
@@ -103,31 +105,51 @@ func storeJoinedTLS(o *Options, key crypto.Signer, ans *joinResponse) (*nodeTLS,
 	if ans.CACert == "" || ans.Cert == "" {
 		return bad("no certificate")
 	}
+	if err := checkAnswer(ans, tokenPin(o.ClusterToken)); err != nil {
+		return bad("%v", err)
+	}
 	d := tlsDir(o)
 	keyPEM, err := pki.EncodeKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTLS, err)
 	}
-	if err := d.WriteNode([]byte(ans.CACert), []byte(ans.Cert), keyPEM); err != nil {
-		return bad("%v", err)
-	}
-	t, err := loadNodeTLS(o)
-	if err != nil {
-		return nil, err
-	}
-	if pin := tokenPin(o.ClusterToken); pin != "" && t.pin != pin {
-		return bad("CA %s is not the token's pin %s", t.pin, pin)
-	}
-	if err := t.verify(t.cert); err != nil {
-		return bad("%v", err)
-	}
+	// The CA key first: the node certificate, written last, is what makes
+	// the material count as present (pki.Dir.HasNode).
 	if ans.CAKey != "" {
 		if err := storeCAKey(d, ans); err != nil {
 			return bad("%v", err)
 		}
-		return loadNodeTLS(o)
 	}
-	return t, nil
+	if err := d.WriteNode([]byte(ans.CACert), []byte(ans.Cert), keyPEM); err != nil {
+		return bad("%v", err)
+	}
+	return loadNodeTLS(o)
+}
+
+// checkAnswer checks, before anything is stored, that the answer's CA is
+// the pinned one (when pin is not empty) and signed the answer's
+// certificate.
+func checkAnswer(ans *joinResponse, pin string) error {
+	caBlock, _ := pem.Decode([]byte(ans.CACert))
+	certBlock, _ := pem.Decode([]byte(ans.Cert))
+	if caBlock == nil || certBlock == nil {
+		return fmt.Errorf("certificates are not PEM")
+	}
+	if pin != "" && pki.Fingerprint(caBlock.Bytes) != pin {
+		return fmt.Errorf("CA %s is not the token's pin %s", pki.Fingerprint(caBlock.Bytes), pin)
+	}
+	ca, err := x509.ParseCertificate(caBlock.Bytes)
+	if err != nil {
+		return err
+	}
+	leaf, err := x509.ParseCertificate(certBlock.Bytes)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	return err
 }
 
 // storeCAKey stores the CA key of a join answer, after checking that it
@@ -172,16 +194,6 @@ func (t *nodeTLS) keepSecret(o *Options) error {
 	}
 	t.secret = s
 	return nil
-}
-
-// verify checks that cert's leaf is signed by the cluster CA.
-func (t *nodeTLS) verify(cert tls.Certificate) error {
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil {
-		return err
-	}
-	_, err = leaf.Verify(x509.VerifyOptions{Roots: t.pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	return err
 }
 
 // token is the join token "ck1.<pin>.<secret>".
