@@ -528,11 +528,11 @@ func TestJoinWithWrongTokenIsRefused(t *testing.T) {
 		t.Fatalf("join with a wrong token: got %v, want ErrJoinFailed and ErrUnauthorized", err)
 	}
 	for _, auth := range []string{"", "Bearer nope", "test-token"} {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+clustertest.Addr(first)+"/cluster/join", bytes.NewReader([]byte(`{"node_id":"x"}`)))
+		req, _ := http.NewRequest(http.MethodPost, "https://"+clustertest.Addr(first)+"/cluster/join", bytes.NewReader([]byte(`{"node_id":"x"}`)))
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := clustertest.HTTPSClient(t, first).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

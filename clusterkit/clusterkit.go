@@ -2,6 +2,7 @@ package clusterkit
 
 import (
 	"context"
+	"crypto/tls"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 // unreachable.
 type ClusterKit struct {
 	opts    Options
+	httpTLS *tls.Config // Options.HTTPTLS, loaded; nil without
 	keys    keys
 	log     *zap.Logger
 	metrics *metrics
@@ -49,12 +51,17 @@ func New(opts Options) (*ClusterKit, error) {
 	if err != nil {
 		return nil, err
 	}
+	httpTLS, err := httpTLSConfig(o.HTTPTLS)
+	if err != nil {
+		return nil, err
+	}
 	m, err := newMetrics(o.Registerer, o.NodeID)
 	if err != nil {
 		return nil, err
 	}
 	ck := &ClusterKit{
 		opts:    o,
+		httpTLS: httpTLS,
 		keys:    newKeys(o.ClusterName),
 		log:     o.Logger.With(zap.String("node", o.NodeID), zap.String("cluster", o.ClusterName)),
 		metrics: m,

@@ -160,6 +160,7 @@ func (r *run) embedConfig() (embedetcd.Config, error) {
 		DisableStrictReconfigCheck: true,
 		MaxVoters:                  o.Embedded.MaxVoters,
 	}
+	cfg = r.withTLS(cfg)
 	if cfg.ClientAddr == "" || cfg.PeerAddr == "" {
 		client, peer, err := defaultEmbedAddrs(o)
 		if err != nil {

@@ -20,6 +20,9 @@ var (
 	ErrUnauthorized = errors.New("clusterkit: unauthorized")
 	// ErrJoinFailed: joining through JoinAddr failed.
 	ErrJoinFailed = errors.New("clusterkit: join failed")
+	// ErrTLS: certificates or keys are missing, unreadable or do not
+	// belong to the cluster.
+	ErrTLS = errors.New("clusterkit: tls")
 	// ErrInvalidKey: a custom-data key is empty, too long or malformed.
 	ErrInvalidKey = errors.New("clusterkit: invalid key")
 	// ErrValueTooLarge: a custom-data value exceeds MaxCustomDataSize.

@@ -41,27 +41,34 @@ func (r *run) connect(ctx context.Context) error {
 }
 
 func (r *run) connectEmbedded(ctx context.Context, cfg embedetcd.Config) error {
+	if err := r.loadTLS(); err != nil {
+		return err
+	}
 	if embedetcd.HasData(cfg.Dir) {
-		err := r.startEmbedded(ctx, cfg)
+		if r.ck.opts.secure() && r.tls == nil {
+			return fmt.Errorf("%w: %s holds etcd data but %s no certificate: was the cluster made with InsecurePlaintext?",
+				ErrTLS, cfg.Dir, tlsDir(&r.ck.opts))
+		}
+		err := r.startEmbedded(ctx, r.withTLS(cfg))
 		if !errors.Is(err, embedetcd.ErrRemoved) {
 			return err
 		}
 		r.ck.log.Warn("this node's etcd member was removed from the cluster; its data is set aside and it joins anew", zapErr(err))
 	}
 	if r.ck.opts.Bootstrap {
-		return r.startEmbedded(ctx, cfg)
+		return r.bootstrapEmbedded(ctx, cfg)
 	}
 	endpoints, err := r.joinEndpoints(ctx)
 	if err != nil {
 		return err
 	}
 	if endpoints == nil {
-		return r.startEmbedded(ctx, cfg)
+		return r.bootstrapEmbedded(ctx, cfg)
 	}
 	if err := r.dial(ctx, endpoints); err != nil {
 		return err
 	}
-	return r.joinEmbedded(ctx, cfg, endpoints)
+	return r.joinEmbedded(ctx, r.withTLS(cfg), endpoints)
 }
 
 // dial makes the client of endpoints and checks that etcd answers.
@@ -85,7 +92,7 @@ func (r *run) newClient(endpoints []string) (*clientv3.Client, error) {
 	cfg := clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: o.Etcd.DialTimeout,
-		TLS:         o.Etcd.TLS,
+		TLS:         r.etcdClientTLS(),
 		Username:    o.Etcd.Username,
 		Password:    o.Etcd.Password,
 		Logger:      r.ck.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),

@@ -17,9 +17,9 @@ import (
 
 // Request body limits.
 const (
-	// maxJoinBody bounds a join request; maxAdminBody an admin call's
-	// (optional, empty) JSON object.
-	maxJoinBody  = 4 << 10
+	// maxJoinBody bounds a join request (with its CSR); maxAdminBody an
+	// admin call's (optional, empty) JSON object.
+	maxJoinBody  = 16 << 10
 	maxAdminBody = 4 << 10
 )
 
@@ -43,9 +43,16 @@ const (
 //	GET  /operations         cordoned and draining nodes, with a drain's progress
 //	GET  /ui/                the operator's dashboard (HTML; it calls the endpoints here)
 //
+// Start serves the API on HTTPAddr over TLS with the node's cluster
+// certificate and over plain HTTP on the same port (secure embedded mode),
+// over TLS only with Options.HTTPTLS, or over plain HTTP only
+// (InsecurePlaintext, or external etcd without HTTPTLS).
+//
 // Token-protected endpoints: the request must carry the ClusterToken as
-// "Authorization: Bearer <token>", or it is refused with 401 and changes
-// nothing. A node without a ClusterToken refuses the admin endpoints with
+// "Authorization: Bearer <token>" (the ck1. join token or its secret part),
+// or it is refused with 401 and changes nothing; over plain HTTP to a node
+// that serves TLS it is refused with 403 ("use https://") before the token
+// is looked at. A node without a ClusterToken refuses the admin endpoints with
 // 403 (they would be open to anyone); its join endpoint stays open, as
 // Options.ClusterToken documents.
 //
@@ -159,11 +166,14 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// authorized checks the bearer token in constant time. With no
-// ClusterToken configured every request is authorized (the join endpoint's
-// documented behaviour; the admin endpoints use adminAuthorized).
+// authorized checks the bearer token in constant time: its secret part
+// (the bearer may be a ck1. token or the secret alone) against the
+// cluster secret. With no secret (no ClusterToken, without cluster TLS)
+// every request is authorized (the join endpoint's documented behaviour;
+// the admin endpoints use adminAuthorized).
 func (ck *ClusterKit) authorized(r *http.Request) bool {
-	if ck.opts.ClusterToken == "" {
+	secret := ck.clusterSecret()
+	if secret == "" {
 		return true
 	}
 	h := r.Header.Get("Authorization")
@@ -171,13 +181,38 @@ func (ck *ClusterKit) authorized(r *http.Request) bool {
 	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(h[len(scheme):]), []byte(ck.opts.ClusterToken)) == 1
+	return subtle.ConstantTimeCompare([]byte(tokenSecret(h[len(scheme):])), []byte(secret)) == 1
 }
 
-// adminAuthorized answers 403 when no ClusterToken is configured and 401
-// when the request lacks it, and reports whether the request may go on.
+// clusterSecret is the secret join and admin calls must carry: the
+// node's (ClusterToken's or generated) in secure embedded mode, the
+// ClusterToken's otherwise.
+func (ck *ClusterKit) clusterSecret() string {
+	if r := ck.active.Load(); r != nil && r.tls != nil {
+		return r.tls.secret
+	}
+	return tokenSecret(ck.opts.ClusterToken)
+}
+
+// plainRefused answers 403 to a token-protected request that came over
+// plain HTTP to a node that serves TLS (the token must never travel in
+// clear), and reports whether it did.
+func (ck *ClusterKit) plainRefused(w http.ResponseWriter, r *http.Request) bool {
+	if r.TLS != nil || ck.opts.InsecurePlaintext || (!ck.opts.secure() && ck.httpTLS == nil) {
+		return false
+	}
+	writeError(w, http.StatusForbidden, "the cluster token is not accepted over plain HTTP: use https://")
+	return true
+}
+
+// adminAuthorized answers 403 over plain HTTP (see plainRefused) and when
+// no cluster secret is configured, 401 when the request lacks it, and
+// reports whether the request may go on.
 func (ck *ClusterKit) adminAuthorized(w http.ResponseWriter, r *http.Request) bool {
-	if ck.opts.ClusterToken == "" {
+	if ck.plainRefused(w, r) {
+		return false
+	}
+	if ck.clusterSecret() == "" {
 		writeError(w, http.StatusForbidden, "admin endpoints are disabled: this node has no ClusterToken")
 		return false
 	}
@@ -189,9 +224,14 @@ func (ck *ClusterKit) adminAuthorized(w http.ResponseWriter, r *http.Request) bo
 	return true
 }
 
-// handleJoin answers a joining node with the etcd client endpoints. It
-// changes nothing: the joining node registers itself through etcd.
+// handleJoin answers a joining node with the etcd client endpoints and,
+// when it sends a CSR, its certificate (see signJoin). It changes nothing
+// in etcd: the joining node registers itself through etcd. A refused
+// request learns nothing about the cluster.
 func (ck *ClusterKit) handleJoin(w http.ResponseWriter, r *http.Request) {
+	if ck.plainRefused(w, r) {
+		return
+	}
 	if !ck.authorized(r) {
 		writeError(w, http.StatusUnauthorized, "missing or wrong cluster token")
 		return
@@ -211,8 +251,13 @@ func (ck *ClusterKit) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "cannot list etcd members: "+err.Error())
 		return
 	}
-	ck.log.Info("join request answered", zapNode(req.NodeID))
-	writeJSON(w, http.StatusOK, joinResponse{Cluster: ck.opts.ClusterName, Endpoints: eps})
+	ans := joinResponse{Cluster: ck.opts.ClusterName, Endpoints: eps}
+	if status, msg := signJoin(run, &req, &ans); status != 0 {
+		writeError(w, status, "join request: "+msg)
+		return
+	}
+	ck.log.Info("join request answered", zapNode(req.NodeID), zap.Bool("certificate", ans.Cert != ""))
+	writeJSON(w, http.StatusOK, ans)
 }
 
 // decodeBody decodes one JSON value of at most limit bytes into v, refusing

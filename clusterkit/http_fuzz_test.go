@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -52,6 +53,7 @@ func FuzzHandler(f *testing.F) {
 			if err != nil {
 				return // the server would refuse it before any handler
 			}
+			req.TLS = &tls.ConnectionState{} // as over https: the idle node is secure
 			req.RequestURI = target
 			req.RemoteAddr = "127.0.0.1:1"
 			for k, v := range map[string]string{"Authorization": authorization, "If-None-Match": ifNoneMatch} {

@@ -29,22 +29,26 @@ const testToken = "test-token" // clustertest.Options' ClusterToken
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
 
-// call sends method path to node's HTTP API with body (none if "") and
-// header pairs, and returns the response (body closed) and the body.
+// call sends method path to node's HTTP API (https when it serves the
+// cluster's TLS) with body (none if "") and header pairs, and returns the response (body closed) and the body.
 func call(t testing.TB, ck *clusterkit.ClusterKit, method, path, body string, header ...string) (*http.Response, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, "http://"+addrOf(ck)+path, rd)
+	scheme, client := "http://", httpClient
+	if _, err := ck.JoinToken(); err == nil { // secure: the API serves TLS
+		scheme, client = "https://", clustertest.HTTPSClient(t, ck)
+	}
+	req, err := http.NewRequest(method, scheme+addrOf(ck)+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -411,7 +415,7 @@ func TestHTTPAPI(t *testing.T) {
 			{"POST", "/nodes/" + strings.Repeat("n", 129) + "/remove", "", auth, 400, ""},
 			{"POST", "/cluster/join", "nope", auth, 400, ""},
 			{"POST", "/cluster/join", "", auth, 400, ""},
-			{"POST", "/cluster/join", `{"node_id": "` + strings.Repeat("x", 5000) + `"}`, auth, 413, ""},
+			{"POST", "/cluster/join", `{"node_id": "` + strings.Repeat("x", 20000) + `"}`, auth, 413, ""},
 		}
 		for _, c := range cases {
 			what := c.method + " " + c.path
@@ -601,7 +605,9 @@ func serve(h http.Handler, method, target, body string, header ...string) *httpt
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req := httptest.NewRequest(method, target, rd)
+	// As if over https: in secure mode the token is refused over plain
+	// HTTP (tls_test.go covers that).
+	req := httptest.NewRequest(method, "https://clusterkit"+target, rd)
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

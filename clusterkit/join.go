@@ -3,28 +3,34 @@ package clusterkit
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/clusterkit-go/clusterkit/internal/pki"
 )
 
 // joinRequest and joinResponse are the join endpoint's JSON.
+// In secure mode a first join sends a certificate request (CSR, PEM) and
+// gets back the signed certificate, the CA certificate and the CA key;
+// joins of a node that has its certificate already send none.
 type joinRequest struct {
 	NodeID  string `json:"node_id"`
 	Cluster string `json:"cluster"`
+	CSR     string `json:"csr,omitempty"`
 }
 
 type joinResponse struct {
 	Cluster   string   `json:"cluster"`
 	Endpoints []string `json:"endpoints"`
+	Cert      string   `json:"cert,omitempty"`
+	CACert    string   `json:"ca_cert,omitempty"`
+	CAKey     string   `json:"ca_key,omitempty"`
 }
-
-// joinClient keeps no idle connections: a join is one request per node
-// start, and a kept connection would outlive a stopped node.
-var joinClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
 // joinRefused wraps an answer that retrying cannot change.
 type joinRefused struct{ err error }
@@ -32,15 +38,22 @@ type joinRefused struct{ err error }
 func (e joinRefused) Error() string { return e.err.Error() }
 func (e joinRefused) Unwrap() error { return e.err }
 
-// requestJoin asks the node at JoinAddr for the etcd endpoints, retrying
-// (ten attempts, with backoff) while it is unreachable or answers 5xx.
-func requestJoin(ctx context.Context, o *Options) ([]string, error) {
+// requestJoin asks the node at JoinAddr for the etcd endpoints (and, with
+// a CSR, a certificate), over https with tlsCfg when it is not nil,
+// sending secret as the bearer token. It retries (ten attempts, with
+// backoff) while the node is unreachable or answers 5xx.
+func requestJoin(ctx context.Context, o *Options, req *joinRequest, secret string, tlsCfg *tls.Config) (*joinResponse, error) {
 	var lastErr error
 	b := newBackoff(100*time.Millisecond, 2*time.Second)
+	// No idle connections: a join is one request per node start, and a
+	// kept connection would outlive a stopped node.
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsCfg}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr}
 	for range 10 {
-		endpoints, err := askJoin(ctx, o)
+		ans, err := askJoin(ctx, o, cl, req, secret, tlsCfg != nil)
 		if err == nil {
-			return endpoints, nil
+			return ans, nil
 		}
 		if refused := (joinRefused{}); errors.As(err, &refused) {
 			return nil, err
@@ -57,10 +70,14 @@ func requestJoin(ctx context.Context, o *Options) ([]string, error) {
 }
 
 // askJoin makes one join request. Errors that a retry cannot change are
-// joinRefused and wrap ErrJoinFailed.
-func askJoin(ctx context.Context, o *Options) ([]string, error) {
-	body, _ := json.Marshal(joinRequest{NodeID: o.NodeID, Cluster: o.ClusterName})
+// joinRefused and wrap ErrJoinFailed: a refused token, a server whose
+// certificate does not match the token's pin (the secret is not sent).
+func askJoin(ctx context.Context, o *Options, cl *http.Client, jr *joinRequest, secret string, https bool) (*joinResponse, error) {
+	body, _ := json.Marshal(jr)
 	url := "http://" + o.JoinAddr + "/cluster/join"
+	if https {
+		url = "https://" + o.JoinAddr + "/cluster/join"
+	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, url, bytes.NewReader(body))
@@ -68,10 +85,13 @@ func askJoin(ctx context.Context, o *Options) ([]string, error) {
 		return nil, joinRefused{fmt.Errorf("%w: JoinAddr %q: %v", ErrJoinFailed, o.JoinAddr, err)}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if o.ClusterToken != "" {
-		req.Header.Set("Authorization", "Bearer "+o.ClusterToken)
+	if secret != "" {
+		req.Header.Set("Authorization", "Bearer "+secret)
 	}
-	resp, err := joinClient.Do(req)
+	resp, err := cl.Do(req)
+	if errors.Is(err, pki.ErrPinMismatch) {
+		return nil, joinRefused{fmt.Errorf("%w: %w: %s: %w", ErrJoinFailed, ErrTLS, o.JoinAddr, err)}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -85,12 +105,12 @@ func askJoin(ctx context.Context, o *Options) ([]string, error) {
 	case resp.StatusCode != http.StatusOK:
 		return nil, joinRefused{fmt.Errorf("%w: %s answered %d: %s", ErrJoinFailed, url, resp.StatusCode, bytes.TrimSpace(b))}
 	}
-	var jr joinResponse
-	if err := json.Unmarshal(b, &jr); err != nil || len(jr.Endpoints) == 0 {
+	var ans joinResponse
+	if err := json.Unmarshal(b, &ans); err != nil || len(ans.Endpoints) == 0 {
 		return nil, joinRefused{fmt.Errorf("%w: %s answered without etcd endpoints", ErrJoinFailed, url)}
 	}
-	if jr.Cluster != o.ClusterName {
-		return nil, joinRefused{fmt.Errorf("%w: %s serves cluster %q, this node is configured for %q", ErrJoinFailed, o.JoinAddr, jr.Cluster, o.ClusterName)}
+	if ans.Cluster != o.ClusterName {
+		return nil, joinRefused{fmt.Errorf("%w: %s serves cluster %q, this node is configured for %q", ErrJoinFailed, o.JoinAddr, ans.Cluster, o.ClusterName)}
 	}
-	return jr.Endpoints, nil
+	return &ans, nil
 }

@@ -45,6 +45,9 @@ func (ck *ClusterKit) Start(ctx context.Context) error {
 		return err
 	}
 	ck.started.Store(true)
+	if ck.opts.InsecurePlaintext {
+		ck.log.Warn("InsecurePlaintext: etcd, joins and the HTTP API run without TLS; anyone who reaches the ports can read and rewrite the cluster")
+	}
 	ck.log.Info("started", zap.String("http", r.httpAddr), zap.String("advertise", r.advertiseAddr()),
 		zap.Int64("incarnation", ck.incarnation), zap.Int64("lease", int64(r.reg.Load().LeaseID())))
 	return nil
@@ -93,10 +96,16 @@ func (r *run) start(ctx context.Context) error {
 	return nil
 }
 
-// serveHTTP serves the node's HTTP API on ln until teardown.
+// serveHTTP serves the node's HTTP API on ln until teardown: over TLS
+// and plain HTTP, or TLS only, or plain HTTP only (see serverTLS).
 func (r *run) serveHTTP(ln net.Listener) {
+	if cfg, plain := r.serverTLS(); cfg != nil {
+		ln = newMixedListener(ln, cfg, plain)
+	}
+	// The server's own log (refused TLS handshakes, mostly) goes to debug.
+	errLog, _ := zap.NewStdLogAt(r.ck.log.Named("http"), zap.DebugLevel)
 	r.http = &http.Server{Handler: r.ck.Handler(), ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+		ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute, ErrorLog: errLog}
 	r.wg.Go(func() {
 		if err := r.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			r.ck.log.Error("http server stopped", zapErr(err))

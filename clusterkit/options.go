@@ -81,8 +81,9 @@ type Options struct {
 	// (primary included), 1 to 64; default DefaultReplicationFactor. Fixed
 	// when the cluster is created.
 	ReplicationFactor int
-	// DataDir holds the embedded etcd data and this node's incarnation
-	// file. Default: DefaultDataDirRoot/<NodeID>.
+	// DataDir holds the embedded etcd data, this node's incarnation file
+	// and, in secure embedded mode, its TLS material (DataDir/tls, owner
+	// only). Default: DefaultDataDirRoot/<NodeID>.
 	DataDir string
 	// ClusterName separates clusters that share one etcd: all keys live
 	// under /clusterkit/<ClusterName>/. Default DefaultClusterName;
@@ -111,10 +112,32 @@ type Options struct {
 	// Weight is this node's relative capacity (0 means 1); it must be
 	// finite and not negative.
 	Weight float64
-	// ClusterToken authenticates joins and admin calls. A node with a token
-	// refuses join requests that do not carry it; an empty token accepts
-	// any join (set one in production).
+	// ClusterToken authenticates joins and admin calls: either a join token
+	// "ck1.<ca-sha256>.<secret>" (JoinToken returns it) or a plain secret.
+	// Only the secret is compared (in constant time); the pin lets a
+	// joining node check the cluster's certificate before it sends the
+	// secret (with a plain secret it cannot, and logs a warning). In secure
+	// embedded mode (the default) a bootstrap node with an empty token
+	// generates a secret (kept in DataDir/tls/secret), and a node that joins
+	// for the first time needs the token. With InsecurePlaintext or in
+	// external mode an empty token accepts any join (set one in
+	// production) and disables the admin endpoints.
 	ClusterToken string
+	// InsecurePlaintext turns security off for local experiments: the
+	// embedded etcd member listens without TLS and accepts anyone, joins
+	// travel over plain HTTP, and the HTTP API accepts the token over plain
+	// HTTP. Start logs a warning. Default false: the bootstrap node creates
+	// a cluster CA, every etcd listener requires a certificate of it,
+	// joiners get theirs through the join call, and the HTTP API serves TLS
+	// (and plain HTTP for the read-only endpoints) on HTTPAddr. All nodes
+	// of a cluster must agree.
+	InsecurePlaintext bool
+	// HTTPTLS, when set, gives the HTTP API its own certificate (for
+	// example from the company's CA) instead of the cluster certificate;
+	// the port then serves TLS only. The cluster certificate still answers
+	// joiners (TLS server name "clusterkit-join"). Nil: the cluster
+	// certificate (secure embedded mode) or plain HTTP.
+	HTTPTLS *HTTPTLSOptions
 	// Etcd, when Endpoints is set, makes this node a pure client of an
 	// existing etcd cluster (external mode).
 	Etcd EtcdConfig
@@ -164,6 +187,16 @@ type Options struct {
 	// registry (served by the HTTP API's /metrics). Two nodes in one process
 	// must not share a Registerer.
 	Registerer prometheus.Registerer
+}
+
+// HTTPTLSOptions are the HTTP API's own TLS files (PEM).
+type HTTPTLSOptions struct {
+	// CertFile and KeyFile are the API's certificate (chain) and key;
+	// both required.
+	CertFile, KeyFile string
+	// ClientCAFile, when set, makes the API require a client certificate
+	// signed by one of its CAs.
+	ClientCAFile string
 }
 
 // HealthCheckConfig configures the application health probe.
@@ -236,7 +269,7 @@ func invalid(field, rule string, value any) error {
 
 // withDefaults validates o and returns a copy with every default filled in.
 func (o Options) withDefaults() (Options, error) {
-	for _, step := range []func() error{o.checkAddrs, o.layoutDefaults, o.healthDefaults, o.etcdDefaults, o.embeddedDefaults, o.moveDefaults} {
+	for _, step := range []func() error{o.checkAddrs, o.layoutDefaults, o.healthDefaults, o.etcdDefaults, o.embeddedDefaults, o.moveDefaults, o.checkSecurity} {
 		if err := step(); err != nil {
 			return o, err
 		}

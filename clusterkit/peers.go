@@ -91,14 +91,21 @@ func (r *run) recordPeersLoop() {
 func (r *run) joinEndpoints(ctx context.Context) ([]string, error) {
 	o := &r.ck.opts
 	peers, perr := recordedPeers(o)
+	// In secure mode the recorded peers are of no use without a
+	// certificate, which only the join call brings.
+	usable := len(peers) > 0 && (!o.secure() || r.tls != nil)
 	if o.JoinAddr == "" {
 		if perr != nil || len(peers) == 0 {
 			return nil, perr
 		}
+		if !usable {
+			return nil, fmt.Errorf("%w: %w: this node has no certificate in %s to rejoin its cluster with; set JoinAddr and ClusterToken",
+				ErrJoinFailed, ErrTLS, tlsDir(o))
+		}
 		return peers, nil
 	}
-	endpoints, err := requestJoin(ctx, o)
-	if err == nil || len(peers) == 0 || errors.As(err, new(joinRefused)) || ctx.Err() != nil {
+	endpoints, err := r.requestJoin(ctx)
+	if err == nil || !usable || errors.As(err, new(joinRefused)) || ctx.Err() != nil {
 		return endpoints, err
 	}
 	r.ck.log.Warn("JoinAddr does not answer; joining through the recorded etcd peers", zapErr(err))

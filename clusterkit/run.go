@@ -52,7 +52,8 @@ type run struct {
 	// Set by start before the run is published (ck.active) or any
 	// goroutine that reads them starts; read-only afterwards.
 	cli      *clientv3.Client
-	httpAddr string // the bound HTTP address
+	tls      *nodeTLS // secure embedded mode: this node's certificate and secret
+	httpAddr string   // the bound HTTP address
 	http     *http.Server
 	cfg      clusterConfig
 	follower *follower

@@ -1,6 +1,7 @@
 package embedetcd
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -104,6 +105,14 @@ type Config struct {
 	// tests only (FastTestConfig sets it).
 	UnsafeNoFsync bool
 
+	// TLS, when not nil, puts the client and peer listeners behind mutual
+	// TLS (https URLs, client certificates required) and makes the member's
+	// own clients present the certificate; see TLSFiles. nil: plain http,
+	// open to anyone who reaches the ports. All members of a cluster must
+	// agree, and a member's data dir keeps its URLs: turning TLS on or off
+	// needs a new cluster.
+	TLS *TLSFiles
+
 	// Logger receives this package's logs and etcd's own logs at Warn level
 	// and above (named "etcd"). nil means no logging. Note that etcd calls
 	// Fatal on a few unrecoverable storage errors, which exits the process
@@ -166,7 +175,8 @@ type settings struct {
 	clientAdvHost  string
 	peerBindHost   string
 	peerPort       int
-	peerURL        string // advertised
+	peerURL        string      // advertised
+	clientTLS      *tls.Config // the member's own clients; nil without TLS
 	log            *zap.Logger
 	etcdLog        *zap.Logger
 }
@@ -210,7 +220,12 @@ func (cfg Config) validate() (*settings, error) {
 		return bad("PeerAddr %q: port must be concrete (1-65535), not 0", s.PeerAddr)
 	}
 	s.clientAdvHost = clientAdv
-	s.peerURL = (&url.URL{Scheme: "http", Host: net.JoinHostPort(peerAdv, strconv.Itoa(s.peerPort))}).String()
+	if cfg.TLS != nil {
+		if s.clientTLS, err = cfg.TLS.load(); err != nil {
+			return nil, err
+		}
+	}
+	s.peerURL = (&url.URL{Scheme: s.scheme(), Host: net.JoinHostPort(peerAdv, strconv.Itoa(s.peerPort))}).String()
 
 	if s.TickMs == 0 {
 		s.TickMs = DefaultTickMs
@@ -287,8 +302,8 @@ func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\
 // port.
 func (s *settings) clientURLs(port int) (listen, adv url.URL) {
 	p := strconv.Itoa(port)
-	return url.URL{Scheme: "http", Host: net.JoinHostPort(s.clientBindHost, p)},
-		url.URL{Scheme: "http", Host: net.JoinHostPort(s.clientAdvHost, p)}
+	return url.URL{Scheme: s.scheme(), Host: net.JoinHostPort(s.clientBindHost, p)},
+		url.URL{Scheme: s.scheme(), Host: net.JoinHostPort(s.clientAdvHost, p)}
 }
 
 // embedConfig builds etcd's configuration for one start attempt.
@@ -303,7 +318,7 @@ func (s *settings) embedConfig(clientPort int, initialCluster, token, state stri
 	ec.ListenClientUrls = []url.URL{lc}
 	ec.AdvertiseClientUrls = []url.URL{ac}
 	peerAdv, _ := url.Parse(s.peerURL)
-	ec.ListenPeerUrls = []url.URL{{Scheme: "http", Host: net.JoinHostPort(s.peerBindHost, strconv.Itoa(s.peerPort))}}
+	ec.ListenPeerUrls = []url.URL{{Scheme: s.scheme(), Host: net.JoinHostPort(s.peerBindHost, strconv.Itoa(s.peerPort))}}
 	ec.AdvertisePeerUrls = []url.URL{*peerAdv}
 	ec.InitialCluster = initialCluster
 	if token != "" {
@@ -316,6 +331,10 @@ func (s *settings) embedConfig(clientPort int, initialCluster, token, state stri
 		ec.AutoCompactionRetention = s.AutoCompaction.String()
 	}
 	ec.UnsafeNoFsync = s.UnsafeNoFsync
+	if s.TLS != nil {
+		ec.ClientTLSInfo = s.TLS.info(s)
+		ec.PeerTLSInfo = s.TLS.info(s)
+	}
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(s.etcdLog)
 	return ec
 }

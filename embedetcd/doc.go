@@ -17,6 +17,13 @@
 // should have, is the caller's decision; this package only provides the
 // mechanism.
 //
+// # Mutual TLS
+//
+// With Config.TLS a member serves its client and peer ports over https
+// only and requires a client certificate signed by the given CA; its own
+// clients present its certificate (see [TLSFiles]). Certificates are the
+// caller's business (ClusterKit issues them with internal/pki).
+//
 // # Concurrency of joins
 //
 // etcd allows one learner at a time ("too many learner members") and,

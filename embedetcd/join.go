@@ -93,6 +93,7 @@ func join(ctx context.Context, cfg Config, endpoints []string, beforePromote fun
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   slices.Clone(endpoints),
 		DialTimeout: callTimeout,
+		TLS:         s.clientTLS,
 		Logger:      s.log.Named("client").WithOptions(zap.IncreaseLevel(zapcore.ErrorLevel)),
 	})
 	if err != nil {

@@ -41,6 +41,7 @@ type Member struct {
 	peerURL   string
 	id        uint64
 	log       *zap.Logger
+	s         *settings // the validated Config it was started with
 
 	transferTimeout time.Duration // bound of the leadership hand-off in Stop
 
@@ -58,7 +59,8 @@ type Member struct {
 	joinAdded, joinReady, joinVoter time.Time
 }
 
-// ClientURL returns the advertised client URL ("http://host:port") with the
+// ClientURL returns the advertised client URL ("http://host:port", https
+// with Config.TLS) with the
 // concrete port, also when Config.ClientAddr had port 0.
 func (m *Member) ClientURL() string { return m.clientURL }
 
@@ -186,7 +188,7 @@ type peerMember struct {
 func (m *Member) removedPerPeers() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), removedProbeTimeout)
 	defer cancel()
-	tr := &http.Transport{DisableKeepAlives: true}
+	tr := m.s.peerHTTPTransport()
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr}
 	for _, mem := range m.etcd.Server.Cluster().Members() {
@@ -310,6 +312,7 @@ func startMember(ctx context.Context, s *settings, initialCluster, token, state 
 		peerURL:   s.peerURL,
 		id:        uint64(e.Server.MemberID()),
 		log:       s.log,
+		s:         s,
 		done:      make(chan struct{}),
 		clients:   clients,
 

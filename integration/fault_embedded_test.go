@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"testing"
@@ -171,12 +172,16 @@ func checkVoters(t testing.TB, nodes []*nodeProc, want int) {
 func runningEtcdClient(t testing.TB, nodes []*nodeProc) *clientv3.Client {
 	t.Helper()
 	var eps []string
+	var tlsCfg *tls.Config
 	for _, n := range nodes {
 		if n.running() {
-			eps = append(eps, "http://"+n.etcd)
+			eps = append(eps, "https://"+n.etcd)
+			if tlsCfg == nil {
+				tlsCfg = n.etcdTLS()
+			}
 		}
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, TLS: tlsCfg, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

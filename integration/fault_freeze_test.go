@@ -120,23 +120,28 @@ func checkFreeze(t *testing.T, res freezeResult, victims ...*nodeProc) {
 	}
 }
 
-// etcdLeader returns the node whose embedded etcd member leads.
+// etcdLeader returns the node whose embedded etcd member leads, asking
+// each member for its status (over mutual TLS) for up to 10 s: a Status
+// call can time out on a loaded machine.
 func etcdLeader(t testing.TB, nodes []*nodeProc) *nodeProc {
 	t.Helper()
-	for _, n := range nodes {
-		if n.etcd == "" {
-			continue
-		}
-		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{n.etcd}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-		if err != nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		st, err := cli.Status(ctx, n.etcd)
-		cancel()
-		cli.Close()
-		if err == nil && st.Leader == st.Header.MemberId {
-			return n
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		for _, n := range nodes {
+			if n.etcd == "" {
+				continue
+			}
+			ep := "https://" + n.etcd
+			cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, TLS: n.etcdTLS(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+			if err != nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			st, err := cli.Status(ctx, ep)
+			cancel()
+			cli.Close()
+			if err == nil && st.Leader == st.Header.MemberId {
+				return n
+			}
 		}
 	}
 	t.Fatal("no node runs the etcd leader")

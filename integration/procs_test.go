@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/clusterkit-go/clusterkit/clusterkit"
 	"github.com/clusterkit-go/clusterkit/internal/freeport"
+	"github.com/clusterkit-go/clusterkit/internal/pki"
 	"github.com/clusterkit-go/clusterkit/internal/testbin"
 )
 
@@ -84,6 +86,7 @@ type record struct {
 	Status   string   `json:"status"`
 	Err      string   `json:"err"`
 	Took     float64  `json:"took"`
+	Token    string   `json:"token"`
 }
 
 func (r record) at() time.Time { return time.Unix(0, r.T) }
@@ -95,8 +98,11 @@ type nodeProc struct {
 	http string
 	etcd string // its embedded etcd client address ("" in external mode)
 	dir  string
-	args []string
-	log  *recordLog
+	// token is the JoinToken of its first successful start ("" without
+	// cluster TLS); read it after waitStarted.
+	token string
+	args  []string
+	log   *recordLog
 
 	cmd     *exec.Cmd
 	started chan string // the Err of this run's "started" record
@@ -158,8 +164,9 @@ func (c *procCluster) add(id string) *nodeProc {
 	return n
 }
 
-// spawn starts a new node process without waiting for its Start.
-func (c *procCluster) spawn(id string) *nodeProc {
+// spawn starts a new node process without waiting for its Start; extra
+// flags come last (a repeated flag's last value wins).
+func (c *procCluster) spawn(id string, extra ...string) *nodeProc {
 	c.t.Helper()
 	n := &nodeProc{t: c.t, id: id, http: freePort(c.t), dir: c.t.TempDir(), log: c.log}
 	n.args = append([]string{"-id", id, "-http", n.http, "-data", filepath.Join(n.dir, "data"),
@@ -171,8 +178,12 @@ func (c *procCluster) spawn(id string) *nodeProc {
 		n.args = append(n.args, "-etcd-client", n.etcd, "-etcd-peer", freePort(c.t))
 		if len(c.nodes) > 0 {
 			n.args = append(n.args, "-join", c.nodes[0].http)
+			if tok := c.nodes[0].token; tok != "" {
+				n.args = append(n.args, "-token", tok) // checks the first node's CA
+			}
 		}
 	}
+	n.args = append(n.args, extra...)
 	c.nodes = append(c.nodes, n)
 	n.start(c.bin)
 	return n
@@ -227,6 +238,9 @@ func (n *nodeProc) read(r io.ReadCloser, started chan<- string) {
 		}
 		n.log.add(rec)
 		if rec.Kind == "started" {
+			if rec.Token != "" && n.token == "" {
+				n.token = rec.Token // read by others after waitStarted
+			}
 			started <- rec.Err
 		}
 	}
@@ -260,18 +274,20 @@ func (n *nodeProc) stopErr() string {
 	return "(no stop reported)"
 }
 
-// stderrTail returns the first lines of a panic in the node's stderr, or
-// its last lines.
+// stderrTail returns the first lines of a panic or data race report in
+// the node's stderr, or its last lines.
 func (n *nodeProc) stderrTail() string {
 	data, _ := os.ReadFile(filepath.Join(n.dir, "stderr"))
 	s := string(data)
-	if i := strings.Index(s, "panic:"); i >= 0 {
+	if i := strings.Index(s, "WARNING: DATA RACE"); i >= 0 {
+		s = s[i:]
+	} else if i := strings.Index(s, "panic:"); i >= 0 {
 		s = s[i:]
 	} else if len(s) > 2000 {
 		s = s[len(s)-2000:]
 	}
-	if len(s) > 3000 {
-		s = s[:3000]
+	if len(s) > 6000 {
+		s = s[:6000]
 	}
 	return s
 }
@@ -430,4 +446,15 @@ func (c *procCluster) waitSettled(want []*nodeProc, timeout time.Duration) time.
 		time.Sleep(25 * time.Millisecond)
 	}
 	return time.Now()
+}
+
+// etcdTLS is the TLS configuration of an etcd client with this node's
+// certificate (from its DataDir/tls), for the embedded etcd's client port.
+func (n *nodeProc) etcdTLS() *tls.Config {
+	n.t.Helper()
+	cert, pool, err := pki.Dir(filepath.Join(n.dir, "data", "tls")).LoadNode()
+	if err != nil {
+		n.t.Fatalf("%s: %v", n.id, err)
+	}
+	return pki.ClientConfig(cert, pool)
 }

@@ -122,7 +122,7 @@ func Agreed(nodes ...*clusterkit.ClusterKit) bool {
 }
 
 // Form starts n embedded nodes "node-1" … "node-n": the first bootstraps,
-// the others join through it. opts, if not nil, adjusts each node's
+// the others join through it with its JoinToken (so they check its CA). opts, if not nil, adjusts each node's
 // options. It returns once every node agrees on one map.
 func Form(t testing.TB, n int, opts func(*clusterkit.Options), configure func(*clusterkit.ClusterKit)) []*clusterkit.ClusterKit {
 	t.Helper()
@@ -131,6 +131,9 @@ func Form(t testing.TB, n int, opts func(*clusterkit.Options), configure func(*c
 		o := Options(t, fmt.Sprintf("node-%d", i))
 		if i > 1 {
 			o.JoinAddr = Addr(nodes[0])
+			if tok, err := nodes[0].JoinToken(); err == nil { // not with InsecurePlaintext
+				o.ClusterToken = tok
+			}
 		}
 		if opts != nil {
 			opts(&o)

@@ -35,15 +35,21 @@ func newClient(g *globals) (*client, error) {
 	if g.timeout <= 0 {
 		return nil, usageError("invalid --timeout %v: give a positive duration such as 20s", g.timeout)
 	}
+	scheme, tlsCfg, err := tlsFor(g)
+	if err != nil {
+		return nil, err
+	}
 	base := g.node
 	if !strings.Contains(base, "://") {
-		base = "http://" + base
+		base = scheme + "://" + base
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, usageError("invalid --node %q: give host:port (a node's HTTPAddr) or a URL such as https://host:port/prefix", g.node)
 	}
-	return &client{base: strings.TrimRight(u.String(), "/"), token: g.token, http: &http.Client{Timeout: g.timeout}}, nil
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	return &client{base: strings.TrimRight(u.String(), "/"), token: g.token, http: &http.Client{Timeout: g.timeout, Transport: tr}}, nil
 }
 
 // apiError is an answer other than 2xx or 304 from the node.
@@ -120,6 +126,9 @@ func (c *client) explain(method, path string, status int, body []byte) error {
 		hint = "pass the cluster's ClusterToken with --token or " + envToken
 	case http.StatusForbidden:
 		hint = "the nodes run without a ClusterToken, so admin calls are disabled; start them with Options.ClusterToken"
+		if strings.Contains(msg, "https://") {
+			hint = "pass the cluster's join token (ck1.…, a node's JoinToken) with --token, or --ca-file, or an https:// --node"
+		}
 	case http.StatusNotFound:
 		if ae.UnknownPath = !fromClusterKit || strings.HasPrefix(msg, "no such endpoint"); ae.UnknownPath {
 			hint = fmt.Sprintf("%s does not serve %s %s: is it a ClusterKit node, and does --node include the API's path prefix?", c.base, method, path)

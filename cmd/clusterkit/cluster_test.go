@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/clusterkit-go/clusterkit/clusterkit"
 	"github.com/clusterkit-go/clusterkit/clusterkit/clustertest"
 )
 
@@ -18,7 +20,12 @@ import (
 // the read-only ones, then watch while a fourth node joins, the admin
 // ones, and watch -o json while the fourth node is removed.
 func TestAgainstCluster(t *testing.T) {
-	nodes := clustertest.Form(t, 3, nil, nil)
+	var caFile string // node-1's copy of the cluster CA certificate
+	nodes := clustertest.Form(t, 3, func(o *clusterkit.Options) {
+		if caFile == "" {
+			caFile = filepath.Join(o.DataDir, "tls", "ca.crt")
+		}
+	}, nil)
 	ctx := context.Background()
 	env := map[string]string{envNode: clustertest.Addr(nodes[1])} // any node answers
 	c := nodes[0].GetCluster()
@@ -197,11 +204,31 @@ func TestAgainstCluster(t *testing.T) {
 	t.Logf("watch during the join:\n%s", watchOut.String())
 
 	t.Run("rebalance", func(t *testing.T) {
-		r := cli(ctx, env, "rebalance", "--token", "wrong")
+		token := clustertest.JoinToken(t, nodes[0])
+		pin := strings.Split(token, ".")[1]
+		r := cli(ctx, env, "rebalance", "--token", "ck1."+pin+".wrong")
 		if r.code != exitFailed || !strings.Contains(r.stderr, "401: missing or wrong cluster token; pass the cluster's ClusterToken with --token or CLUSTERKIT_TOKEN") {
 			t.Fatalf("rebalance with a wrong token: got %v, want exit 1 saying how to pass the token", r)
 		}
-		env[envToken] = "test-token"
+		r = cli(ctx, env, "rebalance", "--token", "test-token") // the right secret, over plain http
+		if r.code != exitFailed || !strings.Contains(r.stderr, "403: the cluster token is not accepted over plain HTTP: use https://") ||
+			!strings.Contains(r.stderr, "--ca-file") {
+			t.Fatalf("rebalance with a plain token over http: got %v, want exit 1 pointing at https", r)
+		}
+		other := strings.Repeat("0", 64)
+		r = cli(ctx, env, "rebalance", "--token", "ck1."+other+".test-token")
+		if r.code != exitFailed || !strings.Contains(r.stderr, "pin") {
+			t.Fatalf("rebalance with a token pinning another CA: got %v, want exit 1 naming the pin", r)
+		}
+		for _, args := range [][]string{
+			{"--ca-file", caFile, "--token", "test-token"},
+			{"--insecure-skip-tls-verify", "--token", "test-token"},
+		} {
+			if out := ok(t, append([]string{"rebalance"}, args...)...).stdout; !strings.HasPrefix(out, "rebalance started") {
+				t.Fatalf("rebalance %v: got %q", args, out)
+			}
+		}
+		env[envToken] = token
 		if out := ok(t, "rebalance").stdout; !strings.HasPrefix(out, "rebalance started (asked node-2)") {
 			t.Fatalf("rebalance: got %q", out)
 		}

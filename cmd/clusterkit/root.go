@@ -58,6 +58,10 @@ type globals struct {
 	token   string
 	output  string
 	timeout time.Duration
+	// caFile and insecure choose how the node's TLS certificate is
+	// checked (see tlsFor).
+	caFile   string
+	insecure bool
 }
 
 // run executes the command line args and returns the exit code. getenv
@@ -90,6 +94,11 @@ func newRootCommand(getenv func(string) string) *cobra.Command {
 		Long: `clusterkit shows and operates a ClusterKit cluster through the HTTP API
 that every node serves on its HTTPAddr. Any node answers for the whole
 cluster; admin commands need the cluster token (the nodes' ClusterToken).
+A join token "ck1.<ca-sha256>.<secret>" (a node's JoinToken) makes the CLI
+use https and accept only a node whose certificate chain holds that CA;
+--ca-file checks the certificate against given CAs instead, and
+--insecure-skip-tls-verify not at all. Secure nodes refuse the token over
+plain http.
 
 The node defaults to $` + envNode + ` and the token to $` + envToken + `.`,
 		SilenceUsage:  true,
@@ -99,6 +108,8 @@ The node defaults to $` + envNode + ` and the token to $` + envToken + `.`,
 	f := root.PersistentFlags()
 	f.StringVar(&g.node, "node", getenv(envNode), "a node's HTTP API: host:port, or a URL such as https://host:port/prefix (env "+envNode+")")
 	f.StringVar(&g.token, "token", getenv(envToken), "the cluster token for admin commands (env "+envToken+")")
+	f.StringVar(&g.caFile, "ca-file", "", "PEM CA certificate(s) the node's https certificate must chain to (its HTTPTLS CA, or the cluster's DataDir/tls/ca.crt)")
+	f.BoolVar(&g.insecure, "insecure-skip-tls-verify", false, "use https without checking the node's certificate (a ck1. token's pin is checked instead when given)")
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	f.DurationVar(&g.timeout, "timeout", defaultTimeout, "how long one request to the node may take")
 	root.AddCommand(

@@ -17,7 +17,7 @@ func Example_embedded() {
 		HTTPAddr:          "10.0.0.6:8080",
 		JoinAddr:          "10.0.0.5:8080", // node-1; empty on node-1
 		DataDir:           "/var/lib/myapp/clusterkit",
-		ClusterToken:      os.Getenv("CLUSTER_TOKEN"),
+		ClusterToken:      os.Getenv("CLUSTER_TOKEN"), // node-1's JoinToken, ck1.<CA pin>.<secret>
 		Zone:              "rack-2",
 		PartitionCount:    1024, // fixed forever: 10–100 per node you may ever run
 		ReplicationFactor: 3,

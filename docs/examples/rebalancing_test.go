@@ -23,6 +23,7 @@ func Example_handoff() {
 
 	o2 := localOptions("node-2")
 	o2.JoinAddr = n1.GetCluster().NodeAddr("node-1")
+	o2.ClusterToken, _ = n1.JoinToken() // ck1.<CA pin>.<secret>: node-2 checks node-1's certificate
 	defer os.RemoveAll(o2.DataDir)
 	copied := make(chan struct{})
 	n2, err := start(o2, func(ck *clusterkit.ClusterKit) {

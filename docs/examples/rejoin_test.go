@@ -48,6 +48,7 @@ func Example_restart() {
 
 	o2 := localOptions("node-2")
 	o2.JoinAddr = n1.GetCluster().NodeAddr("node-1")
+	o2.ClusterToken, _ = n1.JoinToken() // ck1.<CA pin>.<secret>: node-2 checks node-1's certificate
 	o2.DurableStorage = true
 	defer os.RemoveAll(o2.DataDir)
 	var catchUps, copies atomic.Int32

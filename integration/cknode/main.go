@@ -25,7 +25,7 @@ import (
 
 // record is one line of output. Kind says which fields are set:
 //
-//	started    Start returned (Err set if it failed)
+//	started    Start returned (Err set if it failed; Token: the node's JoinToken in secure mode)
 //	map        this node's map changed for partition P (Epoch, Primary, Serving, Incoming, Version)
 //	join       OnNodeJoin (Node)
 //	rejoin     OnNodeRejoin (Node, Offline, Before, Same, Kept)
@@ -62,6 +62,7 @@ type record struct {
 	Status   string   `json:"status,omitempty"`
 	Err      string   `json:"err,omitempty"`
 	Took     float64  `json:"took,omitempty"` // seconds
+	Token    string   `json:"token,omitempty"`
 }
 
 type output struct {
@@ -96,6 +97,8 @@ func main() {
 		delay      = flag.Duration("rebalance-delay", 0, "Options.RebalanceDelay (0: default, negative: none)")
 		durable    = flag.Bool("durable", false, "Options.DurableStorage")
 		maintShare = flag.Float64("maint-share", 0, "Options.Maintenance.Share (0: default)")
+		token      = flag.String("token", "fault-test", "Options.ClusterToken: a secret shared by the nodes, or the first node's join token (ck1.…)")
+		insecure   = flag.Bool("insecure", false, "Options.InsecurePlaintext")
 	)
 	flag.Parse()
 	out := &output{enc: json.NewEncoder(os.Stdout), self: *id}
@@ -107,7 +110,8 @@ func main() {
 		PartitionCount:    *parts,
 		ReplicationFactor: *rf,
 		LeaseTTL:          *ttl,
-		ClusterToken:      "fault-test",
+		ClusterToken:      *token,
+		InsecurePlaintext: *insecure,
 		RebalanceDelay:    *delay,
 		DurableStorage:    *durable,
 		Maintenance:       clusterkit.MaintenanceConfig{Share: *maintShare},
@@ -155,7 +159,8 @@ func run(opts clusterkit.Options, out *output) int {
 		out.emit(record{Kind: "started", Err: err.Error()})
 		return 2
 	}
-	out.emit(record{Kind: "started"})
+	tok, _ := ck.JoinToken() // "" with -insecure or external etcd
+	out.emit(record{Kind: "started", Token: tok})
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { watchMap(ck, out, done) })

@@ -185,3 +185,17 @@ func (d Dir) Permissions() ([]string, error) {
 	})
 	return loose, err
 }
+
+// ReadPool reads a PEM file of one or more CA certificates into a pool.
+// The error wraps ErrInvalidFiles.
+func ReadPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidFiles, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%w: %s holds no PEM certificate", ErrInvalidFiles, path)
+	}
+	return pool, nil
+}

@@ -185,3 +185,22 @@ func TestExpiresIn(t *testing.T) {
 		t.Fatalf("ExpiresIn = %v, %v; want about %v", left, err, CertValidity)
 	}
 }
+
+func TestSecretFile(t *testing.T) {
+	d := Dir(t.TempDir() + "/tls")
+	if s, err := d.ReadSecret(); s != "" || err != nil {
+		t.Fatalf("ReadSecret of an empty dir = %q, %v; want \"\", nil", s, err)
+	}
+	if err := d.WriteSecret(""); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("WriteSecret(\"\") = %v, want ErrInvalidToken", err)
+	}
+	if err := d.WriteSecret("s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := d.ReadSecret(); s != "s3cret" || err != nil {
+		t.Fatalf("ReadSecret = %q, %v; want s3cret", s, err)
+	}
+	if loose, err := d.Permissions(); err != nil || len(loose) > 0 {
+		t.Fatalf("Permissions() = %v, %v; want none", loose, err)
+	}
+}

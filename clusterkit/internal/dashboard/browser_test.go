@@ -53,6 +53,9 @@ func newBrowser(t testing.TB) context.Context {
 		chromedp.DisableGPU,
 		chromedp.WindowSize(1400, 1000),
 		chromedp.UserDataDir(t.TempDir()),
+		// The nodes serve the cluster's own certificate (a private CA the
+		// browser does not know); the admin operations need https.
+		chromedp.Flag("ignore-certificate-errors", true),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithErrorf(t.Logf))
@@ -114,7 +117,7 @@ func memberRows(t *testing.T, ctx context.Context) string {
 func TestDashboardInBrowser(t *testing.T) {
 	ctx := newBrowser(t)
 	nodes := clustertest.Form(t, 3, func(o *clusterkit.Options) { o.PartitionCount = 64 }, nil)
-	url := "http://" + clustertest.Addr(nodes[0]) + "/ui/"
+	url := "https://" + clustertest.Addr(nodes[0]) + "/ui/" // the token is refused over plain http
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("open %s: %v", url, err)
 	}
