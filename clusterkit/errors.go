@@ -16,7 +16,8 @@ var (
 	ErrNotStarted = errors.New("clusterkit: not started")
 	// ErrStopped: the node was stopped.
 	ErrStopped = errors.New("clusterkit: stopped")
-	// ErrUnauthorized: a join or admin call lacked the cluster token.
+	// ErrUnauthorized: a join or admin call lacked the cluster token, or
+	// external etcd refused this node's user, password or permissions.
 	ErrUnauthorized = errors.New("clusterkit: unauthorized")
 	// ErrJoinFailed: joining through JoinAddr failed.
 	ErrJoinFailed = errors.New("clusterkit: join failed")
@@ -26,4 +27,7 @@ var (
 	ErrValueTooLarge = errors.New("clusterkit: value too large")
 	// ErrNotFound: no such custom-data key, partition or node.
 	ErrNotFound = errors.New("clusterkit: not found")
+	// ErrTLS: a certificate problem: missing, unreadable, refused by the
+	// peer, or not signed by the expected CA.
+	ErrTLS = errors.New("clusterkit: tls")
 )
