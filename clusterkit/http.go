@@ -1,7 +1,6 @@
 package clusterkit
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +48,8 @@ const (
 //	POST /cluster/join           used by joining embedded nodes
 //	POST /rebalance              RebalancePartitions; 202 once the leader started it
 //	POST /nodes/{id}/remove      RemoveNode (OnNodeLeave with removed_by_admin)
+//	GET  /cluster/token          JoinToken: {"token": "ck1.<ca-sha256>.<secret>"}
+//	POST /cluster/secret/rotate  RotateSecret; body {} or {"window": "24h"}
 //
 // The admin endpoints take no parameters; a body, if sent, must be the
 // empty JSON object {} (400 otherwise, 413 beyond 4 KiB).
@@ -73,6 +74,8 @@ func (ck *ClusterKit) Handler() http.Handler {
 	mux.HandleFunc("POST /nodes/{id}/remove", ck.handleRemoveNode)
 	mux.HandleFunc("POST /rebalance/end-delay", ck.handleEndDelay)
 	mux.HandleFunc("POST /maintenance/{state}", ck.handleMaintenance)
+	mux.HandleFunc("GET /cluster/token", ck.handleToken)
+	mux.HandleFunc("POST /cluster/secret/rotate", ck.handleRotateSecret)
 	mux.Handle("GET /ui/", http.StripPrefix("/ui", dashboard.Handler()))
 	return &apiHandler{ck: ck, mux: mux}
 }
@@ -147,9 +150,12 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// authorized checks the bearer token in constant time. With no
-// ClusterToken configured every request is authorized (the join endpoint's
-// documented behaviour; the admin endpoints use adminAuthorized).
+// authorized checks the bearer token: its secret part must be one the
+// cluster accepts (tokenAccepted: this node's ClusterToken, or after a
+// rotation the current secret or a replaced one within its window),
+// compared in constant time. With no ClusterToken configured every request
+// is authorized (the join endpoint's documented behaviour; the admin
+// endpoints use adminAuthorized).
 func (ck *ClusterKit) authorized(r *http.Request) bool {
 	if ck.opts.ClusterToken == "" {
 		return true
@@ -159,7 +165,7 @@ func (ck *ClusterKit) authorized(r *http.Request) bool {
 	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(h[len(scheme):]), []byte(ck.opts.ClusterToken)) == 1
+	return ck.tokenAccepted(r.Context(), h[len(scheme):])
 }
 
 // adminAuthorized answers 403 when no ClusterToken is configured and 401
