@@ -51,6 +51,10 @@ const (
 //	GET  /cluster/token          JoinToken: {"token": "ck1.<ca-sha256>.<secret>"}
 //	POST /cluster/secret/rotate  RotateSecret; body {} or {"window": "24h"}
 //
+// Authenticated by the caller's cluster certificate (mutual TLS) instead:
+//
+//	POST /cluster/certificate    renew the caller's certificate (certrenew.go)
+//
 // The admin endpoints take no parameters; a body, if sent, must be the
 // empty JSON object {} (400 otherwise, 413 beyond 4 KiB).
 //
@@ -76,6 +80,7 @@ func (ck *ClusterKit) Handler() http.Handler {
 	mux.HandleFunc("POST /maintenance/{state}", ck.handleMaintenance)
 	mux.HandleFunc("GET /cluster/token", ck.handleToken)
 	mux.HandleFunc("POST /cluster/secret/rotate", ck.handleRotateSecret)
+	mux.HandleFunc("POST /cluster/certificate", ck.handleRenewCertificate)
 	mux.Handle("GET /ui/", http.StripPrefix("/ui", dashboard.Handler()))
 	return &apiHandler{ck: ck, mux: mux}
 }
