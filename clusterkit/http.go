@@ -165,12 +165,18 @@ func (ck *ClusterKit) authorized(r *http.Request) bool {
 	if ck.opts.ClusterToken == "" {
 		return true
 	}
+	tok, ok := bearerToken(r)
+	return ok && ck.tokenAccepted(r.Context(), tok)
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	const scheme = "bearer " // auth schemes are case-insensitive (RFC 9110)
 	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
-		return false
+		return "", false
 	}
-	return ck.tokenAccepted(r.Context(), h[len(scheme):])
+	return h[len(scheme):], true
 }
 
 // adminAuthorized answers 403 when no ClusterToken is configured and 401

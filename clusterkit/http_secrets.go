@@ -2,6 +2,7 @@ package clusterkit
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"time"
@@ -11,12 +12,21 @@ import (
 
 // handleToken serves GET /cluster/token: the join token (JoinToken), for
 // a caller that holds an accepted token — a plain secret or a replaced
-// one — and wants the current, pinned form.
+// one — and wants the current, pinned form. After a rotation, when this
+// node's own ClusterToken is not the current secret any more, a caller
+// that presents the current one gets it back in pinned form; others get
+// 409 saying so.
 func (ck *ClusterKit) handleToken(w http.ResponseWriter, r *http.Request) {
 	if !ck.adminAuthorized(w, r) {
 		return
 	}
 	tok, err := ck.JoinToken()
+	if errors.Is(err, ErrUnauthorized) {
+		presented, _ := bearerToken(r)
+		if rec, ok := ck.loadSecrets(r.Context()); ok && subtle.ConstantTimeCompare([]byte(hashSecret(secretOf(presented))), []byte(rec.Current)) == 1 {
+			tok, err = ck.tokenFor(secretOf(presented)), nil
+		}
+	}
 	if err != nil {
 		status := http.StatusServiceUnavailable
 		if errors.Is(err, ErrUnauthorized) {

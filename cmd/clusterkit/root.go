@@ -109,6 +109,7 @@ The node defaults to $` + envNode + ` and the token to $` + envToken + `.`,
 		newWatchCommand(g),
 		newRebalanceCommand(g),
 		newRemoveCommand(g),
+		newTokenCommand(g),
 	)
 	return root
 }
