@@ -115,6 +115,10 @@ type Options struct {
 	// refuses join requests that do not carry it; an empty token accepts
 	// any join (set one in production).
 	ClusterToken string
+	// InsecurePlaintext is the loudly named opt-out of TLS: embedded etcd,
+	// the join and the HTTP API run without TLS, and the token is accepted
+	// over plain HTTP. Start logs a warning. Default false: secure.
+	InsecurePlaintext bool
 	// Etcd, when Endpoints is set, makes this node a pure client of an
 	// existing etcd cluster (external mode).
 	Etcd EtcdConfig
