@@ -115,7 +115,9 @@ func (ck *ClusterKit) readSecrets(ctx context.Context) (*secretsRecord, int64, e
 	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	resp, err := r.cli.Get(rctx, ck.keys.secrets())
+	// Serializable: answered by the nearest member, also without a quorum
+	// (a rotation reaches it within milliseconds).
+	resp, err := r.cli.Get(rctx, ck.keys.secrets(), clientv3.WithSerializable())
 	if err != nil {
 		return nil, 0, fmt.Errorf("clusterkit: read %s: %w", ck.keys.secrets(), err)
 	}

@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -59,24 +57,8 @@ func BenchmarkSecurityJoin(b *testing.B) {
 				o := clustertest.Options(b, fmt.Sprintf("joiner-%d", i))
 				o.JoinAddr = clustertest.Addr(nodes[0])
 				plain(&o)
-				ck, err := clusterkit.New(o)
-				if err != nil {
-					b.Fatal(err)
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-				begin := time.Now()
-				if err := ck.Start(ctx); err != nil {
-					b.Fatal(err)
-				}
-				registered := time.Now()
-				all := append(slices.Clone(nodes), ck)
-				clustertest.Eventually(b, 30*time.Second, func() bool { return clustertest.Agreed(all...) }, "never agreed after a join")
-				starts, agrees = append(starts, registered.Sub(begin)), append(agrees, time.Since(registered))
-				b.StopTimer()
-				ck.Stop(ctx)
-				cancel()
-				clustertest.Eventually(b, 30*time.Second, func() bool { return clustertest.Agreed(nodes...) }, "never agreed after a leave")
-				b.StartTimer()
+				start, agree := joinTimed(b, nodes, o)
+				starts, agrees = append(starts, start), append(agrees, agree)
 			}
 			b.ReportMetric(percentile(starts, 50), "start-p50-ms")
 			b.ReportMetric(percentile(starts, 100), "start-max-ms")

@@ -27,11 +27,8 @@ without the CA prints the plain secret. Any accepted token (a plain secret,
 or one replaced by a rotation that is still in its window) may ask.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newClient(g)
+			c, err := newTokenClient(g)
 			if err != nil {
-				return err
-			}
-			if err := c.needToken(); err != nil {
 				return err
 			}
 			var out tokenJSON
@@ -60,11 +57,8 @@ give the new token (printed once, never stored) to joiners and to every
 node's ClusterToken before then.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newClient(g)
+			c, err := newTokenClient(g)
 			if err != nil {
-				return err
-			}
-			if err := c.needToken(); err != nil {
 				return err
 			}
 			if window < 0 {
@@ -88,3 +82,12 @@ node's ClusterToken before then.`,
 }
 
 func bearer(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
+
+// newTokenClient is newClient for a command that needs the token.
+func newTokenClient(g *globals) (*client, error) {
+	c, err := newClient(g)
+	if err != nil {
+		return nil, err
+	}
+	return c, c.needToken()
+}
