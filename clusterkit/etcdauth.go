@@ -75,8 +75,8 @@ func (c *EtcdConfig) tlsConfig() (*tls.Config, error) {
 // etcdAccessError explains why etcd at endpoints refused or did not
 // answer this node: wrong user or password, missing permission on the
 // cluster's prefix, or a TLS problem found by a handshake of its own
-// (etcd's client only reports a timeout for those). It returns nil when
-// err is none of these.
+// (etcd's client only reports a timeout for those; external etcd only).
+// It returns nil when err is none of these.
 func (ck *ClusterKit) etcdAccessError(endpoints []string, err error) error {
 	user := ck.opts.Etcd.Username
 	switch {
@@ -91,6 +91,9 @@ func (ck *ClusterKit) etcdAccessError(endpoints []string, err error) error {
 		}
 		return fmt.Errorf("%w: etcd %v: user %q lacks read-write permission on %s (etcdctl role grant-permission --prefix <role> readwrite %s)",
 			ErrUnauthorized, endpoints, user, ck.keys.root, ck.keys.root)
+	}
+	if len(ck.opts.Etcd.Endpoints) == 0 {
+		return nil // embedded etcd: the client's TLS is the cluster's own
 	}
 	cfg, cerr := ck.opts.Etcd.tlsConfig()
 	if cerr != nil {
