@@ -27,18 +27,7 @@ var securityModes = []struct {
 func BenchmarkSecurityFormation3(b *testing.B) {
 	for _, mode := range securityModes {
 		b.Run(mode.name, func(b *testing.B) {
-			var took []time.Duration
-			for b.Loop() {
-				tb := &cleanupTB{TB: b}
-				start := time.Now()
-				clustertest.Form(tb, 3, func(o *clusterkit.Options) { o.InsecurePlaintext = mode.plaintext }, nil)
-				took = append(took, time.Since(start))
-				b.StopTimer()
-				tb.runCleanups()
-				b.StartTimer()
-			}
-			b.ReportMetric(percentile(took, 50), "p50-ms")
-			b.ReportMetric(percentile(took, 100), "max-ms")
+			benchFormation3(b, func(o *clusterkit.Options) { o.InsecurePlaintext = mode.plaintext })
 		})
 	}
 }
