@@ -82,17 +82,27 @@ func (r *run) dial(ctx context.Context, endpoints []string) error {
 	defer cancel()
 	if _, err := cli.Get(rctx, r.ck.keys.config()); err != nil {
 		r.ck.metrics.etcdErrors.WithLabelValues("ping").Inc()
+		if aerr := r.ck.etcdAccessError(endpoints, err); aerr != nil {
+			return aerr
+		}
 		return fmt.Errorf("clusterkit: etcd %v does not answer: %w", cli.Endpoints(), err)
+	}
+	if len(r.ck.opts.Etcd.Endpoints) > 0 {
+		return r.checkWritable(ctx)
 	}
 	return nil
 }
 
 func (r *run) newClient(endpoints []string) (*clientv3.Client, error) {
 	o := &r.ck.opts
+	tlsCfg, err := r.etcdClientTLS()
+	if err != nil {
+		return nil, err
+	}
 	cfg := clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: o.Etcd.DialTimeout,
-		TLS:         r.etcdClientTLS(),
+		TLS:         tlsCfg,
 		Username:    o.Etcd.Username,
 		Password:    o.Etcd.Password,
 		Logger:      r.ck.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
@@ -112,6 +122,9 @@ func (r *run) newClient(endpoints []string) (*clientv3.Client, error) {
 	}
 	cli, err := clientv3.New(cfg)
 	if err != nil {
+		if aerr := r.ck.etcdAccessError(endpoints, err); aerr != nil {
+			return nil, aerr
+		}
 		return nil, fmt.Errorf("clusterkit: connect to etcd %v: %w", endpoints, err)
 	}
 	return cli, nil

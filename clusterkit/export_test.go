@@ -1,5 +1,7 @@
 package clusterkit
 
+import "google.golang.org/grpc"
+
 // AssignmentKey returns the etcd key of cluster's partition map.
 func AssignmentKey(cluster string) string { return newKeys(cluster).assignment() }
 
@@ -19,3 +21,16 @@ func IncomingOf(b []byte) (version int64, total int, perNode map[string]int, err
 	}
 	return a.Version, total, perNode, nil
 }
+
+// RenewCertificateNow makes ck's certificate renewal loop renew at once
+// (secure embedded mode; ck started).
+func RenewCertificateNow(ck *ClusterKit) { ck.active.Load().certKick <- struct{}{} }
+
+// EtcdDial opens a new connection to ep with ck's etcd client (its TLS
+// credentials, read at the handshake).
+func EtcdDial(ck *ClusterKit, ep string) (*grpc.ClientConn, error) {
+	return ck.active.Load().cli.Dial(ep)
+}
+
+// EtcdEndpoints are ck's etcd client's endpoints.
+func EtcdEndpoints(ck *ClusterKit) []string { return ck.active.Load().cli.Endpoints() }

@@ -91,10 +91,13 @@ type run struct {
 	etcdRoles atomic.Pointer[map[string]string]
 	// healthStuck is the stuck handoffs last reported; guarded by healthMu.
 	healthStuck int
+	// certKick makes the certificate renewal loop renew at once (tests;
+	// buffered, a send never blocks the sender for long).
+	certKick chan struct{}
 }
 
 func newRun(ck *ClusterKit) *run {
-	r := &run{ck: ck, wantHealthy: true, ready: newReadyState()}
+	r := &run{ck: ck, wantHealthy: true, ready: newReadyState(), certKick: make(chan struct{}, 1)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
 }
