@@ -77,7 +77,7 @@ func (r *run) dial(ctx context.Context, endpoints []string) error {
 	if err != nil {
 		return err
 	}
-	r.cli = cli
+	r.setClient(cli)
 	rctx, cancel := context.WithTimeout(ctx, r.ck.opts.Etcd.DialTimeout)
 	defer cancel()
 	if _, err := cli.Get(rctx, r.ck.keys.config()); err != nil {
@@ -113,13 +113,12 @@ func (r *run) newClient(endpoints []string) (*clientv3.Client, error) {
 		DialKeepAliveTimeout: 2 * time.Second,
 		DialOptions:          reconnectOptions,
 	}
-	if len(o.Etcd.Endpoints) == 0 {
-		// Embedded mode: learn the client URLs of members that join later
-		// (or leave), so that this node never depends on the member it
-		// joined through. External etcd may sit behind addresses its
-		// members do not advertise, so its endpoints stay as configured.
-		cfg.AutoSyncInterval = 10 * time.Second
-	}
+	// No AutoSyncInterval: its SetEndpoints races clientv3's Dial (see
+	// etcdEndpoints). In embedded mode the upkeep loop makes the client
+	// follow the members instead (etcdEndpoints.follow), so that this node
+	// never depends on the member it joined through. External etcd may
+	// sit behind addresses its members do not advertise, so its endpoints
+	// stay as configured.
 	cli, err := clientv3.New(cfg)
 	if err != nil {
 		if aerr := r.ck.etcdAccessError(endpoints, err); aerr != nil {

@@ -29,7 +29,7 @@ func RenewCertificateNow(ck *ClusterKit) { ck.active.Load().certKick <- struct{}
 // EtcdDial opens a new connection to ep with ck's etcd client (its TLS
 // credentials, read at the handshake).
 func EtcdDial(ck *ClusterKit, ep string) (*grpc.ClientConn, error) {
-	return ck.active.Load().cli.Dial(ep)
+	return ck.active.Load().eps.dial(ep)
 }
 
 // EtcdEndpoints are ck's etcd client's endpoints.

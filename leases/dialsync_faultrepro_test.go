@@ -29,7 +29,7 @@ func TestRenewerDialRacesAutoSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	rn := newRenewer(cli, 1, 2*time.Second, time.Second)
+	rn := newRenewer(cli, nil, 1, 2*time.Second, time.Second)
 	defer rn.close()
 	ep := srv.Endpoints()[0]
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {

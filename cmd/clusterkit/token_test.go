@@ -15,15 +15,19 @@ func TestTokenCommands(t *testing.T) {
 	nodes := clustertest.Form(t, 2, nil, nil)
 	ctx := context.Background()
 	env := map[string]string{envNode: clustertest.Addr(nodes[1])}
-	const old = "test-token" // clustertest.Options' ClusterToken
+	old := clustertest.JoinToken(t, nodes[0]) // ck1.<pin>.test-token: the CLI dials https with the pin
 
 	if r := cli(ctx, env, "token", "--token", old); r.code != exitOK || r.stdout != old+"\n" {
-		t.Fatalf("token: got %v, want the plain secret (no CA in the test nodes' DataDir)", r)
+		t.Fatalf("token: got %v, want the join token", r)
+	}
+	if r := cli(ctx, env, "token", "--token", "test-token"); r.code != exitFailed || !strings.Contains(r.stderr, "https://") {
+		t.Fatalf("token with the plain secret over plain HTTP: got %v, want exit 1 saying use https://", r)
 	}
 	if r := cli(ctx, env, "token"); r.code != exitUsage || !strings.Contains(r.stderr, "--token") {
 		t.Fatalf("token without a token: got %v, want a usage error", r)
 	}
-	if r := cli(ctx, env, "token", "--token", "wrong"); r.code != exitFailed || !strings.Contains(r.stderr, "401") {
+	wrong := strings.TrimSuffix(old, "test-token") + "wrong"
+	if r := cli(ctx, env, "token", "--token", wrong); r.code != exitFailed || !strings.Contains(r.stderr, "401") {
 		t.Fatalf("token with a wrong token: got %v, want exit 1 with 401", r)
 	}
 	if r := cli(ctx, env, "token", "rotate", "--token", old, "--window", "-1s"); r.code != exitUsage {
