@@ -53,8 +53,8 @@ type run struct {
 	// goroutine that reads them starts; read-only afterwards.
 	cli      *clientv3.Client
 	eps      *etcdEndpoints // cli's endpoint list: every SetEndpoints and Dial (setClient)
-	tls      *nodeTLS // secure embedded mode: this node's certificate and secret
-	httpAddr string   // the bound HTTP address
+	tls      *nodeTLS       // secure embedded mode: this node's certificate and secret
+	httpAddr string         // the bound HTTP address
 	http     *http.Server
 	cfg      clusterConfig
 	follower *follower
