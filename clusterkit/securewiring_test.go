@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/big"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -76,20 +77,24 @@ func presentedByEtcdClient(t *testing.T, ck *clusterkit.ClusterKit, server tls.C
 	return nil
 }
 
-// TestCertRenewalEndToEnd: a joined member of a secure embedded cluster
-// renews its certificate while running; without a restart its HTTP port
-// serves the new one (plain name and the join name), its etcd client
-// presents it on a new connection, and etcd accepts that connection.
+// TestCertRenewalEndToEnd: a joined node of a secure embedded cluster
+// renews its certificate while running. It keeps no CA key (removed from
+// its DataDir, as on a node that got none), so node-1 signs it through
+// POST /cluster/certificate on its real HTTPS port, authenticated by
+// node-2's current certificate (self-signing: TestCertSelfRenewal).
+// Without a restart node-2's HTTP port serves the new certificate (plain
+// name and the join name), its etcd client presents it on a new
+// connection, and etcd accepts that connection.
 func TestCertRenewalEndToEnd(t *testing.T) {
-	var dataDir1 string
-	nodes := clustertest.Form(t, 2, func(o *clusterkit.Options) {
-		if o.NodeID == "node-1" {
-			dataDir1 = o.DataDir
-		}
-	}, nil)
+	dataDirs := map[string]string{}
+	nodes := clustertest.Form(t, 2, func(o *clusterkit.Options) { dataDirs[o.NodeID] = o.DataDir }, nil)
 	n2 := nodes[1]
-	server, _, err := pki.Dir(filepath.Join(dataDir1, "tls")).LoadNode()
+	server, _, err := pki.Dir(filepath.Join(dataDirs["node-1"], "tls")).LoadNode()
 	if err != nil {
+		t.Fatal(err)
+	}
+	dir2 := pki.Dir(filepath.Join(dataDirs["node-2"], "tls"))
+	if err := os.Remove(dir2.Path(pki.CAKeyFile)); err != nil {
 		t.Fatal(err)
 	}
 	old := servedSerial(t, n2, "")
@@ -100,6 +105,9 @@ func TestCertRenewalEndToEnd(t *testing.T) {
 	clustertest.Eventually(t, 20*time.Second, func() bool { return servedSerial(t, n2, "").Cmp(old) != 0 },
 		"node-2's HTTP port still serves the old certificate")
 	renewed := servedSerial(t, n2, "")
+	if dir2.HasCA() {
+		t.Fatal("node-2 has a CA key again: it did not renew through node-1")
+	}
 	if got := servedSerial(t, n2, "clusterkit-join"); got.Cmp(renewed) != 0 {
 		t.Fatalf("the join name serves serial %v, want the renewed %v", got, renewed)
 	}
