@@ -45,6 +45,9 @@ func BenchmarkSecurityJoin(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				o := clustertest.Options(b, fmt.Sprintf("joiner-%d", i))
 				o.JoinAddr = clustertest.Addr(nodes[0])
+				if tok, err := nodes[0].JoinToken(); err == nil { // secure: the pinned token, as in production
+					o.ClusterToken = tok
+				}
 				plain(&o)
 				start, agree := joinTimed(b, nodes, o)
 				starts, agrees = append(starts, start), append(agrees, agree)
