@@ -175,11 +175,12 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // authorized checks the bearer token: its secret part must be one the
-// cluster accepts (tokenAccepted: this node's ClusterToken, or after a
-// rotation the current secret or a replaced one within its window),
-// compared in constant time. With no ClusterToken configured every request
-// is authorized (the join endpoint's documented behaviour; the admin
-// endpoints use adminAuthorized).
+// cluster accepts (tokenAccepted: this node's secret — ClusterToken's or
+// generated — or after a rotation the current secret or a replaced one
+// within its window), compared in constant time. With no secret every
+// request is authorized (the join endpoint's documented behaviour; the
+// admin endpoints use adminAuthorized). Callers refuse plain HTTP first
+// (plainRefused).
 func (ck *ClusterKit) authorized(r *http.Request) bool {
 	secret := ck.clusterSecret()
 	if secret == "" {
