@@ -114,8 +114,8 @@ func (r *run) newClient(endpoints []string) (*clientv3.Client, error) {
 		DialOptions:          reconnectOptions,
 	}
 	// No AutoSyncInterval: its SetEndpoints races clientv3's Dial (see
-	// etcdEndpoints). In embedded mode the upkeep loop makes the client
-	// follow the members instead (etcdEndpoints.follow), so that this node
+	// endpointGuard). In embedded mode the upkeep loop makes the client
+	// follow the members instead (endpointGuard.follow), so that this node
 	// never depends on the member it joined through. External etcd may
 	// sit behind addresses its members do not advertise, so its endpoints
 	// stay as configured.

@@ -52,7 +52,7 @@ type run struct {
 	// Set by start before the run is published (ck.active) or any
 	// goroutine that reads them starts; read-only afterwards.
 	cli      *clientv3.Client
-	eps      *etcdEndpoints // cli's endpoint list: every SetEndpoints and Dial (setClient)
+	eps      *endpointGuard // cli's endpoint list: every SetEndpoints and Dial (setClient)
 	tls      *nodeTLS       // secure embedded mode: this node's certificate and secret
 	httpAddr string         // the bound HTTP address
 	http     *http.Server
@@ -100,7 +100,7 @@ type run struct {
 // setClient makes cli the run's etcd client (start only, before the run
 // is published).
 func (r *run) setClient(cli *clientv3.Client) {
-	r.cli, r.eps = cli, &etcdEndpoints{cli: cli}
+	r.cli, r.eps = cli, &endpointGuard{cli: cli}
 }
 
 func newRun(ck *ClusterKit) *run {

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc"
 )
 
-// etcdEndpoints owns the endpoint list of a run's etcd client. clientv3
+// endpointGuard owns the endpoint list of a run's etcd client. clientv3
 // (v3.7.3) Client.Dial reads the list without the client's lock while
 // SetEndpoints rewrites it, a data race the race detector reports (and
 // that can dial a torn slice). So the client's own auto-sync
@@ -19,27 +19,27 @@ import (
 // lazily), so holding the mutex around it costs nothing; the member list
 // that follow is given is fetched outside it (by the etcd upkeep loop).
 // Safe for concurrent use.
-type etcdEndpoints struct {
+type endpointGuard struct {
 	cli  *clientv3.Client
 	mu   sync.Mutex
 	last []string // sorted; what set or follow set last; guarded by mu
 }
 
 // dial is cli.Dial under the mutex (a leases.Dialer).
-func (e *etcdEndpoints) dial(ep string) (*grpc.ClientConn, error) {
+func (e *endpointGuard) dial(ep string) (*grpc.ClientConn, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.cli.Dial(ep)
 }
 
 // set makes eps the client's endpoints.
-func (e *etcdEndpoints) set(eps ...string) {
+func (e *endpointGuard) set(eps ...string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.setLocked(eps)
 }
 
-func (e *etcdEndpoints) setLocked(eps []string) {
+func (e *endpointGuard) setLocked(eps []string) {
 	e.cli.SetEndpoints(eps...)
 	e.last = slices.Sorted(slices.Values(eps))
 }
@@ -49,7 +49,7 @@ func (e *etcdEndpoints) setLocked(eps []string) {
 // that the node learns members that joined after it and forgets removed
 // ones. It reports whether it changed them; with no started voter it
 // keeps them.
-func (e *etcdEndpoints) follow(members []*etcdserverpb.Member) bool {
+func (e *endpointGuard) follow(members []*etcdserverpb.Member) bool {
 	var eps []string
 	for _, m := range members {
 		if m.Name != "" && !m.IsLearner {

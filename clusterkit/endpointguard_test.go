@@ -13,7 +13,7 @@ import (
 
 // TestEndpointsFollowWhileDialing: the endpoint list changes (set, and
 // follow from etcd's member list) while the lease keep-alive and another
-// goroutine dial through etcdEndpoints — the race of the fault tests'
+// goroutine dial through endpointGuard — the race of the fault tests'
 // exit code 66 (see leases' faultrepro test), which -race reports when
 // Dial is not serialized with SetEndpoints. follow still makes the client
 // learn the members' client URLs.
@@ -22,7 +22,7 @@ func TestEndpointsFollowWhileDialing(t *testing.T) {
 	url := srv.Endpoints()[0]
 	const dead = "http://127.0.0.1:1"
 	cli := etcdtest.NewClient(t, url, dead)
-	e := &etcdEndpoints{cli: cli}
+	e := &endpointGuard{cli: cli}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	reg, err := leases.Register(ctx, cli, "/clusterkit/test/members/n1", []byte("v"), time.Second,
