@@ -89,20 +89,8 @@ func (r *run) dial(ctx context.Context, endpoints []string) error {
 
 func (r *run) newClient(endpoints []string) (*clientv3.Client, error) {
 	o := &r.ck.opts
-	cfg := clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: o.Etcd.DialTimeout,
-		TLS:         r.etcdClientTLS(),
-		Username:    o.Etcd.Username,
-		Password:    o.Etcd.Password,
-		Logger:      r.ck.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
-		// Keep-alives notice a dead connection so that a request fails over
-		// to another endpoint; etcd refuses pings more often than its
-		// --grpc-keepalive-min-time (5 s by default).
-		DialKeepAliveTime:    5 * time.Second,
-		DialKeepAliveTimeout: 2 * time.Second,
-		DialOptions:          reconnectOptions,
-	}
+	cfg := etcdClientConfig(o.Etcd, endpoints, r.ck.log)
+	cfg.TLS = r.etcdClientTLS()
 	if len(o.Etcd.Endpoints) == 0 {
 		// Embedded mode: learn the client URLs of members that join later
 		// (or leave), so that this node never depends on the member it
@@ -156,4 +144,35 @@ func (ck *ClusterKit) etcdEndpoints(ctx context.Context, cli *clientv3.Client) (
 		}
 	}
 	return out, nil
+}
+
+// EtcdEndpoints returns the etcd client URLs of the cluster this node
+// uses: the configured external endpoints, or the client URLs of the
+// embedded voters (what a Router needs). It fails with ErrNotStarted
+// unless the node is started.
+func (ck *ClusterKit) EtcdEndpoints(ctx context.Context) ([]string, error) {
+	r := ck.active.Load()
+	if r == nil || !ck.started.Load() || r.cli == nil {
+		return nil, ErrNotStarted
+	}
+	return ck.etcdEndpoints(ctx, r.cli)
+}
+
+// etcdClientConfig is the etcd client configuration for ec's credentials
+// and the given endpoints, shared by nodes and routers.
+func etcdClientConfig(ec EtcdConfig, endpoints []string, log *zap.Logger) clientv3.Config {
+	return clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: ec.DialTimeout,
+		TLS:         ec.TLS,
+		Username:    ec.Username,
+		Password:    ec.Password,
+		Logger:      log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
+		// Keep-alives notice a dead connection so that a request fails over
+		// to another endpoint; etcd refuses pings more often than its
+		// --grpc-keepalive-min-time (5 s by default).
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+		DialOptions:          reconnectOptions,
+	}
 }
