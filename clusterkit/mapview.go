@@ -30,6 +30,7 @@ type mapParts struct {
 	// metaRev is map/meta's mod revision (the leader's fence), newest
 	// meta; pending is the newest meta not applied yet (nil: applied).
 	metaRev int64
+	metaBad bool // the newest meta is unusable (or deleted)
 	pending *wireMeta
 	// metaVersion is the newest valid meta's version (applied or not).
 	metaVersion int64
@@ -173,7 +174,7 @@ func (m *mapParts) hasChunk(c int) bool { _, ok := m.chunks[c]; return ok }
 // the applied version, or the newest meta is not applied: the leader then
 // rewrites those parts (dirtySlots, dirtyChunks) with its next version.
 func (m *mapParts) dirty() bool {
-	return m.pending != nil || m.metaVersion > m.version || len(m.dirtySlots()) > 0 || len(m.dirtyChunks()) > 0
+	return m.metaBad || m.pending != nil || m.metaVersion > m.version || len(m.dirtySlots()) > 0 || len(m.dirtyChunks()) > 0
 }
 
 func (m *mapParts) dirtySlots() []int {
@@ -201,7 +202,7 @@ func (m *mapParts) dirtyChunks() map[int]bool {
 func (d decoder) applyMapPart(v *view, rel string, e watcher.Event) {
 	m := v.parts
 	if rel == "meta" {
-		m.metaRev = e.ModRevision
+		m.metaRev, m.metaBad = e.ModRevision, true
 		if e.Type != watcher.Put {
 			m.metaRev = 0
 			d.bad("map_meta", e.Key, errors.New("meta deleted"))
@@ -212,7 +213,7 @@ func (d decoder) applyMapPart(v *view, rel string, e watcher.Event) {
 			d.bad("map_meta", e.Key, err)
 			return
 		}
-		m.pending, m.metaVersion = meta, max(m.metaVersion, meta.Version)
+		m.pending, m.metaVersion, m.metaBad = meta, max(m.metaVersion, meta.Version), false
 		return
 	}
 	if e.Type != watcher.Put {
