@@ -136,11 +136,15 @@ func (f *follower) apply(b watcher.Batch) {
 	// from it, and before any hook runs, so handlers see it.
 	// A batch that changed neither the map, the members nor the leader
 	// (ready records, history, requests) keeps the snapshot.
-	if prev := f.snap.Load(); prev != nil && !c.initial && c.newAssign == c.oldAssign && len(members) == 0 &&
+	prev := f.snap.Load()
+	if prev != nil && !c.initial && c.newAssign == c.oldAssign && len(members) == 0 &&
 		prev.leader == leader && prev.membershipRev == v.memberRev {
 		c.snap = prev
 	} else {
-		c.snap = newSnapshot(f.me, c.members, c.newAssign, v.memberRev, leader)
+		if c.initial {
+			prev = nil
+		}
+		c.snap = nextSnapshot(f.me, c.members, c.newAssign, v.memberRev, leader, prev, c.oldAssign)
 		f.snap.Store(c.snap)
 	}
 	f.mu.Unlock()
