@@ -32,6 +32,9 @@ type snapshot struct {
 	settled bool
 	// mine counts this node's partitions by role.
 	mine roleCounts
+	// live[k] counts the partitions with k live (not offline) serving
+	// nodes, so health is judged without a pass over the map.
+	live []int
 	// maintenance is why placement is frozen ("" when it is not); away
 	// are the nodes whose lease expired and whose slots are reserved.
 	maintenance string
@@ -93,6 +96,7 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 			s.buildPartition(me, p, ps)
 		}
 		s.mine.count(s.isPrimary[p], s.isReplica[p])
+		s.countLive(s.serving[p])
 		for _, in := range ps.Incoming {
 			if in.Node == me {
 				s.mine.incoming++
@@ -124,6 +128,19 @@ func (s *snapshot) buildPartition(me string, p int, ps partitionState) {
 	}
 	s.serving[p] = nodes
 	s.partitions[p] = part
+}
+
+func (s *snapshot) countLive(serving []Node) {
+	k := 0
+	for i := range serving {
+		if serving[i].Status != NodeOffline {
+			k++
+		}
+	}
+	for len(s.live) <= k {
+		s.live = append(s.live, 0)
+	}
+	s.live[k]++
 }
 
 // changedNodes returns the IDs whose Node differs between a and b (present
