@@ -32,9 +32,11 @@ type snapshot struct {
 	settled bool
 	// mine counts this node's partitions by role.
 	mine roleCounts
-	// live[k] counts the partitions with k live (not offline) serving
-	// nodes, so health is judged without a pass over the map.
-	live []int
+	// liveOf[p] is partition p's number of live (not offline) serving
+	// nodes; live[k] counts the partitions with k of them, so health is
+	// judged without a pass over the map.
+	liveOf []uint8
+	live   []int
 	// maintenance is why placement is frozen ("" when it is not); away
 	// are the nodes whose lease expired and whose slots are reserved.
 	maintenance string
@@ -83,6 +85,7 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 	s.primaries = make([]*Node, P)
 	s.isPrimary = make([]bool, P)
 	s.isReplica = make([]bool, P)
+	s.liveOf = make([]uint8, P)
 	reuse := prev != nil && prevMap != nil && len(prev.partitions) == P && len(prevMap.Partitions) == P
 	var changed map[string]bool
 	if reuse {
@@ -91,12 +94,15 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 	for p, ps := range a.Partitions {
 		if reuse && samePartition(ps, prevMap.Partitions[p]) && !slices.ContainsFunc(ps.Serving, func(id string) bool { return changed[id] }) {
 			s.partitions[p], s.serving[p], s.replicas[p], s.primaries[p] = prev.partitions[p], prev.serving[p], prev.replicas[p], prev.primaries[p]
-			s.isPrimary[p], s.isReplica[p] = prev.isPrimary[p], prev.isReplica[p]
+			s.isPrimary[p], s.isReplica[p], s.liveOf[p] = prev.isPrimary[p], prev.isReplica[p], prev.liveOf[p]
 		} else {
 			s.buildPartition(me, p, ps)
 		}
 		s.mine.count(s.isPrimary[p], s.isReplica[p])
-		s.countLive(s.serving[p])
+		for len(s.live) <= int(s.liveOf[p]) {
+			s.live = append(s.live, 0)
+		}
+		s.live[s.liveOf[p]]++
 		for _, in := range ps.Incoming {
 			if in.Node == me {
 				s.mine.incoming++
@@ -112,6 +118,9 @@ func (s *snapshot) buildPartition(me string, p int, ps partitionState) {
 	nodes := make([]Node, len(ps.Serving))
 	for i, id := range ps.Serving {
 		nodes[i] = s.node(id)
+		if nodes[i].Status != NodeOffline {
+			s.liveOf[p]++
+		}
 	}
 	if len(ps.Serving) > 0 {
 		part.PrimaryNode = ps.Serving[0]
@@ -128,19 +137,6 @@ func (s *snapshot) buildPartition(me string, p int, ps partitionState) {
 	}
 	s.serving[p] = nodes
 	s.partitions[p] = part
-}
-
-func (s *snapshot) countLive(serving []Node) {
-	k := 0
-	for i := range serving {
-		if serving[i].Status != NodeOffline {
-			k++
-		}
-	}
-	for len(s.live) <= k {
-		s.live = append(s.live, 0)
-	}
-	s.live[k]++
 }
 
 // changedNodes returns the IDs whose Node differs between a and b (present
