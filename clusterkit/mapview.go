@@ -61,38 +61,44 @@ func newMapParts(partitions int) *mapParts {
 // always tags above it) and unusable too.
 func (m *mapParts) putPart(rel string, value []byte, partitions int) (string, error) {
 	if s, ok := strings.CutPrefix(rel, "n/"); ok {
-		i, err := strconv.Atoi(s)
-		if err != nil || i < 0 || i >= maxNodeSlots {
-			return "map_node", fmt.Errorf("bad node slot key %q", rel)
-		}
-		w, err := decodeSlot(value)
-		if err == nil && m.version > 0 && w.Tag <= m.version {
-			err = fmt.Errorf("tag %d not above applied version %d", w.Tag, m.version)
-		}
-		if err != nil {
-			m.slots[i] = latestPart[wireSlot]{}
-			return "map_node", err
-		}
-		m.slots[i] = latestPart[wireSlot]{tag: w.Tag, v: w}
-		return "map_node", nil
+		return "map_node", putLatest(m.slots, s, maxNodeSlots, m.version, func(int) (*wireSlot, int64, error) {
+			w, err := decodeSlot(value)
+			if err != nil {
+				return nil, 0, err
+			}
+			return w, w.Tag, nil
+		})
 	}
 	if s, ok := strings.CutPrefix(rel, "p/"); ok {
-		c, err := strconv.Atoi(s)
-		if err != nil || c < 0 || c >= len(m.chunkTag) {
-			return "map_chunk", fmt.Errorf("bad chunk key %q", rel)
-		}
-		w, err := decodeChunk(value, c, partitions)
-		if err == nil && m.version > 0 && w.Tag <= m.version {
-			err = fmt.Errorf("tag %d not above applied version %d", w.Tag, m.version)
-		}
-		if err != nil {
-			m.chunks[c] = latestPart[wireChunk]{}
-			return "map_chunk", err
-		}
-		m.chunks[c] = latestPart[wireChunk]{tag: w.Tag, v: w}
-		return "map_chunk", nil
+		return "map_chunk", putLatest(m.chunks, s, len(m.chunkTag), m.version, func(c int) (*wireChunk, int64, error) {
+			w, err := decodeChunk(value, c, partitions)
+			if err != nil {
+				return nil, 0, err
+			}
+			return w, w.Tag, nil
+		})
 	}
 	return "map", fmt.Errorf("unknown map key %q", rel)
+}
+
+// putLatest records the newest value of part index (a decimal below
+// limit) of one kind, decoded by decode; an unusable value is recorded as
+// unreadable.
+func putLatest[T any](latest map[int]latestPart[T], index string, limit int, applied int64, decode func(i int) (*T, int64, error)) error {
+	i, err := strconv.Atoi(index)
+	if err != nil || i < 0 || i >= limit {
+		return fmt.Errorf("bad part index %q", index)
+	}
+	v, tag, err := decode(i)
+	if err == nil && applied > 0 && tag <= applied {
+		err = fmt.Errorf("tag %d not above applied version %d", tag, applied)
+	}
+	if err != nil {
+		latest[i] = latestPart[T]{}
+		return err
+	}
+	latest[i] = latestPart[T]{tag: tag, v: v}
+	return nil
 }
 
 // commit assembles version meta from the parts on top of old (the applied

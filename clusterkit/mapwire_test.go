@@ -72,11 +72,17 @@ func writeTxns(t *testing.T, k keys, v *view, next *assignment) [][]clientv3.Op 
 	return txns
 }
 
+// newTestView returns a view of P partitions whose config is of format 2.
+func newTestView(P int) *view {
+	v := newView(P)
+	v.configFormat = mapFormat
+	return v
+}
+
 func TestMapPartsRoundTripAndDelta(t *testing.T) {
 	const P = 1024
 	k := newKeys("t")
-	v := newView(P)
-	v.configFormat = mapFormat
+	v := newTestView(P)
 	first := testMap(P, 10, 1)
 	first.Maintenance = &maintenanceState{Reason: "r", Since: time.Unix(5, 0).UTC()}
 	txns := writeTxns(t, k, v, first)
@@ -111,8 +117,7 @@ func TestMapPartsRoundTripAndDelta(t *testing.T) {
 func TestMapPartsStagedVersion(t *testing.T) {
 	const P = 1024
 	k := newKeys("t")
-	v := newView(P)
-	v.configFormat = mapFormat
+	v := newTestView(P)
 	first := testMap(P, 5, 1)
 	v.assign = follow(t, k, v.parts, nil, writeTxns(t, k, v, first), P)
 	next := testMap(P, 6, 2) // a reshuffle: more than one Txn
