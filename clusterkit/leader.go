@@ -67,13 +67,16 @@ func (r *run) campaign(ctx context.Context, reg *leases.Registration) (*election
 
 // lead reconciles the assignment while l holds and ctx lasts: after every
 // change of the view (membership changes debounced), it plans and writes
-// the next map in one Txn fenced on the leadership.
+// the next map fenced on the leadership (see write).
 func (r *run) lead(ctx context.Context, l *election.Leadership) {
 	d := debounce{lastRev: -1}
 	var waitRev int64 // after a write: wait until the view has it
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		// Taken before the view is read, so a batch applied meanwhile
+		// wakes this round's wait.
+		changed := r.follower.nextApply()
 		st := r.leaderView()
 		wait := d.wait(st.memberRev, st.needPlan, time.Now())
 		if st.viewRev < waitRev {
@@ -92,7 +95,6 @@ func (r *run) lead(ctx context.Context, l *election.Leadership) {
 				continue
 			}
 		}
-		changed := r.follower.nextApply()
 		timer.Reset(wait)
 		select {
 		case <-l.Done():
