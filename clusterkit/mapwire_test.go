@@ -25,7 +25,7 @@ func testMap(P, n int, v int64) *assignment {
 
 // follow applies the puts of txns to m (as a watcher delivers them, in
 // order) and commits at every meta; it returns the last applied map.
-func follow(t *testing.T, k keys, m *mapParts, old *assignment, txns [][]clientv3.Op, P int) *assignment {
+func follow(t testing.TB, k keys, m *mapParts, old *assignment, txns [][]clientv3.Op, P int) *assignment {
 	t.Helper()
 	for _, ops := range txns {
 		var meta *wireMeta
