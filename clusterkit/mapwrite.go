@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -170,12 +171,18 @@ func slotTable(b *mapBase, next *assignment) (map[int]wireSlot, error) {
 	return out, nil
 }
 
+// samePlannedAttrs compares two planned entries of a slot, every field
+// but the ID (the slot's) and with times compared as instants.
 func samePlannedAttrs(a, b *plannedNode) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return a.Zone == b.Zone && a.Weight == b.Weight && a.Incarnation == b.Incarnation &&
-		a.Durable == b.Durable && a.AwaySince.Equal(b.AwaySince)
+	x, y := *a, *b
+	if !x.AwaySince.Equal(y.AwaySince) {
+		return false
+	}
+	x.ID, y.ID, x.AwaySince, y.AwaySince = "", "", time.Time{}, time.Time{}
+	return x == y
 }
 
 func samePartition(a, b partitionState) bool {
