@@ -64,6 +64,7 @@ func New(opts Options) (*ClusterKit, error) {
 	}
 	ck.snap.Store(newSnapshot(o.NodeID, nil, nil, 0, ""))
 	m.bind(ck.failingHandoffs, ck.etcdConnected)
+	m.nodeOps, m.waitingMoves, m.failingList = ck.NodeOperations, ck.waitingMoves, ck.FailingHandoffs
 	return ck, nil
 }
 

@@ -26,4 +26,7 @@ var (
 	ErrValueTooLarge = errors.New("clusterkit: value too large")
 	// ErrNotFound: no such custom-data key, partition or node.
 	ErrNotFound = errors.New("clusterkit: not found")
+	// ErrInvalidArgument: an operation's argument (a node ID, a node
+	// spec of a plan preview, a partition) is malformed or out of range.
+	ErrInvalidArgument = errors.New("clusterkit: invalid argument")
 )

@@ -63,6 +63,7 @@ func (r *run) etcdUpkeepLoop() {
 			r.ck.log.Debug("etcd upkeep: member list failed", zapErr(err))
 			continue
 		}
+		r.noteEtcdRoles(members)
 		if r.ck.IsLeader() {
 			r.removeStaleMember(members, seen, time.Now())
 		} else {

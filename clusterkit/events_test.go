@@ -33,6 +33,7 @@ func (r *fakeReady) markReady(p int, since int64) {
 }
 func (r *fakeReady) keepReady(map[int]int64) {}
 func (r *fakeReady) setFailing(int, bool)    {}
+func (r *fakeReady) failed(int, error)       {}
 
 // eventHarness drives one follower.
 type eventHarness struct {

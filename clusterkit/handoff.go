@@ -13,6 +13,8 @@ type handoffReady interface {
 	markReady(p int, since int64)
 	keepReady(want map[int]int64)
 	setFailing(p int, failing bool)
+	// failed records one failed attempt of partition p's handoff.
+	failed(p int, err error)
 }
 
 // handoffs submits partition changes to the dispatcher and keeps this
@@ -57,10 +59,8 @@ func (h *handoffs) submit(p int, ev *PartitionChangeEvent, mine bool, since int6
 	item := &handoff{ctx: ctx, retry: true}
 	item.onError = func(err error, attempt int) {
 		n.metrics.handoffFailures.Inc()
-		if !failedOnce {
-			failedOnce = true
-			h.ready.setFailing(p, true)
-		}
+		failedOnce = true
+		h.ready.failed(p, err)
 		n.log.Warn("handoff failed; retrying", zap.String("partition", ev.PartitionID), zap.Int("attempt", attempt), zapErr(err))
 	}
 	item.run = func(ctx context.Context) error {

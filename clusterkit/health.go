@@ -26,6 +26,12 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 			}
 		}
 		h.FailedHandoffs = r.ready.failingCount()
+		h.Handoffs = ck.FailingHandoffs()
+		for _, f := range h.Handoffs {
+			if f.Stuck {
+				h.StuckHandoffs++
+			}
+		}
 	}
 	h.TotalNodes = len(s.members)
 	for _, n := range s.members {
@@ -44,6 +50,14 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 	}
 	h.PendingHandoffs = s.mine.incoming
 	h.Maintenance, h.AwayNodes = s.maintenance, slices.Clone(s.away)
+	for _, op := range ck.NodeOperations() {
+		if op.Operation == NodeCordoned {
+			h.CordonedNodes = append(h.CordonedNodes, op.Node)
+		} else {
+			h.DrainingNodes = append(h.DrainingNodes, op.Node)
+			h.DrainingPartitions += op.Partitions
+		}
+	}
 	h.Status, h.Reasons = judgeHealth(h, len(s.partitions) > 0, ck.opts.ReplicationFactor)
 	return h
 }
@@ -75,6 +89,15 @@ func judgeHealth(h *HealthStatus, hasMap bool, rf int) (HealthState, []string) {
 	if len(h.AwayNodes) > 0 {
 		degraded = append(degraded, fmt.Sprintf("away nodes (lease expired, slots reserved): %v", h.AwayNodes))
 	}
+	if h.DrainingPartitions > 0 {
+		degraded = append(degraded, fmt.Sprintf("draining nodes %v still hold %d partitions", h.DrainingNodes, h.DrainingPartitions))
+	}
+	for _, f := range h.Handoffs {
+		if f.Stuck {
+			degraded = append(degraded, fmt.Sprintf("handoff of %s to %s failing since %s (%d attempts, last error: %s); CancelHandoff gives it up",
+				PartitionID(f.Partition), f.Node, f.Since.UTC().Format(time.RFC3339), f.Attempts, f.LastError))
+		}
+	}
 	if h.FailedHandoffs > 0 {
 		degraded = append(degraded, fmt.Sprintf("%d handoffs to this node are failing", h.FailedHandoffs))
 	}
@@ -96,10 +119,13 @@ func (r *run) checkHealth(now time.Time) {
 	r.healthMu.Lock()
 	defer r.healthMu.Unlock()
 	h := r.ck.HealthCheck()
-	if h.Status == r.health {
+	if h.Status == r.health && h.StuckHandoffs == r.healthStuck {
 		return
 	}
-	r.health = h.Status
+	if h.StuckHandoffs > r.healthStuck {
+		r.ck.log.Warn("handoffs stuck beyond HandoffTimeout", zap.Int("stuck", h.StuckHandoffs), zap.Duration("timeout", r.ck.opts.HandoffTimeout))
+	}
+	r.health, r.healthStuck = h.Status, h.StuckHandoffs
 	ev := &ClusterHealthEvent{HealthyNodes: h.HealthyNodes, UnhealthyNodes: len(h.UnhealthyNodeIDs), TotalNodes: h.TotalNodes,
 		Status: h.Status, UnhealthyNodeIDs: h.UnhealthyNodeIDs, Reasons: h.Reasons, Timestamp: now}
 	r.ck.log.Info("cluster health changed", zap.String("status", string(h.Status)), zap.Strings("reasons", h.Reasons))

@@ -38,6 +38,9 @@ const (
 //	GET  /ready              200 once registered, holding a map and in touch with etcd; else 503
 //	GET  /health/detailed    HealthCheck: 200 when healthy or degraded, 503 when critical
 //	GET  /metrics            Prometheus text format from the node's registry
+//	GET  /rebalance/preview  PreviewPlan: what a rebalance would move (?add=ID[:zone[:weight]]&remove=ID)
+//	GET  /handoffs           this node's failing handoffs (stuck: failing longer than HandoffTimeout)
+//	GET  /operations         cordoned and draining nodes, with a drain's progress
 //	GET  /ui/                the operator's dashboard (HTML; it calls the endpoints here)
 //
 // Token-protected endpoints: the request must carry the ClusterToken as
@@ -49,6 +52,10 @@ const (
 //	POST /cluster/join           used by joining embedded nodes
 //	POST /rebalance              RebalancePartitions; 202 once the leader started it
 //	POST /nodes/{id}/remove      RemoveNode (OnNodeLeave with removed_by_admin)
+//	POST /nodes/{id}/cordon      CordonNode; /drain DrainNode; /uncordon UncordonNode
+//	POST /rebalance/end-delay    EndRebalanceDelay
+//	POST /partitions/{id}/cancel-handoff  CancelHandoff
+//	POST /maintenance/on|off     SetMaintenance
 //
 // The admin endpoints take no parameters; a body, if sent, must be the
 // empty JSON object {} (400 otherwise, 413 beyond 4 KiB).
@@ -73,6 +80,11 @@ func (ck *ClusterKit) Handler() http.Handler {
 	mux.HandleFunc("POST /nodes/{id}/remove", ck.handleRemoveNode)
 	mux.HandleFunc("POST /rebalance/end-delay", ck.handleEndDelay)
 	mux.HandleFunc("POST /maintenance/{state}", ck.handleMaintenance)
+	mux.HandleFunc("POST /nodes/{id}/{op}", ck.handleNodeOperation)
+	mux.HandleFunc("GET /operations", ck.handleOperations)
+	mux.HandleFunc("GET /rebalance/preview", ck.handlePreview)
+	mux.HandleFunc("POST /partitions/{id}/cancel-handoff", ck.handleCancelHandoff)
+	mux.HandleFunc("GET /handoffs", ck.handleHandoffs)
 	mux.Handle("GET /ui/", http.StripPrefix("/ui", dashboard.Handler()))
 	return &apiHandler{ck: ck, mux: mux}
 }

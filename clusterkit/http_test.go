@@ -176,8 +176,9 @@ type (
 )
 
 // startExternal starts n nodes "node-1" … on srv; adjust, if not nil,
-// changes each node's options. It returns once they agree on one map.
-func startExternal(t *testing.T, srv *etcdtest.Server, n int, adjust func(*clusterkit.Options)) []*clusterkit.ClusterKit {
+// changes each node's options, and configure (at most one) runs before
+// each Start. It returns once they agree on one map.
+func startExternal(t *testing.T, srv *etcdtest.Server, n int, adjust func(*clusterkit.Options), configure ...func(*clusterkit.ClusterKit)) []*clusterkit.ClusterKit {
 	t.Helper()
 	var nodes []*clusterkit.ClusterKit
 	for i := 1; i <= n; i++ {
@@ -186,7 +187,11 @@ func startExternal(t *testing.T, srv *etcdtest.Server, n int, adjust func(*clust
 		if adjust != nil {
 			adjust(&o)
 		}
-		nodes = append(nodes, clustertest.Start(t, o, nil))
+		var c func(*clusterkit.ClusterKit)
+		if len(configure) > 0 {
+			c = configure[0]
+		}
+		nodes = append(nodes, clustertest.Start(t, o, c))
 	}
 	clustertest.Eventually(t, 30*time.Second, func() bool { return clustertest.Agreed(nodes...) }, "%d nodes never agreed", n)
 	return nodes
@@ -214,9 +219,9 @@ func TestHTTPAPI(t *testing.T) {
 			var raw map[string]any
 			getJSON(t, n, "/cluster", http.StatusOK, &raw)
 			assertKeys(t, "/cluster", raw, "name", "node", "leader", "partition_count", "replication_factor",
-				"assignment_version", "membership_revision", "settled", "members", "partitions")
+				"assignment_version", "membership_revision", "settled", "members", "partitions", "rebalance")
 			assertKeys(t, "/cluster member", raw["members"].([]any)[0], "id", "address", "zone", "weight", "services",
-				"state", "incarnation", "started")
+				"state", "etcd_role", "incarnation", "started")
 			assertKeys(t, "/cluster partition", raw["partitions"].([]any)[0], "id", "index", "primary", "replicas", "incoming", "epoch")
 
 			var c apiCluster

@@ -2,6 +2,7 @@ package clusterkit
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -22,7 +23,10 @@ type memberJSON struct {
 	Services map[string]string `json:"services"`
 	// State is active, unhealthy, or offline (a node the map still names
 	// after it left; it has no address then).
-	State       string    `json:"state"`
+	State string `json:"state"`
+	// EtcdRole is the node's embedded etcd member: voter, learner or none
+	// (a plain client, or external etcd).
+	EtcdRole    string    `json:"etcd_role"`
 	Incarnation int64     `json:"incarnation"`
 	Started     time.Time `json:"started,omitzero"`
 }
@@ -46,12 +50,17 @@ type clusterJSON struct {
 	AssignmentVersion int64  `json:"assignment_version"`
 	// MembershipRevision is the etcd revision of the last member change
 	// this node saw.
-	MembershipRevision int64        `json:"membership_revision"`
-	Settled            bool         `json:"settled"`
-	Maintenance        string       `json:"maintenance,omitempty"`
-	AwayNodes          []string     `json:"away_nodes,omitempty"`
-	Members            []memberJSON `json:"members"`
-	Partitions         []Partition  `json:"partitions"`
+	MembershipRevision int64    `json:"membership_revision"`
+	Settled            bool     `json:"settled"`
+	Maintenance        string   `json:"maintenance,omitempty"`
+	AwayNodes          []string `json:"away_nodes,omitempty"`
+	// Operations are the nodes under an operator's order, with a drain's
+	// progress.
+	Operations []NodeOperationStatus `json:"operations,omitempty"`
+	// Rebalance is the current or last rebalance, with its progress.
+	Rebalance  *RebalanceStatus `json:"rebalance,omitempty"`
+	Members    []memberJSON     `json:"members"`
+	Partitions []Partition      `json:"partitions"`
 }
 
 // partitionJSON is the body of GET /partitions/{id} and GET
@@ -92,17 +101,20 @@ type healthJSON struct {
 // an unchanged view is answered 304 to a matching If-None-Match and a
 // changed one never is.
 func (ck *ClusterKit) handleCluster(w http.ResponseWriter, r *http.Request) {
-	s := ck.snap.Load()
+	s, ops, rb := ck.clusterState()
 	c := clusterJSON{
 		Name: ck.opts.ClusterName, Node: ck.opts.NodeID, Leader: s.leader,
 		PartitionCount: ck.opts.PartitionCount, ReplicationFactor: ck.opts.ReplicationFactor,
 		AssignmentVersion: s.version, MembershipRevision: s.membershipRev, Settled: s.settled,
-		Maintenance: s.maintenance, AwayNodes: s.away,
+		Maintenance: s.maintenance, AwayNodes: s.away, Operations: ops,
 		Members: make([]memberJSON, len(s.members)), Partitions: s.partitions,
 	}
+	roles := ck.etcdRoles()
 	for i := range s.members {
 		c.Members[i] = memberOf(&s.members[i])
+		c.Members[i].EtcdRole = cmp.Or(roles[s.members[i].ID], "none")
 	}
+	c.Rebalance = rb
 	if c.Partitions == nil {
 		c.Partitions = []Partition{}
 	}

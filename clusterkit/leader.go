@@ -133,6 +133,7 @@ func (r *run) leaderView() leaderState {
 		}
 	})
 	st.in.delay, st.in.maintShare, st.in.maintWindow = o.RebalanceDelay, o.Maintenance.Share, o.Maintenance.Window
+	st.in.maxMoves, st.in.maxMovesPerNode = o.MaxConcurrentMoves, o.MaxConcurrentMovesPerNode
 	return st
 }
 

@@ -46,6 +46,9 @@ type metrics struct {
 	// The scrape-time gauges' sources, set once by bind.
 	failingHandoffs func() int
 	etcdConnected   func() bool
+	nodeOps         func() []NodeOperationStatus
+	waitingMoves    func() int
+	failingList     func() []FailingHandoff
 
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector
@@ -115,7 +118,8 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 	var registered []prometheus.Collector
 	for _, c := range []prometheus.Collector{m.members, m.isLeader, m.assignmentVersion, m.partitions, m.rebalancesStarted,
 		m.rebalancesCompleted, m.rebalanceDuration, m.handoffsPending, m.handoffFailures, m.hookDuration, m.hookPanics,
-		m.keepAliveFailures, m.etcdErrors, m.watchResyncs, m.decodeErrors, m.leaderTxns, m.maintenanceMode, m.awayNodes, age, failing, connected} {
+		m.keepAliveFailures, m.etcdErrors, m.watchResyncs, m.decodeErrors, m.leaderTxns, m.maintenanceMode, m.awayNodes,
+		age, failing, connected, m.opsCollector()} {
 		if err := reg.Register(c); err != nil {
 			// Leave the caller's registry as it was.
 			for _, r := range registered {

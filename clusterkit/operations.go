@@ -148,6 +148,10 @@ func (ck *ClusterKit) RemoveNode(ctx context.Context, id string) error {
 		ck.metrics.etcdErrors.WithLabelValues("remove_node").Inc()
 		return fmt.Errorf("clusterkit: remove node %q: marked removed, but the delete failed (try again): %v", id, err)
 	}
+	// An operator's order (cordon, drain) ends with the node.
+	if _, err := r.cli.Delete(rctx, ck.keys.operator(id)); err != nil {
+		ck.metrics.etcdErrors.WithLabelValues("remove_node").Inc()
+	}
 	if kv.Lease != 0 {
 		// Its ready and leader keys go with its lease.
 		if _, err := r.cli.Revoke(rctx, clientv3.LeaseID(kv.Lease)); err != nil {

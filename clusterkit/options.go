@@ -145,6 +145,21 @@ type Options struct {
 	DurableStorage bool
 	// Maintenance configures when the leader freezes placement by itself.
 	Maintenance MaintenanceConfig
+	// MaxConcurrentMoves bounds the incoming handoffs in the whole cluster
+	// at once, MaxConcurrentMovesPerNode those of one receiving node; the
+	// leader admits the other moves as earlier ones complete. Promoting a
+	// replica (failover) and serving a partition that has no source are
+	// never held back. 0 (the default) means unlimited; negative values
+	// are refused. The leader's values apply: give every node the same.
+	MaxConcurrentMoves        int
+	MaxConcurrentMovesPerNode int
+	// HandoffTimeout is how long one of this node's handoffs may fail
+	// (handlers retried) before it is reported stuck: in FailingHandoffs,
+	// HealthCheck (a reason, and OnClusterHealthChange), the metric
+	// clusterkit_handoffs_stuck and a warning in the log. An operator can
+	// then CancelHandoff. Default DefaultHandoffTimeout; negative is
+	// refused.
+	HandoffTimeout time.Duration
 	// Registerer receives this node's Prometheus metrics; default a private
 	// registry (served by the HTTP API's /metrics). Two nodes in one process
 	// must not share a Registerer.
@@ -221,7 +236,7 @@ func invalid(field, rule string, value any) error {
 
 // withDefaults validates o and returns a copy with every default filled in.
 func (o Options) withDefaults() (Options, error) {
-	for _, step := range []func() error{o.checkAddrs, o.layoutDefaults, o.healthDefaults, o.etcdDefaults, o.embeddedDefaults} {
+	for _, step := range []func() error{o.checkAddrs, o.layoutDefaults, o.healthDefaults, o.etcdDefaults, o.embeddedDefaults, o.moveDefaults} {
 		if err := step(); err != nil {
 			return o, err
 		}

@@ -20,12 +20,19 @@ type readyState struct {
 	mu      sync.Mutex
 	set     map[int]int64 // partition → since: what the record should say
 	written map[int]int64 // what the writer last wrote on the current lease; nil: nothing yet
-	failing map[int]bool
+	failing map[int]*failingHandoff
 	wake    chan struct{}
 }
 
+// failingHandoff is a handoff of this node whose last attempt failed.
+type failingHandoff struct {
+	since    time.Time // first failure since the handoff last succeeded
+	attempts int
+	lastErr  string
+}
+
 func newReadyState() *readyState {
-	return &readyState{set: map[int]int64{}, failing: map[int]bool{}, wake: make(chan struct{}, 1)}
+	return &readyState{set: map[int]int64{}, failing: map[int]*failingHandoff{}, wake: make(chan struct{}, 1)}
 }
 
 // markReady records that this node holds partition p's data (incoming
@@ -58,10 +65,36 @@ func (s *readyState) setFailing(p int, failing bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if failing {
-		s.failing[p] = true
+		if s.failing[p] == nil {
+			s.failing[p] = &failingHandoff{since: time.Now()}
+		}
 	} else {
 		delete(s.failing, p)
 	}
+}
+
+// failed records a failed attempt of partition p's handoff.
+func (s *readyState) failed(p int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.failing[p]
+	if f == nil {
+		f = &failingHandoff{since: time.Now()}
+		s.failing[p] = f
+	}
+	f.attempts++
+	f.lastErr = err.Error()
+}
+
+// failingSnapshot returns a copy of the failing handoffs by partition.
+func (s *readyState) failingSnapshot() map[int]failingHandoff {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[int]failingHandoff, len(s.failing))
+	for p, f := range s.failing {
+		out[p] = *f
+	}
+	return out
 }
 
 func (s *readyState) failingCount() int {

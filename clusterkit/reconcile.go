@@ -28,6 +28,11 @@ type reconcileInput struct {
 	manual, manualNode string
 	// control holds the operator requests not applied yet.
 	control map[controlAction]controlRequest
+	// operator holds the operator records (cordon, drain) by node.
+	operator map[string]operatorRecord
+	// maxMoves and maxMovesPerNode are Options.MaxConcurrentMoves and
+	// MaxConcurrentMovesPerNode (0: unlimited).
+	maxMoves, maxMovesPerNode int
 	// delay is Options.RebalanceDelay (zero or negative: none);
 	// maintShare and maintWindow are Options.Maintenance (share 0: never).
 	delay       time.Duration
@@ -119,11 +124,12 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 	// Targets are frozen in maintenance; when it ends they are planned
 	// for the nodes there are then.
 	replan := prev == nil || in.manual != "" ||
-		(maint == nil && (prev.Maintenance != nil || !samePlacement(oldPlanned, planned)))
+		(maint == nil && (prev.Maintenance != nil || !samePlacement(oldPlanned, planned) || !sameDraining(oldPlanned, planned)))
 	targets, err := planTargets(in, oldParts, planned, replan)
 	if err != nil {
 		return out, err
 	}
+	cancelHandoffs(targets, oldParts, handoffCancels(in.control, P))
 	next := &assignment{Version: version, Planned: planned, Partitions: make([]partitionState, P),
 		Maintenance: maint, Served: served}
 	st := nextPartitions(next, oldParts, targets, in, restarted, lost)
@@ -133,7 +139,7 @@ func reconcile(in reconcileInput) (reconcileOutput, error) {
 	if st.targetChanged || in.manual != "" || st.newMoves > 0 || newlyAway > 0 {
 		rb = startOrExtend(rb, in, prev, st)
 	}
-	if rb.running() && next.incomingCount() == 0 {
+	if rb.running() && next.incomingCount() == 0 && st.waiting == 0 {
 		if rb == in.rebalance {
 			rb = cloneRebalance(rb)
 		}
@@ -227,6 +233,9 @@ func plannedNodes(in reconcileInput, oldPlanned []plannedNode, maint *maintenanc
 		maint = nil // every node that left is back (or given up)
 	}
 	slices.SortFunc(planned, func(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) })
+	for i := range planned {
+		planned[i].Op = in.operator[planned[i].ID].Op
+	}
 	return planned, maint, newly
 }
 
@@ -248,7 +257,7 @@ func delayEnd(planned []plannedNode, maint *maintenanceState, delay time.Duratio
 // samePlanned compares two planned lists, away times included.
 func samePlanned(a, b []plannedNode) bool {
 	return slices.EqualFunc(a, b, func(x, y plannedNode) bool {
-		return sameNode(x, y) && x.Durable == y.Durable && x.AwaySince.Equal(y.AwaySince)
+		return sameNode(x, y) && x.Durable == y.Durable && x.AwaySince.Equal(y.AwaySince) && x.Op == y.Op
 	})
 }
 
@@ -272,20 +281,16 @@ func planTargets(in reconcileInput, oldParts []partitionState, planned []planned
 		return targets, nil
 	}
 	var prevPlan *placement.Assignment
+	var prior [][]string
 	if prev != nil {
-		prevPlan = &placement.Assignment{Replicas: make([][]string, len(oldParts))}
-		for p, ps := range oldParts {
-			prevPlan.Replicas[p] = ps.Target
-		}
+		prior = priorTargets(oldParts, prev.Planned, planned)
+		prevPlan = &placement.Assignment{Replicas: prior}
 	}
-	nodes := make([]placement.Node, len(planned))
-	for i, n := range planned {
-		nodes[i] = placement.Node{ID: n.ID, Zone: n.Zone, Weight: n.Weight}
-	}
-	plan, err := placement.Plan(prevPlan, nodes, len(oldParts), in.cfg.ReplicationFactor)
+	plan, err := placement.Plan(prevPlan, placementNodes(planned), len(oldParts), in.cfg.ReplicationFactor)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
+	keepCordoned(plan.Replicas, prior, planned)
 	return plan.Replicas, nil
 }
 
@@ -295,6 +300,7 @@ type partitionsStep struct {
 	targetChanged bool            // some partition's Target changed
 	newMoves      int             // (partition, node) pairs incoming since this version
 	affected      map[string]bool // nodes that gained or lost a Target slot
+	waiting       int             // moves held back by the move limits
 }
 
 // nextPartitions fills next.Partitions from the old ones and the targets.
@@ -305,7 +311,9 @@ func nextPartitions(next *assignment, oldParts []partitionState, targets [][]str
 			away[pn.ID] = true
 		}
 	}
-	nodes := partitionNodes{members: in.members, away: away, restarted: restarted, lost: lost}
+	nodes := partitionNodes{members: in.members, away: away, restarted: restarted, lost: lost,
+		budget: newMoveBudget(in.maxMoves, in.maxMovesPerNode)}
+	nodes.budget.countContinuing(oldParts, targets, nodes, in.ready)
 	st := partitionsStep{affected: map[string]bool{}}
 	for p, old := range oldParts {
 		target := targets[p]
@@ -324,6 +332,7 @@ func nextPartitions(next *assignment, oldParts []partitionState, targets [][]str
 		if !partitionEqual(ps, old) {
 			st.changed = true
 		}
+		st.waiting += waitingMoves(ps, nodes)
 		next.Partitions[p] = ps
 	}
 	return st
@@ -401,6 +410,7 @@ type partitionNodes struct {
 	away      map[string]bool // planned, lease expired, slots reserved
 	restarted map[string]bool // members that run a new process
 	lost      map[string]bool // restarted without durable storage
+	budget    *moveBudget     // new handoffs this round may admit (nil: all)
 }
 
 func (n partitionNodes) live(id string) bool { _, ok := n.members[id]; return ok }
@@ -424,6 +434,7 @@ func nextPartition(old partitionState, target []string, nodes partitionNodes, re
 			}
 		}
 	}
+	held := false // a Target node's move is held back by the limits
 	oldSince := make(map[string]int64, len(old.Incoming))
 	for _, in := range old.Incoming {
 		if !nodes.restarted[in.Node] {
@@ -435,12 +446,16 @@ func nextPartition(old partitionState, target []string, nodes partitionNodes, re
 			continue // serving, or away: its slot waits
 		}
 		since, wasIncoming := oldSince[n]
-		if !wasIncoming {
-			since = version
-		}
 		if wasIncoming && ready[n][p] == since {
 			serving = append(serving, n)
 			continue
+		}
+		if !wasIncoming {
+			if !nodes.budget.admit(n) {
+				held = true // waits for a move to complete
+				continue
+			}
+			since = version
 		}
 		ps.Incoming = append(ps.Incoming, incoming{Node: n, Since: since})
 	}
@@ -453,7 +468,7 @@ func nextPartition(old partitionState, target []string, nodes partitionNodes, re
 		if len(serving) == 0 {
 			serving = slices.Clone(old.Serving) // nothing better to name
 		}
-	case len(ps.Incoming) == 0 && len(inTarget) > 0:
+	case len(ps.Incoming) == 0 && !held && len(inTarget) > 0:
 		serving = inTarget // surplus dropped, in Target order
 	default:
 		serving = orderServing(serving, target, old.Serving)

@@ -85,6 +85,11 @@ type run struct {
 
 	healthMu sync.Mutex  // orders health evaluations and their events
 	health   HealthState // last status reported to OnClusterHealthChange; guarded by healthMu
+	// etcdRoles maps node IDs to their etcd member's role (voter,
+	// learner), as the upkeep loop last listed them; nil until then.
+	etcdRoles atomic.Pointer[map[string]string]
+	// healthStuck is the stuck handoffs last reported; guarded by healthMu.
+	healthStuck int
 }
 
 func newRun(ck *ClusterKit) *run {

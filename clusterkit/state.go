@@ -32,6 +32,8 @@ func (k keys) controlRequest(action controlAction) string {
 	return k.root + "control-request/" + string(action)
 }
 func (k keys) controlRequestPrefix() string { return k.root + "control-request/" }
+func (k keys) operatorPrefix() string       { return k.root + "operator/" }
+func (k keys) operator(id string) string    { return k.operatorPrefix() + id }
 func (k keys) dataPrefix() string           { return k.dataRoot }
 func (k keys) data(key string) string       { return k.dataPrefix() + key }
 
@@ -184,6 +186,9 @@ type plannedNode struct {
 	// planned anew (without Durable, the data it served counts as lost).
 	Incarnation int64 `json:"inc,omitempty"`
 	Durable     bool  `json:"durable,omitempty"`
+	// Op is the operator's order (cordoned, draining) the Targets were
+	// planned with; see drain_plan.go.
+	Op NodeOperation `json:"op,omitempty"`
 	// AwaySince, when set, is when the leader saw this node's lease
 	// expire: it is not a member, its Target slots stay reserved until
 	// AwaySince + RebalanceDelay (or while maintenance lasts).

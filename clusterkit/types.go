@@ -269,9 +269,19 @@ type HealthStatus struct {
 	Maintenance string `json:"maintenance,omitempty"`
 	// AwayNodes are nodes whose lease expired and whose slots wait for
 	// them (Options.RebalanceDelay).
-	AwayNodes      []string  `json:"away_nodes,omitempty"`
-	FailedHandoffs int       `json:"failed_handoffs"`
-	CheckedAt      time.Time `json:"checked_at"`
+	AwayNodes []string `json:"away_nodes,omitempty"`
+	// CordonedNodes and DrainingNodes are under an operator's order
+	// (CordonNode, DrainNode); DrainingPartitions counts the partitions
+	// the draining nodes still serve or receive.
+	CordonedNodes      []string `json:"cordoned_nodes,omitempty"`
+	DrainingNodes      []string `json:"draining_nodes,omitempty"`
+	DrainingPartitions int      `json:"draining_partitions,omitempty"`
+	FailedHandoffs     int      `json:"failed_handoffs"`
+	// Handoffs lists this node's failing handoffs; StuckHandoffs counts
+	// those failing longer than Options.HandoffTimeout.
+	Handoffs      []FailingHandoff `json:"failing_handoffs,omitempty"`
+	StuckHandoffs int              `json:"stuck_handoffs"`
+	CheckedAt     time.Time        `json:"checked_at"`
 }
 
 // Metrics is a summary of this node's counters (GetMetrics). The full set

@@ -35,6 +35,8 @@ type view struct {
 	// departed holds, per node whose member key was deleted and has not
 	// come back, how it left.
 	departed map[string]departure
+	// operator holds the operator records (cordon, drain) by node.
+	operator map[string]operatorRecord
 }
 
 // rebalanceRequest is the value of rebalance-request (a manual
@@ -83,6 +85,7 @@ func (v *view) reconcileInput(cfg clusterConfig, now time.Time) reconcileInput {
 		in.manual, in.manualNode = r.ID, r.Node
 	}
 	in.control = v.pendingControl()
+	in.operator = maps.Clone(v.operator)
 	return in
 }
 
@@ -199,6 +202,9 @@ func (d decoder) applyMember(v *view, id string, e watcher.Event, now time.Time)
 // applyOther applies a change of any key but a member's.
 func (d decoder) applyOther(v *view, e watcher.Event) {
 	k, put := d.keys, e.Type == watcher.Put
+	if d.applyOperator(v, e) {
+		return
+	}
 	switch key := e.Key; {
 	case strings.HasPrefix(key, k.historyPrefix()):
 		id := strings.TrimPrefix(key, k.historyPrefix())

@@ -10,14 +10,23 @@ import (
 )
 
 func newRebalanceCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var pf previewFlags
+	cmd := &cobra.Command{
 		Use:   "rebalance",
 		Short: "Ask the leader to plan the partition map again (needs the token)",
 		Long: `Ask the leader to plan the partition map again from the current one and
 return once it has started; when the map is already balanced nothing
-moves. Follow the moves with 'clusterkit watch'.`,
+moves. Follow the moves with 'clusterkit watch'. With --dry-run it shows
+what would move (per node and per partition) and writes nothing; --add and
+--remove preview a membership change.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pf.dryRun {
+				return pf.run(cmd, g)
+			}
+			if len(pf.add)+len(pf.remove) > 0 {
+				return usageError("--add and --remove need --dry-run")
+			}
 			c, err := newClient(g)
 			if err != nil {
 				return err
@@ -33,6 +42,8 @@ moves. Follow the moves with 'clusterkit watch'.`,
 			return nil
 		},
 	}
+	pf.register(cmd)
+	return cmd
 }
 
 func newRemoveCommand(g *globals) *cobra.Command {

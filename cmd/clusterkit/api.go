@@ -32,16 +32,18 @@ type partition struct {
 
 // clusterView is the body of GET /cluster.
 type clusterView struct {
-	Name               string      `json:"name"`
-	Node               string      `json:"node"`
-	Leader             string      `json:"leader"`
-	PartitionCount     int         `json:"partition_count"`
-	ReplicationFactor  int         `json:"replication_factor"`
-	AssignmentVersion  int64       `json:"assignment_version"`
-	MembershipRevision int64       `json:"membership_revision"`
-	Settled            bool        `json:"settled"`
-	Members            []member    `json:"members"`
-	Partitions         []partition `json:"partitions"`
+	Name               string          `json:"name"`
+	Node               string          `json:"node"`
+	Leader             string          `json:"leader"`
+	PartitionCount     int             `json:"partition_count"`
+	ReplicationFactor  int             `json:"replication_factor"`
+	AssignmentVersion  int64           `json:"assignment_version"`
+	MembershipRevision int64           `json:"membership_revision"`
+	Settled            bool            `json:"settled"`
+	Maintenance        string          `json:"maintenance,omitempty"`
+	Operations         []nodeOperation `json:"operations,omitempty"`
+	Members            []member        `json:"members"`
+	Partitions         []partition     `json:"partitions"`
 }
 
 // partitionView is the body of GET /partitions?key=K.

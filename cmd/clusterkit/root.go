@@ -110,6 +110,7 @@ The node defaults to $` + envNode + ` and the token to $` + envToken + `.`,
 		newRebalanceCommand(g),
 		newRemoveCommand(g),
 	)
+	root.AddCommand(nodeOpCommands(g)...)
 	return root
 }
 

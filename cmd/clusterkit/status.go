@@ -9,16 +9,18 @@ import (
 
 // statusJSON is status's -o json.
 type statusJSON struct {
-	Cluster           string         `json:"cluster"`
-	Node              string         `json:"node"`
-	Leader            string         `json:"leader"`
-	Members           map[string]int `json:"members"` // by state
-	PartitionCount    int            `json:"partition_count"`
-	ReplicationFactor int            `json:"replication_factor"`
-	AssignmentVersion int64          `json:"assignment_version"`
-	Settled           bool           `json:"settled"`
-	Incoming          int            `json:"incoming"`
-	Health            *healthView    `json:"health"`
+	Cluster           string          `json:"cluster"`
+	Node              string          `json:"node"`
+	Leader            string          `json:"leader"`
+	Members           map[string]int  `json:"members"` // by state
+	PartitionCount    int             `json:"partition_count"`
+	ReplicationFactor int             `json:"replication_factor"`
+	AssignmentVersion int64           `json:"assignment_version"`
+	Settled           bool            `json:"settled"`
+	Incoming          int             `json:"incoming"`
+	Maintenance       string          `json:"maintenance,omitempty"`
+	Operations        []nodeOperation `json:"operations,omitempty"`
+	Health            *healthView     `json:"health"`
 }
 
 func newStatusCommand(g *globals) *cobra.Command {
@@ -37,7 +39,8 @@ func newStatusCommand(g *globals) *cobra.Command {
 			}
 			s := statusJSON{Cluster: v.Name, Node: v.Node, Leader: v.Leader, Members: map[string]int{},
 				PartitionCount: v.PartitionCount, ReplicationFactor: v.ReplicationFactor,
-				AssignmentVersion: v.AssignmentVersion, Settled: v.Settled, Health: h}
+				AssignmentVersion: v.AssignmentVersion, Settled: v.Settled, Health: h,
+				Maintenance: v.Maintenance, Operations: v.Operations}
 			for _, m := range v.Members {
 				s.Members[m.State]++
 			}
@@ -67,6 +70,19 @@ func printStatus(cmd *cobra.Command, s *statusJSON) error {
 	t.row("leader:", orDash(s.Leader))
 	t.row("members:", strings.Join(states, ", "))
 	t.row("partitions:", fmt.Sprintf("%d × RF %d, map v%d, %s", s.PartitionCount, s.ReplicationFactor, s.AssignmentVersion, mapState))
+	if s.Maintenance != "" {
+		t.row("maintenance:", s.Maintenance)
+	}
+	for _, op := range s.Operations {
+		state := op.Operation
+		switch {
+		case op.Operation == "draining" && op.Done:
+			state = "drained (holds nothing)"
+		case op.Operation == "draining":
+			state = fmt.Sprintf("draining, %d partitions left", op.Partitions)
+		}
+		t.row(op.Node+":", state)
+	}
 	t.row("health:", s.Health.Status)
 	for _, r := range s.Health.Reasons {
 		t.row("", "- "+r)

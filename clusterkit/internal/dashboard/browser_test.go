@@ -109,7 +109,8 @@ func memberRows(t *testing.T, ctx context.Context) string {
 // TestDashboardInBrowser loads the page from a real 3-node cluster in
 // headless Chromium and checks that it shows the cluster, follows a join
 // live, draws the partition grid with its hover details, and runs the
-// rebalance and remove operations with the token.
+// rebalance, maintenance, drain, uncordon and remove operations with the
+// token.
 func TestDashboardInBrowser(t *testing.T) {
 	ctx := newBrowser(t)
 	nodes := clustertest.Form(t, 3, func(o *clusterkit.Options) { o.PartitionCount = 64 }, nil)
@@ -204,6 +205,32 @@ func TestDashboardInBrowser(t *testing.T) {
 	setToken("test-token")
 	click("#rebalance-button")
 	waitJS(t, ctx, 20*time.Second, opStatus("rebalance: started"), "the started rebalance")
+
+	// Maintenance mode on and off from the page.
+	click("#maintenance-on")
+	waitJS(t, ctx, 20*time.Second, opStatus("maintenance on: done"), "maintenance turned on")
+	waitJS(t, ctx, 5*time.Second, `document.getElementById('maintenance').textContent.startsWith('ON: turned on by an operator')`, "maintenance mode shown")
+	click("#maintenance-off")
+	waitJS(t, ctx, 20*time.Second, opStatus("maintenance off: done"), "maintenance turned off")
+	waitJS(t, ctx, 5*time.Second, `document.getElementById('maintenance').textContent === 'off'`, "maintenance mode off")
+
+	// The members show their etcd role; node-1 bootstrapped etcd, so it is
+	// a voter.
+	waitJS(t, ctx, 10*time.Second, `document.querySelector('#members tr[data-node="node-1"] td.etcd').textContent === 'voter'`, "node-1's etcd role")
+
+	// Drain node-3 from its row: its partitions move to the others (node-4
+	// among them), the page shows the progress and then "drained".
+	before := len(nodes[0].GetPartitionsForNode("node-4"))
+	click(`#members tr[data-node="node-3"] button[data-action="drain"]`)
+	waitJS(t, ctx, 20*time.Second, opStatus("drain node-3: done"), "the drain started")
+	clustertest.Eventually(t, 30*time.Second, func() bool {
+		return len(nodes[0].GetPartitionsForNode("node-3")) == 0 && len(nodes[0].GetPartitionsForNode("node-4")) > before
+	}, "the drain from the page never moved node-3's partitions (node-4 had %d)", before)
+	waitJS(t, ctx, 10*time.Second, `document.querySelector('#members tr[data-node="node-3"] td.operator').textContent === 'drained'`, "node-3 drained")
+	// Cancel it: the row offers Drain again.
+	click(`#members tr[data-node="node-3"] button[data-action="uncordon"]`)
+	waitJS(t, ctx, 20*time.Second, opStatus("uncordon node-3: done"), "the drain cancelled")
+	waitJS(t, ctx, 10*time.Second, `!!document.querySelector('#members tr[data-node="node-3"] button[data-action="drain"]')`, "node-3's Drain button back")
 
 	// Remove node-4 from its row: the first click arms the button, the
 	// second removes the node; the cluster and the page drop it.

@@ -162,11 +162,35 @@
     btn.classList.toggle('armed', on);
   }
 
-  // memberActions returns the buttons of one member's row. Drain and
-  // cordon buttons go here once the nodes serve those operations.
-  function memberActions(m) {
+  // opButton returns a button that runs the node operation verb
+  // (drain, cordon, uncordon) on node id.
+  function opButton(id, verb, label) {
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.className = 'small op';
+    btn.dataset.action = verb;
+    btn.dataset.node = id;
+    btn.textContent = label;
+    btn.addEventListener('click', async () => {
+      btn.disabled = true;
+      await admin(`${verb} ${id}`, `../nodes/${encodeURIComponent(id)}/${verb}`);
+      btn.disabled = false;
+    });
+    return btn;
+  }
+
+  // memberActions returns the buttons of one member's row: drain and
+  // cordon, or uncordon when it is under an order; remove.
+  function memberActions(m, op) {
     const cell = document.createElement('td');
-    if (m.state === 'offline') return cell; // not a live member: nothing to remove
+    cell.className = 'actions';
+    if (m.state === 'offline') return cell; // not a live member: nothing to operate
+    if (op) {
+      cell.appendChild(opButton(m.id, 'uncordon', op.operation === 'draining' ? 'Cancel drain' : 'Uncordon'));
+    } else {
+      cell.appendChild(opButton(m.id, 'drain', 'Drain'));
+      cell.appendChild(opButton(m.id, 'cordon', 'Cordon'));
+    }
     const btn = document.createElement('button');
     btn.type = 'button';
     btn.className = 'small remove';
@@ -241,6 +265,7 @@
   function renderMembers(v, held) {
     const tbody = $('members').tBodies[0];
     const rows = [];
+    const ops = new Map((v.operations || []).map((o) => [o.node, o]));
     let live = 0;
     for (const m of v.members) {
       if (m.state !== 'offline') live++;
@@ -254,6 +279,12 @@
       const st = cell('');
       st.appendChild(badge(m.state, `pill state-${m.state}`));
       tr.appendChild(st);
+      const op = ops.get(m.id);
+      const opCell = cell('', 'operator');
+      if (op) opCell.appendChild(badge(operationText(op), `pill ${operationClass(op)}`));
+      else opCell.textContent = '–';
+      tr.appendChild(opCell);
+      tr.appendChild(cell(m.etcd_role || '–', 'etcd', 'role of its embedded etcd member'));
       tr.appendChild(cell(m.zone || '–'));
       tr.appendChild(cell(String(m.weight), 'num'));
       tr.appendChild(cell(m.address || '–', 'mono'));
@@ -263,12 +294,24 @@
       tr.appendChild(cell(String(h.primaries), 'num'));
       tr.appendChild(cell(String(h.replicas), 'num'));
       tr.appendChild(cell(String(h.incoming), h.incoming ? 'num incoming' : 'num'));
-      tr.appendChild(memberActions(m));
+      tr.appendChild(memberActions(m, op));
       rows.push(tr);
     }
     tbody.replaceChildren(...rows);
     const off = v.members.length - live;
     $('member-count').textContent = `${live} live` + (off ? `, ${off} offline` : '');
+  }
+
+  // operationText describes an operator's order on a node.
+  function operationText(op) {
+    if (op.operation === 'cordoned') return 'cordoned';
+    if (!op.applied) return 'draining (planning)';
+    return op.done ? 'drained' : `draining: ${op.partitions} left`;
+  }
+
+  function operationClass(op) {
+    if (op.operation === 'cordoned') return 'op-cordoned';
+    return op.done ? 'op-drained' : 'op-draining';
   }
 
   function incarnationHex(s) {
@@ -315,11 +358,23 @@
       cur.className = 'ok';
       bar.style.width = '100%';
     }
+    const api = v.rebalance;
+    if (api && api.running) {
+      cur.textContent += ` — rebalance #${api.id} (${api.trigger}${api.trigger_node ? ' ' + api.trigger_node : ''}), ${api.moves} moves planned`;
+    }
     const last = rb.last;
-    $('rebalance-last').textContent = last
+    let text = last
       ? `last: ${last.handoffs} handoffs, map v${last.from} → v${last.to}, ` +
         `${((last.end - last.start) / 1000).toFixed(1)} s, ended ${new Date(last.end).toLocaleTimeString()} (as seen by this page)`
       : 'no rebalance seen since this page was opened';
+    if (api && !api.running) {
+      const took = ((Date.parse(api.completed_at) - Date.parse(api.started_at)) / 1000).toFixed(1);
+      text += ` · the cluster's last: rebalance #${api.id} (${api.trigger}${api.trigger_node ? ' ' + api.trigger_node : ''}), ` +
+        `${api.moves} moves, ${took} s, completed ${new Date(api.completed_at).toLocaleTimeString()}`;
+    }
+    $('rebalance-last').textContent = text;
+    $('maintenance').textContent = v.maintenance ? `ON: ${v.maintenance}` : 'off';
+    $('maintenance').className = v.maintenance ? 'warn' : '';
   }
 
   function renderHealth() {
@@ -343,6 +398,31 @@
     add(` · ${h.partitions_without_replica} without a live replica`, h.partitions_without_replica ? 'bad' : '');
     add(` · this node: ${h.pending_handoffs} handoffs pending, `);
     add(`${h.failed_handoffs} failing`, h.failed_handoffs ? 'bad' : '');
+    renderHandoffs(h.failing_handoffs || []);
+  }
+
+  // renderHandoffs lists this node's failing handoffs, stuck ones (failing
+  // longer than HandoffTimeout) with a Cancel button.
+  function renderHandoffs(list) {
+    $('handoffs-none').hidden = list.length > 0;
+    $('handoffs').replaceChildren(...list.map((f) => {
+      const li = document.createElement('li');
+      li.className = f.stuck ? 'stuck' : '';
+      li.textContent = `partition-${f.partition} → ${f.node}: ${f.attempts} attempts since ` +
+        `${new Date(f.failing_since).toLocaleTimeString()}${f.stuck ? ' (STUCK)' : ''}: ${f.last_error} `;
+      const btn = document.createElement('button');
+      btn.type = 'button';
+      btn.className = 'small remove';
+      btn.dataset.action = 'cancel-handoff';
+      btn.textContent = 'Cancel';
+      btn.addEventListener('click', async () => {
+        btn.disabled = true;
+        await admin(`cancel handoff of partition-${f.partition}`, `../partitions/${f.partition}/cancel-handoff`);
+        btn.disabled = false;
+      });
+      li.appendChild(btn);
+      return li;
+    }));
   }
 
   // ---- partition grid ---------------------------------------------------
@@ -477,6 +557,13 @@
       await admin('rebalance', '../rebalance');
       ev.target.disabled = false;
     });
+    for (const on of ['on', 'off']) {
+      $(`maintenance-${on}`).addEventListener('click', async (ev) => {
+        ev.target.disabled = true;
+        await admin(`maintenance ${on}`, `../maintenance/${on}`);
+        ev.target.disabled = false;
+      });
+    }
     const grid = $('grid');
     grid.addEventListener('mousemove', showTip);
     grid.addEventListener('mouseleave', () => { $('grid-tip').hidden = true; });
