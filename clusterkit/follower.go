@@ -52,7 +52,7 @@ type followerConfig struct {
 func newFollower(ctx context.Context, c followerConfig) *follower {
 	f := &follower{
 		decoder: c.decoder, me: c.me, notifier: c.notifier, metrics: c.notifier.metrics, snap: c.snap,
-		afterApply: c.afterApply, now: c.now, ctx: ctx, view: newView(),
+		afterApply: c.afterApply, now: c.now, ctx: ctx, view: newView(c.decoder.partitions),
 		rebalances: rebalanceProgress{started: map[int64]*rebalanceRecord{}}, applied: make(chan struct{}),
 	}
 	if f.now == nil {
@@ -134,8 +134,19 @@ func (f *follower) apply(b watcher.Batch) {
 	// Publish the new snapshot before the view's lock is released, so that
 	// whoever waits on the view (Start) finds the lookups already answering
 	// from it, and before any hook runs, so handlers see it.
-	c.snap = newSnapshot(f.me, c.members, c.newAssign, v.memberRev, leader)
-	f.snap.Store(c.snap)
+	// A batch that changed neither the map, the members nor the leader
+	// (ready records, history, requests) keeps the snapshot.
+	prev := f.snap.Load()
+	if prev != nil && !c.initial && c.newAssign == c.oldAssign && len(members) == 0 &&
+		prev.leader == leader && prev.membershipRev == v.memberRev {
+		c.snap = prev
+	} else {
+		if c.initial {
+			prev = nil
+		}
+		c.snap = nextSnapshot(f.me, c.members, c.newAssign, v.memberRev, leader, prev, c.oldAssign)
+		f.snap.Store(c.snap)
+	}
 	f.mu.Unlock()
 
 	f.metrics.observeSnapshot(c.snap)
