@@ -134,19 +134,7 @@ func (f *follower) apply(b watcher.Batch) {
 	// Publish the new snapshot before the view's lock is released, so that
 	// whoever waits on the view (Start) finds the lookups already answering
 	// from it, and before any hook runs, so handlers see it.
-	// A batch that changed neither the map, the members nor the leader
-	// (ready records, history, requests) keeps the snapshot.
-	prev := f.snap.Load()
-	if prev != nil && !c.initial && c.newAssign == c.oldAssign && len(members) == 0 &&
-		prev.leader == leader && prev.membershipRev == v.memberRev {
-		c.snap = prev
-	} else {
-		if c.initial {
-			prev = nil
-		}
-		c.snap = nextSnapshot(f.me, c.members, c.newAssign, v.memberRev, leader, prev, c.oldAssign)
-		f.snap.Store(c.snap)
-	}
+	c.snap = publishSnapshot(f.snap, f.me, v, leader, c.initial, c.oldAssign, len(members) > 0)
 	f.mu.Unlock()
 
 	f.metrics.observeSnapshot(c.snap)

@@ -80,7 +80,7 @@ func NewRouter(ctx context.Context, opts RouterOptions) (*Router, error) {
 		cli.Close()
 		return nil, fmt.Errorf("clusterkit: router: watch cluster %q: %w", o.ClusterName, err)
 	}
-	r := &Router{cli: cli, watch: w, cancel: cancel, done: make(chan struct{}), view: newView(), applied: make(chan struct{}),
+	r := &Router{cli: cli, watch: w, cancel: cancel, done: make(chan struct{}), view: newView(cfg.PartitionCount), applied: make(chan struct{}),
 		decoder: decoder{keys: k, partitions: cfg.PartitionCount, log: o.Logger}}
 	go r.follow()
 	if err := r.waitFor(ctx, func(v *view) bool { return v.rev > 0 }); err != nil {
@@ -136,9 +136,9 @@ func (r *Router) follow() {
 	defer close(r.done)
 	for b := range r.watch.Batches() {
 		r.mu.Lock()
-		r.decoder.apply(r.view, b, time.Now())
-		v := r.view
-		r.snap.Store(newSnapshot("", v.members, v.assign, v.memberRev, v.leader()))
+		v, oldAssign := r.view, r.view.assign
+		changes := r.decoder.apply(v, b, time.Now())
+		publishSnapshot(&r.snap, "", v, v.leader(), b.Initial, oldAssign, len(changes) > 0)
 		close(r.applied)
 		r.applied = make(chan struct{})
 		r.mu.Unlock()

@@ -3,6 +3,7 @@ package clusterkit
 import (
 	"maps"
 	"slices"
+	"sync/atomic"
 
 	"github.com/clusterkit-go/clusterkit/placement"
 )
@@ -41,6 +42,27 @@ type snapshot struct {
 	// are the nodes whose lease expired and whose slots are reserved.
 	maintenance string
 	away        []string
+}
+
+// publishSnapshot stores in ptr the snapshot of v for node me after a
+// batch was applied to v, and returns the snapshot in effect. A batch
+// that changed neither the map (oldAssign is the map before it), the
+// members nor the leader (ready records, history, requests) keeps the
+// current snapshot; otherwise the new one reuses the unchanged entries of
+// the current one, unless the batch is an initial read. The caller holds
+// the lock that serializes writes of v.
+func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader string, initial bool, oldAssign *assignment, membersChanged bool) *snapshot {
+	prev := ptr.Load()
+	if prev != nil && !initial && v.assign == oldAssign && !membersChanged &&
+		prev.leader == leader && prev.membershipRev == v.memberRev {
+		return prev
+	}
+	if initial {
+		prev = nil
+	}
+	s := nextSnapshot(me, v.members, v.assign, v.memberRev, leader, prev, oldAssign)
+	ptr.Store(s)
+	return s
 }
 
 // roleCounts counts one node's partitions: served as primary, served as a
