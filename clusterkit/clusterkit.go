@@ -23,7 +23,9 @@ type ClusterKit struct {
 	log     *zap.Logger
 	metrics *metrics
 	hooks   hookSet
-	snap    atomic.Pointer[snapshot]
+	// lookups holds the published snapshot and answers GetPartition,
+	// GetPrimary, GetReplicas and GetNodes from it.
+	lookups
 	created time.Time
 	// incarnation identifies this process's node (memberRecord.Incarnation).
 	incarnation int64
@@ -73,51 +75,6 @@ func New(opts Options) (*ClusterKit, error) {
 	m.bind(ck.failingHandoffs, ck.etcdConnected)
 	m.nodeOps, m.waitingMoves, m.failingList = ck.NodeOperations, ck.waitingMoves, ck.FailingHandoffs
 	return ck, nil
-}
-
-// GetPartition returns the partition that key belongs to. The result is
-// shared and read-only. It fails with ErrNotStarted before the node holds
-// a partition map. It does not allocate.
-func (ck *ClusterKit) GetPartition(key string) (*Partition, error) {
-	p := ck.snap.Load().partitionOf(key)
-	if p == nil {
-		return nil, ErrNotStarted
-	}
-	return p, nil
-}
-
-// GetPrimary returns the node that serves p as primary in the current map,
-// or nil (no map yet, or p is not a partition of this cluster). The result
-// is shared and read-only. It does not allocate.
-func (ck *ClusterKit) GetPrimary(p *Partition) *Node {
-	s := ck.snap.Load()
-	i, ok := s.index(p)
-	if !ok {
-		return nil
-	}
-	return s.primaries[i]
-}
-
-// GetReplicas returns the nodes that serve p besides its primary, in the
-// current map. The slice is shared and read-only.
-func (ck *ClusterKit) GetReplicas(p *Partition) []Node {
-	s := ck.snap.Load()
-	i, ok := s.index(p)
-	if !ok {
-		return nil
-	}
-	return s.replicas[i]
-}
-
-// GetNodes returns every node that serves p, primary first, in the current
-// map. The slice is shared and read-only.
-func (ck *ClusterKit) GetNodes(p *Partition) []Node {
-	s := ck.snap.Load()
-	i, ok := s.index(p)
-	if !ok {
-		return nil
-	}
-	return s.serving[i]
 }
 
 // IsPrimary reports whether this node serves p as primary in the current

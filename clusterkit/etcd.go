@@ -95,23 +95,12 @@ func (r *run) dial(ctx context.Context, endpoints []string) error {
 
 func (r *run) newClient(endpoints []string) (*clientv3.Client, error) {
 	o := &r.ck.opts
-	tlsCfg, err := r.etcdClientTLS()
+	cfg, err := etcdClientConfig(o.Etcd, endpoints, r.ck.log)
 	if err != nil {
 		return nil, err
 	}
-	cfg := clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: o.Etcd.DialTimeout,
-		TLS:         tlsCfg,
-		Username:    o.Etcd.Username,
-		Password:    o.Etcd.Password,
-		Logger:      r.ck.log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
-		// Keep-alives notice a dead connection so that a request fails over
-		// to another endpoint; etcd refuses pings more often than its
-		// --grpc-keepalive-min-time (5 s by default).
-		DialKeepAliveTime:    5 * time.Second,
-		DialKeepAliveTimeout: 2 * time.Second,
-		DialOptions:          reconnectOptions,
+	if r.tls != nil {
+		cfg.TLS = r.tls.clientConfig()
 	}
 	// No AutoSyncInterval: its SetEndpoints races clientv3's Dial (see
 	// endpointGuard). In embedded mode the upkeep loop makes the client
@@ -168,4 +157,41 @@ func (ck *ClusterKit) etcdEndpoints(ctx context.Context, cli *clientv3.Client) (
 		}
 	}
 	return out, nil
+}
+
+// EtcdEndpoints returns the etcd client URLs of the cluster this node
+// uses: the configured external endpoints, or the client URLs of the
+// embedded voters (what a Router needs). It fails with ErrNotStarted
+// unless the node is started.
+func (ck *ClusterKit) EtcdEndpoints(ctx context.Context) ([]string, error) {
+	r := ck.active.Load()
+	if r == nil || !ck.started.Load() || r.cli == nil {
+		return nil, ErrNotStarted
+	}
+	return ck.etcdEndpoints(ctx, r.cli)
+}
+
+// etcdClientConfig is the etcd client configuration for ec's credentials
+// (Etcd.TLS, or the one built from Etcd.CertFile/KeyFile/CAFile, read
+// now; errors wrap ErrTLS) and the given endpoints, shared by nodes and
+// routers.
+func etcdClientConfig(ec EtcdConfig, endpoints []string, log *zap.Logger) (clientv3.Config, error) {
+	tlsCfg, err := ec.tlsConfig()
+	if err != nil {
+		return clientv3.Config{}, err
+	}
+	return clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: ec.DialTimeout,
+		TLS:         tlsCfg,
+		Username:    ec.Username,
+		Password:    ec.Password,
+		Logger:      log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
+		// Keep-alives notice a dead connection so that a request fails over
+		// to another endpoint; etcd refuses pings more often than its
+		// --grpc-keepalive-min-time (5 s by default).
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+		DialOptions:          reconnectOptions,
+	}, nil
 }

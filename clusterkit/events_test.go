@@ -145,7 +145,7 @@ func (h *eventHarness) member(id string, lease int64, state string) watcher.Even
 }
 
 func (h *eventHarness) memberOf(id string, lease, incarnation int64, state string) watcher.Event {
-	return h.put(h.k.member(id), memberRecord{ID: id, State: state, Healthy: true, Incarnation: incarnation}, lease)
+	return h.put(h.k.member(id), memberRecord{ID: id, Addr: "127.0.0.1:1", State: state, Healthy: true, Incarnation: incarnation}, lease)
 }
 
 // apply feeds one batch and returns the events it caused, once delivered.
@@ -263,7 +263,7 @@ func TestEventsFromSyntheticBatches(t *testing.T) {
 					h.put(h.k.assignment(), assign(1, plannedDurable(planned("a", "b#20")), "b", "a,b"), 0)}
 			}},
 			{batch: func(h *eventHarness) []watcher.Event {
-				return []watcher.Event{h.put(h.k.member("b"), memberRecord{ID: "b", State: memberActive, Healthy: true, Incarnation: 30, Durable: true}, 30),
+				return []watcher.Event{h.put(h.k.member("b"), memberRecord{ID: "b", Addr: "127.0.0.1:1", State: memberActive, Healthy: true, Incarnation: 30, Durable: true}, 30),
 					h.put(h.k.assignment(), assign(2, plannedDurable(planned("a", "b#30")), "b", "a|b@2"), 0)}
 			}, want: []string{"rejoin:b:offline=0s:before=[partition-0]:kept", "change:partition-1:b:from=[a]:node_join:catchup"}},
 		}},

@@ -1,25 +1,59 @@
 package clusterkit
 
-import "google.golang.org/grpc"
+import (
+	"errors"
+	"time"
 
-// AssignmentKey returns the etcd key of cluster's partition map.
-func AssignmentKey(cluster string) string { return newKeys(cluster).assignment() }
+	"google.golang.org/grpc"
 
-// IncomingOf decodes a partition map value and returns its version and
-// its incoming handoffs: in total and per receiving node.
-func IncomingOf(b []byte) (version int64, total int, perNode map[string]int, err error) {
-	a, err := unmarshalAssignment(b)
-	if err != nil {
-		return 0, 0, nil, err
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/watcher"
+)
+
+// MapPrefix returns the etcd prefix of cluster's partition map (its parts).
+func MapPrefix(cluster string) string { return newKeys(cluster).mapPrefix() }
+
+// MapWatcher assembles the partition maps written under MapPrefix from a
+// watch of it, with the decoder the nodes use.
+type MapWatcher struct {
+	v *view
+	d decoder
+}
+
+func NewMapWatcher(cluster string, partitions int) *MapWatcher {
+	return &MapWatcher{v: newView(partitions), d: decoder{keys: newKeys(cluster), partitions: partitions, log: zap.NewNop()}}
+}
+
+// Apply applies the events of one revision (one Txn) and, when they
+// commit a map version, returns its incoming handoffs: in total and per
+// receiving node (ok false: no new version).
+func (w *MapWatcher) Apply(events []*clientv3.Event) (ok bool, total int, perNode map[string]int, err error) {
+	b := watcher.Batch{}
+	for _, e := range events {
+		ev := watcher.Event{Type: watcher.Put, Key: string(e.Kv.Key), Value: e.Kv.Value, ModRevision: e.Kv.ModRevision}
+		if e.Type == clientv3.EventTypeDelete {
+			ev.Type = watcher.Delete
+		}
+		b.Events, b.Revision = append(b.Events, ev), e.Kv.ModRevision
+	}
+	before := w.v.assign
+	w.d.apply(w.v, b, time.Now())
+	if w.v.parts.pending != nil || w.v.parts.metaBad {
+		return false, 0, nil, errors.New("a map version could not be applied")
+	}
+	if w.v.assign == before {
+		return false, 0, nil, nil
 	}
 	perNode = map[string]int{}
-	for _, p := range a.Partitions {
+	for _, p := range w.v.assign.Partitions {
 		for _, in := range p.Incoming {
 			perNode[in.Node]++
 			total++
 		}
 	}
-	return a.Version, total, perNode, nil
+	return true, total, perNode, nil
 }
 
 // RenewCertificateNow makes ck's certificate renewal loop renew at once

@@ -52,7 +52,7 @@ type followerConfig struct {
 func newFollower(ctx context.Context, c followerConfig) *follower {
 	f := &follower{
 		decoder: c.decoder, me: c.me, notifier: c.notifier, metrics: c.notifier.metrics, snap: c.snap,
-		afterApply: c.afterApply, now: c.now, ctx: ctx, view: newView(),
+		afterApply: c.afterApply, now: c.now, ctx: ctx, view: newView(c.decoder.partitions),
 		rebalances: rebalanceProgress{started: map[int64]*rebalanceRecord{}}, applied: make(chan struct{}),
 	}
 	if f.now == nil {
@@ -134,8 +134,7 @@ func (f *follower) apply(b watcher.Batch) {
 	// Publish the new snapshot before the view's lock is released, so that
 	// whoever waits on the view (Start) finds the lookups already answering
 	// from it, and before any hook runs, so handlers see it.
-	c.snap = newSnapshot(f.me, c.members, c.newAssign, v.memberRev, leader)
-	f.snap.Store(c.snap)
+	c.snap = publishSnapshot(f.snap, f.me, v, leader, c.initial, c.oldAssign, len(members) > 0)
 	f.mu.Unlock()
 
 	f.metrics.observeSnapshot(c.snap)

@@ -41,17 +41,11 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 			h.HealthyNodes++
 		}
 	}
-	for i := range s.partitions {
-		live := 0
-		for _, n := range s.serving[i] {
-			if n.Status != NodeOffline {
-				live++
-			}
-		}
+	for live, n := range s.live {
 		if live == 0 {
-			h.PartitionsWithoutNode++
+			h.PartitionsWithoutNode += n
 		} else if live < ck.opts.ReplicationFactor {
-			h.UnderReplicated++
+			h.UnderReplicated += n
 		}
 	}
 	h.PendingHandoffs = s.mine.incoming

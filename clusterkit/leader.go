@@ -2,7 +2,6 @@ package clusterkit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -68,13 +67,16 @@ func (r *run) campaign(ctx context.Context, reg *leases.Registration) (*election
 
 // lead reconciles the assignment while l holds and ctx lasts: after every
 // change of the view (membership changes debounced), it plans and writes
-// the next map in one Txn fenced on the leadership.
+// the next map fenced on the leadership (see write).
 func (r *run) lead(ctx context.Context, l *election.Leadership) {
 	d := debounce{lastRev: -1}
 	var waitRev int64 // after a write: wait until the view has it
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		// Taken before the view is read, so a batch applied meanwhile
+		// wakes this round's wait.
+		changed := r.follower.nextApply()
 		st := r.leaderView()
 		wait := d.wait(st.memberRev, st.needPlan, time.Now())
 		if st.viewRev < waitRev {
@@ -93,7 +95,6 @@ func (r *run) lead(ctx context.Context, l *election.Leadership) {
 				continue
 			}
 		}
-		changed := r.follower.nextApply()
 		timer.Reset(wait)
 		select {
 		case <-l.Done():
@@ -108,9 +109,10 @@ func (r *run) lead(ctx context.Context, l *election.Leadership) {
 
 // leaderState is what the leader reads from the view for one round.
 type leaderState struct {
-	in                          reconcileInput
-	viewRev, memberRev, assignR int64
-	needPlan                    bool
+	in                 reconcileInput
+	viewRev, memberRev int64
+	base               mapBase
+	needPlan           bool
 	// hold > 0: do not plan yet (see comebackHold).
 	hold time.Duration
 }
@@ -121,9 +123,14 @@ func (r *run) leaderView() leaderState {
 	o := &r.ck.opts
 	r.follower.read(func(v *view) {
 		st.in = v.reconcileInput(r.cfg, now)
-		st.viewRev, st.memberRev, st.assignR = v.rev, v.memberRev, v.assignRev
-		st.needPlan = v.assign == nil || !liveMatches(v.assign.Planned, v.members)
+		st.viewRev, st.memberRev, st.base = v.rev, v.memberRev, v.mapBase()
+		st.needPlan = v.assign == nil || !liveMatches(v.assign.Planned, v.members) || st.base.repair
 		st.hold = comebackHold(v, r.reregisteredAt.Load(), o.LeaseTTL, now)
+		if v.leader() != r.ck.opts.NodeID {
+			// The view has not seen this leadership start, nor so every
+			// write of the leader before.
+			st.hold = time.Hour
+		}
 	})
 	st.in.delay, st.in.maintShare, st.in.maintWindow = o.RebalanceDelay, o.Maintenance.Share, o.Maintenance.Window
 	st.in.maxMoves, st.in.maxMovesPerNode = o.MaxConcurrentMoves, o.MaxConcurrentMovesPerNode
@@ -164,18 +171,25 @@ func liveMatches(planned []plannedNode, members map[string]memberRecord) bool {
 // when the leadership ended.
 func (r *run) planAndWrite(l *election.Leadership, st leaderState) (wait time.Duration, rev int64, lost bool) {
 	st.in.now = time.Now()
+	prev := st.in.assign
+	if prev != nil && st.base.version > prev.Version {
+		bumped := *prev // above the newest version seen (not applied)
+		bumped.Version = st.base.version
+		st.in.assign = &bumped
+	}
 	out, err := reconcile(st.in)
 	if err != nil {
 		r.ck.log.Error("reconcile failed", zapErr(err))
 		return time.Second, 0, false
 	}
+	repairOutput(&out, st.in.assign, st.base)
 	if out.empty() {
 		if !out.wakeAt.IsZero() {
 			return max(time.Millisecond, out.wakeAt.Sub(time.Now())), 0, false
 		}
 		return time.Hour, 0, false
 	}
-	rev, err = r.write(l, out, st.assignR)
+	rev, err = r.write(l, out, prev, st.base)
 	switch {
 	case errors.Is(err, election.ErrNotLeader) || l.Context().Err() != nil:
 		return 0, 0, true
@@ -229,58 +243,109 @@ func plannedOf(members map[string]memberRecord) []plannedNode {
 	return out
 }
 
-// write applies out in one Txn fenced on the leadership and on the
-// assignment's mod revision. It returns the new revision, or 0 if the
-// assignment changed meanwhile (the view is stale).
-func (r *run) write(l *election.Leadership, out reconcileOutput, assignRev int64) (int64, error) {
-	k := r.ck.keys
-	ops, err := writeOps(k, out)
-	if err != nil {
-		return 0, err
+// repairOutput makes out rewrite the map when base needs a repair and
+// the plan did not change it (the same map, next version), and numbers a
+// first map above the newest version seen.
+func repairOutput(out *reconcileOutput, prev *assignment, base mapBase) {
+	if out.assign == nil && base.repair && prev != nil {
+		next := *prev
+		next.Version++
+		out.assign = &next
 	}
-	conds := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(k.assignment()), "=", assignRev)}
-	resp, err := l.Txn(r.ctx, conds, ops...)
-	if err != nil {
-		return 0, err
+	if a := out.assign; a != nil && prev == nil && base.version >= a.Version {
+		old := a.Version
+		a.Version = base.version + 1
+		for p := range a.Partitions {
+			for i := range a.Partitions[p].Incoming {
+				if a.Partitions[p].Incoming[i].Since == old {
+					a.Partitions[p].Incoming[i].Since = a.Version
+				}
+			}
+		}
 	}
-	if !resp.Succeeded {
-		return 0, nil
-	}
-	if out.assign != nil {
-		r.ck.log.Debug("assignment written", zap.Int64("version", out.assign.Version), zap.Int64("revision", resp.Header.Revision))
-	}
-	return resp.Header.Revision, nil
 }
 
-// writeOps encodes out as the puts and deletes of one leader Txn.
-func writeOps(k keys, out reconcileOutput) ([]clientv3.Op, error) {
-	var ops []clientv3.Op
+// write applies out fenced on the leadership and on the map's commit key:
+// in one Txn when it fits etcd's limits, else the parts in several and the
+// commit last (see mapwire.go). It returns the commit's revision, or 0 if
+// the map changed meanwhile (the view is stale).
+func (r *run) write(l *election.Leadership, out reconcileOutput, prev *assignment, base mapBase) (int64, error) {
+	k := r.ck.keys
+	txns, err := writeOps(k, out, prev, &base, r.cfg)
+	if err != nil {
+		return 0, err
+	}
+	conds := base.conds(k)
+	var rev int64
+	for _, ops := range txns {
+		resp, err := l.Txn(r.ctx, conds, ops...)
+		if err != nil {
+			return 0, err
+		}
+		if !resp.Succeeded {
+			return 0, nil
+		}
+		rev = resp.Header.Revision
+	}
 	if out.assign != nil {
-		b, err := out.assign.marshal()
+		r.ck.log.Debug("assignment written", zap.Int64("version", out.assign.Version), zap.Int64("revision", rev),
+			zap.Int("txns", len(txns)))
+	}
+	r.ck.metrics.leaderTxns.Add(float64(len(txns)))
+	return rev, nil
+}
+
+// writeOps encodes out as the Txns of one leader write, the commit last.
+func writeOps(k keys, out reconcileOutput, prev *assignment, base *mapBase, cfg clusterConfig) ([][]clientv3.Op, error) {
+	var staged, final []sizedOp
+	if a := out.assign; a != nil && base.keepLegacy {
+		b, err := a.marshal()
 		if err != nil {
 			return nil, err
 		}
 		if len(b) > maxAssignmentBytes {
 			return nil, fmt.Errorf("clusterkit: assignment of %d bytes exceeds %d", len(b), maxAssignmentBytes)
 		}
-		ops = append(ops, clientv3.OpPut(k.assignment(), string(b)))
+		final = append(final, sizedOp{clientv3.OpPut(k.assignment(), string(b)), len(b)})
+	} else if a != nil {
+		var err error
+		if staged, err = mapPartOps(k, base, prev, a); err != nil {
+			return nil, err
+		}
+		meta, err := put(k.mapMeta(), wireMeta{Format: mapFormat, Version: a.Version, Partitions: len(a.Partitions),
+			Chunk: chunkPartitions, Maintenance: a.Maintenance, Served: a.Served})
+		if err != nil {
+			return nil, err
+		}
+		final = append(final, meta)
+		if base.legacy {
+			final = append(final, sizedOp{clientv3.OpDelete(k.assignment()), 0})
+		}
+		if base.configFormat < mapFormat {
+			cfg.FormatVersion = mapFormat
+			op, err := put(k.config(), cfg)
+			if err != nil {
+				return nil, err
+			}
+			final = append(final, op)
+		}
 	}
 	if out.rebalance != nil {
-		b, err := json.Marshal(out.rebalance)
+		op, err := put(k.rebalance(), out.rebalance)
 		if err != nil {
 			return nil, err
 		}
-		ops = append(ops, clientv3.OpPut(k.rebalance(), string(b)))
+		final = append(final, op)
 	}
 	for _, id := range slices.Sorted(maps.Keys(out.history)) {
-		b, err := json.Marshal(out.history[id])
+		op, err := put(k.history(id), out.history[id])
 		if err != nil {
 			return nil, err
 		}
-		ops = append(ops, clientv3.OpPut(k.history(id), string(b)))
+		staged = append(staged, op)
 	}
 	for _, id := range out.forget {
-		ops = append(ops, clientv3.OpDelete(k.history(id)))
+		staged = append(staged, sizedOp{clientv3.OpDelete(k.history(id)), len(k.history(id))})
 	}
-	return ops, nil
+	return packTxns(staged, final), nil
 }

@@ -125,7 +125,8 @@ func (r *run) followState(ctx context.Context) error {
 	disp := newDispatcher(r.ctx, &r.wg, ck.log, ck.opts.HookConcurrency)
 	r.notifier = &notifier{hooks: &ck.hooks, disp: disp, metrics: ck.metrics, log: ck.log}
 	r.follower = newFollower(r.ctx, followerConfig{
-		me: ck.opts.NodeID, decoder: decoder{keys: ck.keys, partitions: ck.opts.PartitionCount, log: ck.log},
+		me: ck.opts.NodeID, decoder: decoder{keys: ck.keys, partitions: ck.opts.PartitionCount, log: ck.log,
+			decodeErrors: func(kind string) { ck.metrics.decodeErrors.WithLabelValues(kind).Inc() }},
 		notifier: r.notifier, ready: r.ready, snap: &ck.snap, afterApply: r.afterApply,
 	})
 	opts := []watcher.Option{watcher.WithLogger(ck.log)}

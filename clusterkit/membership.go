@@ -28,7 +28,7 @@ func (r *run) register(ctx context.Context) error {
 	healthy := r.wantHealthy
 	r.mu.Unlock()
 	rec := memberRecord{ID: o.NodeID, Addr: r.advertiseAddr(), Zone: o.Zone, Weight: o.Weight,
-		Services: o.Services, State: memberActive, Healthy: healthy, StartedAt: time.Now().UTC(), Version: version,
+		Services: o.Services, State: memberActive, Healthy: healthy, StartedAt: time.Now().UTC(), Version: version, MapFormat: mapFormat,
 		Incarnation: ck.incarnation, Durable: o.DurableStorage}
 	if m := r.member.Load(); m != nil {
 		rec.EtcdClientURL = m.ClientURL()

@@ -37,6 +37,8 @@ type metrics struct {
 	keepAliveFailures   prometheus.Counter
 	etcdErrors          *prometheus.CounterVec
 	watchResyncs        prometheus.Counter
+	decodeErrors        *prometheus.CounterVec
+	leaderTxns          prometheus.Counter
 	maintenanceMode     prometheus.Gauge
 	awayNodes           prometheus.Gauge
 	lastAssignment      atomic.Int64 // unix nanoseconds of the last map change
@@ -90,6 +92,9 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 		"Times this node lost its membership lease: keep-alives failed until it expired, or it was revoked.")))
 	m.etcdErrors = prometheus.NewCounterVec(prometheus.CounterOpts(f("etcd_request_errors_total", "Failed etcd requests, by operation.")), []string{"op"})
 	m.watchResyncs = prometheus.NewCounter(prometheus.CounterOpts(f("watch_resyncs_total", "Re-reads of the cluster state after a compacted or failed watch.")))
+	m.decodeErrors = prometheus.NewCounterVec(prometheus.CounterOpts(f("state_decode_errors_total",
+		"Values in etcd this node ignored as unusable (malformed, foreign, unknown format), by key kind.")), []string{"key_kind"})
+	m.leaderTxns = prometheus.NewCounter(prometheus.CounterOpts(f("leader_txns_total", "Txns this node wrote as leader (a map change too large for one Txn takes several).")))
 	m.maintenanceMode = prometheus.NewGauge(prometheus.GaugeOpts(f("maintenance_mode", "1 while the partition map is in maintenance mode (placement frozen).")))
 	m.awayNodes = prometheus.NewGauge(prometheus.GaugeOpts(f("away_nodes", "Nodes whose lease expired and whose slots are reserved (rebalance delay).")))
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("assignment_age_seconds", "Seconds since this node's partition map last changed.")), func() float64 {
@@ -113,7 +118,8 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 	var registered []prometheus.Collector
 	for _, c := range []prometheus.Collector{m.members, m.isLeader, m.assignmentVersion, m.partitions, m.rebalancesStarted,
 		m.rebalancesCompleted, m.rebalanceDuration, m.handoffsPending, m.handoffFailures, m.hookDuration, m.hookPanics,
-		m.keepAliveFailures, m.etcdErrors, m.watchResyncs, m.maintenanceMode, m.awayNodes, age, failing, connected, m.opsCollector()} {
+		m.keepAliveFailures, m.etcdErrors, m.watchResyncs, m.decodeErrors, m.leaderTxns, m.maintenanceMode, m.awayNodes,
+		age, failing, connected, m.opsCollector()} {
 		if err := reg.Register(c); err != nil {
 			// Leave the caller's registry as it was.
 			for _, r := range registered {

@@ -113,14 +113,27 @@ func (s *readyState) newLease() {
 }
 
 // pending returns what the record should say, and false when that is
-// written already.
+// written already. Entries that only went away are not written: the
+// leader accepts an entry only while its since matches the map's, so a
+// stale one is harmless, and dropping it would cost every watcher a write
+// per handoff (the record goes with the lease in the end).
 func (s *readyState) pending() (map[int]int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.written != nil && maps.Equal(s.set, s.written) {
+	if s.written != nil && subset(s.set, s.written) {
 		return nil, false
 	}
 	return maps.Clone(s.set), true
+}
+
+// subset reports whether every entry of a is in b.
+func subset(a, b map[int]int64) bool {
+	for p, since := range a {
+		if v, ok := b[p]; !ok || v != since {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *readyState) wrote(want map[int]int64) {

@@ -3,6 +3,7 @@ package clusterkit
 import (
 	"maps"
 	"slices"
+	"sync/atomic"
 
 	"github.com/clusterkit-go/clusterkit/placement"
 )
@@ -32,10 +33,36 @@ type snapshot struct {
 	settled bool
 	// mine counts this node's partitions by role.
 	mine roleCounts
+	// liveOf[p] is partition p's number of live (not offline) serving
+	// nodes; live[k] counts the partitions with k of them, so health is
+	// judged without a pass over the map.
+	liveOf []uint8
+	live   []int
 	// maintenance is why placement is frozen ("" when it is not); away
 	// are the nodes whose lease expired and whose slots are reserved.
 	maintenance string
 	away        []string
+}
+
+// publishSnapshot stores in ptr the snapshot of v for node me after a
+// batch was applied to v, and returns the snapshot in effect. A batch
+// that changed neither the map (oldAssign is the map before it), the
+// members nor the leader (ready records, history, requests) keeps the
+// current snapshot; otherwise the new one reuses the unchanged entries of
+// the current one, unless the batch is an initial read. The caller holds
+// the lock that serializes writes of v.
+func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader string, initial bool, oldAssign *assignment, membersChanged bool) *snapshot {
+	prev := ptr.Load()
+	if prev != nil && !initial && v.assign == oldAssign && !membersChanged &&
+		prev.leader == leader && prev.membershipRev == v.memberRev {
+		return prev
+	}
+	if initial {
+		prev = nil
+	}
+	s := nextSnapshot(me, v.members, v.assign, v.memberRev, leader, prev, oldAssign)
+	ptr.Store(s)
+	return s
 }
 
 // roleCounts counts one node's partitions: served as primary, served as a
@@ -44,6 +71,15 @@ type roleCounts struct{ primary, replica, incoming int }
 
 // newSnapshot builds a snapshot for node me. a may be nil (no map yet).
 func newSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string) *snapshot {
+	return nextSnapshot(me, members, a, membershipRev, leader, nil, nil)
+}
+
+// nextSnapshot builds the snapshot that follows prev (built from the map
+// prevMap; both may be nil): a partition whose state and serving nodes'
+// records are unchanged shares prev's entries, so a change costs the
+// partitions it touched, not the whole map.
+func nextSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string,
+	prev *snapshot, prevMap *assignment) *snapshot {
 	s := &snapshot{membershipRev: membershipRev, leader: leader, byID: make(map[string]*Node, len(members))}
 	for _, id := range slices.Sorted(maps.Keys(members)) {
 		s.members = append(s.members, members[id].node())
@@ -71,33 +107,80 @@ func newSnapshot(me string, members map[string]memberRecord, a *assignment, memb
 	s.primaries = make([]*Node, P)
 	s.isPrimary = make([]bool, P)
 	s.isReplica = make([]bool, P)
+	s.liveOf = make([]uint8, P)
+	reuse := prev != nil && prevMap != nil && len(prev.partitions) == P && len(prevMap.Partitions) == P
+	var changed map[string]bool
+	if reuse {
+		changed = changedNodes(prev, s)
+	}
 	for p, ps := range a.Partitions {
-		part := Partition{ID: PartitionID(p), Index: p, Epoch: ps.Epoch, ReplicaNodes: []string{}, IncomingNodes: []string{}}
-		nodes := make([]Node, len(ps.Serving))
-		for i, id := range ps.Serving {
-			nodes[i] = s.node(id)
-		}
-		if len(ps.Serving) > 0 {
-			part.PrimaryNode = ps.Serving[0]
-			part.ReplicaNodes = slices.Clone(ps.Serving[1:])
-			s.primaries[p] = &nodes[0]
-			s.replicas[p] = nodes[1:]
-			s.isPrimary[p] = ps.Serving[0] == me
-			s.isReplica[p] = slices.Contains(ps.Serving[1:], me)
+		if reuse && samePartition(ps, prevMap.Partitions[p]) && !slices.ContainsFunc(ps.Serving, func(id string) bool { return changed[id] }) {
+			s.partitions[p], s.serving[p], s.replicas[p], s.primaries[p] = prev.partitions[p], prev.serving[p], prev.replicas[p], prev.primaries[p]
+			s.isPrimary[p], s.isReplica[p], s.liveOf[p] = prev.isPrimary[p], prev.isReplica[p], prev.liveOf[p]
 		} else {
-			s.replicas[p] = []Node{}
+			s.buildPartition(me, p, ps)
 		}
 		s.mine.count(s.isPrimary[p], s.isReplica[p])
+		for len(s.live) <= int(s.liveOf[p]) {
+			s.live = append(s.live, 0)
+		}
+		s.live[s.liveOf[p]]++
 		for _, in := range ps.Incoming {
-			part.IncomingNodes = append(part.IncomingNodes, in.Node)
 			if in.Node == me {
 				s.mine.incoming++
 			}
 		}
-		s.serving[p] = nodes
-		s.partitions[p] = part
 	}
 	return s
+}
+
+// buildPartition fills partition p's entries from ps.
+func (s *snapshot) buildPartition(me string, p int, ps partitionState) {
+	part := Partition{ID: PartitionID(p), Index: p, Epoch: ps.Epoch, ReplicaNodes: []string{}, IncomingNodes: []string{}}
+	nodes := make([]Node, len(ps.Serving))
+	for i, id := range ps.Serving {
+		nodes[i] = s.node(id)
+		if nodes[i].Status != NodeOffline {
+			s.liveOf[p]++
+		}
+	}
+	if len(ps.Serving) > 0 {
+		part.PrimaryNode = ps.Serving[0]
+		part.ReplicaNodes = slices.Clone(ps.Serving[1:])
+		s.primaries[p] = &nodes[0]
+		s.replicas[p] = nodes[1:]
+		s.isPrimary[p] = ps.Serving[0] == me
+		s.isReplica[p] = slices.Contains(ps.Serving[1:], me)
+	} else {
+		s.replicas[p] = []Node{}
+	}
+	for _, in := range ps.Incoming {
+		part.IncomingNodes = append(part.IncomingNodes, in.Node)
+	}
+	s.serving[p] = nodes
+	s.partitions[p] = part
+}
+
+// changedNodes returns the IDs whose Node differs between a and b (present
+// in one only included).
+func changedNodes(a, b *snapshot) map[string]bool {
+	out := map[string]bool{}
+	for id, n := range a.byID {
+		if m, ok := b.byID[id]; !ok || !sameNodeValue(n, m) {
+			out[id] = true
+		}
+	}
+	for id := range b.byID {
+		if _, ok := a.byID[id]; !ok {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+func sameNodeValue(a, b *Node) bool {
+	return a.ID == b.ID && a.Addr == b.Addr && a.Zone == b.Zone && a.Weight == b.Weight && a.Status == b.Status &&
+		a.Incarnation == b.Incarnation && a.StartedAt.Equal(b.StartedAt) && maps.Equal(a.Services, b.Services)
 }
 
 // node returns the member record of id, or an offline placeholder.

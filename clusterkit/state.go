@@ -38,8 +38,10 @@ func (k keys) dataPrefix() string           { return k.dataRoot }
 func (k keys) data(key string) string       { return k.dataPrefix() + key }
 
 // formatVersion is the version of the records below; a node refuses a
-// cluster whose config has a newer one.
-const formatVersion = 1
+// cluster whose config has a newer one. Version 2 splits the partition map
+// into parts (mapwire.go); a cluster of version 1 is migrated by its
+// leader once every member reads version 2.
+const formatVersion = mapFormat
 
 // clusterConfig is written once, by the first node, and never changed.
 type clusterConfig struct {
@@ -80,6 +82,9 @@ type memberRecord struct {
 	// Durable: the application declared that its data survives a restart
 	// (Options.DurableStorage).
 	Durable bool `json:"durable,omitempty"`
+	// MapFormat is the newest partition-map format this node reads (0:
+	// format 1 only, a node of an older version).
+	MapFormat int `json:"map_format,omitempty"`
 	// Lease is filled from the key's lease, not stored.
 	Lease int64 `json:"-"`
 }

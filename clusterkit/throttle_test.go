@@ -26,22 +26,40 @@ type mapWatch struct {
 	err      error
 }
 
-func watchMaps(t *testing.T, srv *etcdtest.Server) *mapWatch {
+func watchMaps(t *testing.T, srv *etcdtest.Server, partitions int) *mapWatch {
 	cli := srv.Client(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &mapWatch{}
 	done := make(chan struct{})
-	ch := cli.Watch(ctx, clusterkit.AssignmentKey("default"))
+	mw := clusterkit.NewMapWatcher("default", partitions)
+	// The map as it is now, then every later write.
+	cur, err := cli.Get(ctx, clusterkit.MapPrefix("default"), clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var initial []*clientv3.Event
+	for _, kv := range cur.Kvs {
+		initial = append(initial, &clientv3.Event{Type: clientv3.EventTypePut, Kv: kv})
+	}
+	if _, _, _, err := mw.Apply(initial); err != nil {
+		t.Fatal(err)
+	}
+	ch := cli.Watch(ctx, clusterkit.MapPrefix("default"), clientv3.WithPrefix(), clientv3.WithRev(cur.Header.Revision+1))
 	go func() {
 		defer close(done)
 		for resp := range ch {
-			for _, e := range resp.Events {
-				if e.Type != clientv3.EventTypePut {
-					continue
+			// A Txn's events share one revision: apply them together.
+			for i := 0; i < len(resp.Events); {
+				j := i
+				for j < len(resp.Events) && resp.Events[j].Kv.ModRevision == resp.Events[i].Kv.ModRevision {
+					j++
 				}
-				_, total, perNode, err := clusterkit.IncomingOf(e.Kv.Value)
+				ok, total, perNode, err := mw.Apply(resp.Events[i:j])
+				i = j
 				w.mu.Lock()
-				w.maps++
+				if ok {
+					w.maps++
+				}
 				w.err = errors.Join(w.err, err)
 				w.maxTotal = max(w.maxTotal, total)
 				for _, n := range perNode {
@@ -90,7 +108,7 @@ func TestThrottledJoinMovesInWaves(t *testing.T) {
 				}))
 			}
 			start(1)
-			w := watchMaps(t, srv)
+			w := watchMaps(t, srv, 32)
 			for i := 2; i <= 5; i++ {
 				start(i)
 			}

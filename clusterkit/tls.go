@@ -289,16 +289,6 @@ func (r *run) withTLS(cfg embedetcd.Config) embedetcd.Config {
 	return cfg
 }
 
-// etcdClientTLS is the TLS configuration of this node's etcd clients: the
-// node certificate in secure embedded mode, else Options.Etcd.TLS or the
-// one built from Etcd.CertFile/KeyFile/CAFile (nil: plain).
-func (r *run) etcdClientTLS() (*tls.Config, error) {
-	if r.tls != nil {
-		return r.tls.clientConfig(), nil
-	}
-	return r.ck.opts.Etcd.tlsConfig()
-}
-
 // JoinToken returns the token other nodes join this cluster with,
 // "ck1.<ca-sha256>.<secret>" (Options.ClusterToken): the pin lets a
 // joining node check the cluster's certificate before it sends the

@@ -22,11 +22,16 @@ type view struct {
 	history   map[string]historyRecord
 	ready     map[string]readyRecord
 	assign    *assignment
-	assignRev int64 // mod revision of the assignment key
-	rebalance *rebalanceRecord
-	request   *rebalanceRequest
-	control   map[controlAction]controlRequest // operator requests, applied or not
-	leaders   map[string]leaderKey             // election keys
+	// parts is the map's parts (format 2); legacyRev the mod revision of
+	// the single-key map of format 1 (0: absent), adopted while no
+	// format-2 version is applied; configFormat the config's format.
+	parts        *mapParts
+	legacyRev    int64
+	configFormat int
+	rebalance    *rebalanceRecord
+	request      *rebalanceRequest
+	control      map[controlAction]controlRequest // operator requests, applied or not
+	leaders      map[string]leaderKey             // election keys
 	// departed holds, per node whose member key was deleted and has not
 	// come back, how it left.
 	departed map[string]departure
@@ -43,8 +48,8 @@ type leaderKey struct {
 	createRev int64
 }
 
-func newView() *view {
-	return &view{
+func newView(partitions int) *view {
+	return &view{parts: newMapParts(partitions),
 		members: map[string]memberRecord{}, history: map[string]historyRecord{}, ready: map[string]readyRecord{},
 		leaders: map[string]leaderKey{}, departed: map[string]departure{}, control: map[controlAction]controlRequest{},
 	}
@@ -110,16 +115,29 @@ type memberChange struct {
 	departure *departure
 }
 
-// decoder applies watch batches of one cluster's prefix to a view.
+// decoder applies watch batches of one cluster's prefix to a view. A value
+// it cannot use (malformed, foreign, of an unknown format) is ignored with
+// one logged error and a count in decodeErrors (by key kind); the view
+// keeps the last good state.
 type decoder struct {
-	keys       keys
-	partitions int
-	log        *zap.Logger
+	keys         keys
+	partitions   int
+	log          *zap.Logger
+	decodeErrors func(kind string) // may be nil
+}
+
+// bad reports a value the decoder ignores.
+func (d decoder) bad(kind, key string, err error) {
+	d.log.Error("ignoring unusable value in etcd", zap.String("key", key), zap.String("kind", kind), zapErr(err))
+	if d.decodeErrors != nil {
+		d.decodeErrors(kind)
+	}
 }
 
 // apply applies b to v and returns its member changes in order.
 func (d decoder) apply(v *view, b watcher.Batch, now time.Time) []memberChange {
 	var changes []memberChange
+	mapTouched := false
 	for _, e := range b.Events {
 		if id, ok := strings.CutPrefix(e.Key, d.keys.membersPrefix()); ok {
 			if c, ok := d.applyMember(v, id, e, now); ok {
@@ -127,7 +145,15 @@ func (d decoder) apply(v *view, b watcher.Batch, now time.Time) []memberChange {
 			}
 			continue
 		}
+		if rel, ok := strings.CutPrefix(e.Key, d.keys.mapPrefix()); ok {
+			d.applyMapPart(v, rel, e)
+			mapTouched = true
+			continue
+		}
 		d.applyOther(v, e)
+	}
+	if mapTouched && v.parts.pending != nil {
+		d.commitMap(v)
 	}
 	v.rev = b.Revision
 	return changes
@@ -139,8 +165,12 @@ func (d decoder) applyMember(v *view, id string, e watcher.Event, now time.Time)
 	old, existed := v.members[id]
 	if e.Type == watcher.Put {
 		var rec memberRecord
-		if err := json.Unmarshal(e.Value, &rec); err != nil {
-			d.log.Warn("ignoring malformed member record", zap.String("key", e.Key), zapErr(err))
+		err := json.Unmarshal(e.Value, &rec)
+		if err == nil {
+			err = checkMemberAddr(rec.Addr)
+		}
+		if err != nil {
+			d.bad("member", e.Key, err)
 			return memberChange{}, false
 		}
 		rec.ID, rec.Lease = id, e.Lease
@@ -179,10 +209,12 @@ func (d decoder) applyOther(v *view, e watcher.Event) {
 	case strings.HasPrefix(key, k.historyPrefix()):
 		id := strings.TrimPrefix(key, k.historyPrefix())
 		var h historyRecord
-		if put && json.Unmarshal(e.Value, &h) == nil {
-			v.history[id] = h
-		} else {
+		if !put {
 			delete(v.history, id)
+		} else if err := json.Unmarshal(e.Value, &h); err != nil {
+			d.bad("history", key, err)
+		} else {
+			v.history[id] = h
 		}
 	case strings.HasPrefix(key, k.readyPrefix()):
 		id := strings.TrimPrefix(key, k.readyPrefix())
@@ -190,6 +222,8 @@ func (d decoder) applyOther(v *view, e watcher.Event) {
 			delete(v.ready, id)
 		} else if r, err := unmarshalReady(e.Value); err == nil {
 			v.ready[id] = r
+		} else {
+			d.bad("ready", key, err)
 		}
 	case strings.HasPrefix(key, k.leaderPrefix()):
 		if put {
@@ -197,16 +231,20 @@ func (d decoder) applyOther(v *view, e watcher.Event) {
 		} else {
 			delete(v.leaders, key)
 		}
-	case key == k.assignment() && put:
-		a, err := unmarshalAssignment(e.Value)
-		if err != nil || len(a.Partitions) != d.partitions {
-			d.log.Error("ignoring malformed assignment", zapErr(err))
-			return
+	case key == k.assignment():
+		d.applyLegacy(v, e)
+	case key == k.config():
+		var c clusterConfig
+		if put && json.Unmarshal(e.Value, &c) == nil {
+			v.configFormat = c.FormatVersion
 		}
-		v.assign, v.assignRev = a, e.ModRevision
 	case key == k.rebalance():
 		var r rebalanceRecord
-		if put && json.Unmarshal(e.Value, &r) == nil {
+		if !put {
+			break
+		} else if err := json.Unmarshal(e.Value, &r); err != nil {
+			d.bad("rebalance", key, err)
+		} else {
 			v.rebalance = &r
 		}
 	case strings.HasPrefix(key, k.controlRequestPrefix()):

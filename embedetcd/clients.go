@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/soheilhy/cmux"
 	"go.etcd.io/etcd/client/pkg/v3/types"
@@ -20,6 +21,8 @@ type clientServers struct {
 	mu      sync.Mutex
 	servers []*grpc.Server
 	closed  bool
+	// stopped counts the stops close began that have not returned.
+	stopped sync.WaitGroup
 }
 
 // register is embed.Config.ServiceRegister: it records gs, or stops it at
@@ -34,16 +37,38 @@ func (c *clientServers) register(gs *grpc.Server) {
 	c.servers = append(c.servers, gs)
 }
 
+// stopWait bounds how long close waits for the client servers to stop. A
+// server that serves TLS runs gRPC under etcd's HTTP server (ServeHTTP),
+// where grpc.Server.Stop waits for every stream handler to return, and a
+// watch stream can outlive that wait; etcd's Close then ends those
+// connections, and the stop completes.
+const stopWait = 2 * time.Second
+
 // close stops every client server hard: connections are closed at once,
 // streams (watches, lease keep-alives) fail, and clients fail over to
-// other members instead of waiting for etcd's graceful drain. Idempotent.
+// other members instead of waiting for etcd's graceful drain. It returns
+// when the servers have stopped or after stopWait; stopped is done once
+// every stop it began has returned. Idempotent.
 func (c *clientServers) close() {
 	c.mu.Lock()
 	servers := c.servers
 	c.servers, c.closed = nil, true
 	c.mu.Unlock()
+	var batch sync.WaitGroup
 	for _, gs := range servers {
-		gs.Stop()
+		c.stopped.Add(1)
+		batch.Add(1)
+		go func() {
+			defer c.stopped.Done()
+			defer batch.Done()
+			gs.Stop()
+		}()
+	}
+	done := make(chan struct{})
+	go func() { batch.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(stopWait):
 	}
 }
 
@@ -54,7 +79,8 @@ func (c *clientServers) close() {
 // client request can reach the member while it is removed or stopped (etcd
 // #21966, #22189: a Maintenance request reaching a member that is being
 // removed or closed can crash the process). The member keeps its Raft role.
-// Idempotent; Stop and a server that stops on its own call it.
+// It waits at most stopWait for the servers to stop (Stop waits for the
+// rest). Idempotent; Stop and a server that stops on its own call it.
 func (m *Member) CloseClients() { m.clients.close() }
 
 // MemberInfo is one member of the cluster as this member knows it.

@@ -291,6 +291,14 @@ func splitAddr(field, addr, advertise string) (bind, adv string, port int, err e
 	return bind, adv, port, nil
 }
 
+// loopbackOf returns the loopback address of host's family.
+func loopbackOf(host string) string {
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return "::1"
+	}
+	return "127.0.0.1"
+}
+
 func isUnspecified(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsUnspecified()
@@ -317,6 +325,16 @@ func (s *settings) embedConfig(clientPort int, initialCluster, token, state stri
 	lc, ac := s.clientURLs(clientPort)
 	ec.ListenClientUrls = []url.URL{lc}
 	ec.AdvertiseClientUrls = []url.URL{ac}
+	if s.TLS != nil {
+		// With TLS on its client URL, etcd serves gRPC through its HTTP
+		// server (ServeHTTP), where grpc.Server.Stop cannot end the
+		// streams of connected clients and CloseClients (and so Stop)
+		// can hang. An HTTP-only listener of its own (loopback, a port
+		// the kernel picks: etcd's /health, /metrics and JSON gateway)
+		// leaves the client URL to gRPC's own transport, which Stop
+		// closes at once.
+		ec.ListenClientHttpUrls = []url.URL{{Scheme: "https", Host: net.JoinHostPort(loopbackOf(s.clientBindHost), "0")}}
+	}
 	peerAdv, _ := url.Parse(s.peerURL)
 	ec.ListenPeerUrls = []url.URL{{Scheme: s.scheme(), Host: net.JoinHostPort(s.peerBindHost, strconv.Itoa(s.peerPort))}}
 	ec.AdvertisePeerUrls = []url.URL{*peerAdv}

@@ -112,6 +112,7 @@ func (m *Member) Stop() error {
 		m.CloseClients()
 		m.handOff()
 		m.etcd.Close() // must run once: a second Close panics
+		m.clients.stopped.Wait()
 		m.wg.Wait()
 		for err := range m.etcd.Err() { // closed by Close
 			if err != nil && m.serveErr == nil && !closedByUs(err) {

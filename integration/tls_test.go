@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/clusterkit-go/clusterkit/internal/pki"
 )
 
@@ -52,27 +55,49 @@ func TestSecureClusterOfProcesses(t *testing.T) {
 		}
 	}
 
+	// The etcd members join in the background (learner, then voter):
+	// wait for all three, through a client with a node certificate.
 	cli := runningEtcdClient(t, nodes)
-	resp, err := cli.MemberList(context.Background())
+	var resp *clientv3.MemberListResponse
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err = cli.MemberList(context.Background())
+		if err == nil && len(resp.Members) == 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	cli.Close()
 	if err != nil || len(resp.Members) != 3 {
 		t.Fatalf("etcd members with a node certificate: %v, %v", resp, err)
 	}
 	member := nodes[1].etcdTLS()
 	noCert := &tls.Config{InsecureSkipVerify: true}
-	range_ := `{"key":"L2NsdXN0ZXJraXQv","range_end":"L2NsdXN0ZXJraXQw"}` // /clusterkit/ … /clusterkit0
-	put := `{"key":"L2NsdXN0ZXJraXQvZGVmYXVsdC9hc3NpZ25tZW50","value":"eA=="}`
 	type probe struct {
 		name, addr, method, path, body string
 		cfg                            *tls.Config
 		ok                             bool
 	}
 	var probes []probe
+	// The etcd client ports speak gRPC only: a client without a
+	// certificate of the cluster CA can neither read nor write there.
 	for _, n := range nodes {
-		probes = append(probes,
-			probe{n.id + " client port, node certificate", n.etcd, "POST", "/v3/kv/range", range_, member, true},
-			probe{n.id + " client port, no certificate, read", n.etcd, "POST", "/v3/kv/range", range_, noCert, false},
-			probe{n.id + " client port, no certificate, write", n.etcd, "POST", "/v3/kv/put", put, noCert, false})
+		t.Run(n.id+" client port, no certificate", func(t *testing.T) {
+			bare, err := clientv3.New(clientv3.Config{Endpoints: []string{"https://" + n.etcd}, TLS: noCert,
+				DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+			if err != nil {
+				return // refused while dialing: fine
+			}
+			defer bare.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			if _, err := bare.Get(ctx, "/clusterkit/", clientv3.WithPrefix()); err == nil {
+				t.Fatal("read without a certificate succeeded")
+			}
+			if _, err := bare.Put(ctx, "/clusterkit/default/map/meta", "x"); err == nil {
+				t.Fatal("write without a certificate succeeded")
+			}
+		})
 	}
 	for _, m := range resp.Members {
 		u, err := url.Parse(m.PeerURLs[0])

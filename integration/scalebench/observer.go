@@ -78,7 +78,7 @@ func (o *observer) run(wch clientv3.WatchChan) {
 			w.kinds[kind]++
 			if e.Type == mvccpb.PUT {
 				w.bytes += len(e.Kv.Key) + len(e.Kv.Value)
-				w.assignment = w.assignment || kind == "assignment"
+				w.assignment = w.assignment || kind == "assignment" || kind == "map"
 			}
 		}
 		o.mu.Unlock()

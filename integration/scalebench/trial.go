@@ -88,6 +88,11 @@ func runTrial(c config, n, p int) (res result, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.stepTimeout)
 	defer cancel()
 	begin := time.Now()
+	stopProfile, err := startProfile(c.profilePath(n, p, "formation"))
+	if err != nil {
+		return res, err
+	}
+	defer stopProfile()
 	if err := cl.startNodes(ctx, 1, 1); err != nil {
 		return res, err
 	}
@@ -98,6 +103,9 @@ func runTrial(c config, n, p int) (res result, err error) {
 		return res, fmt.Errorf("formation: %w", err)
 	}
 	res.formation = time.Since(begin)
+	if err := stopProfile(); err != nil {
+		return res, err
+	}
 	if err := cl.verify(); err != nil {
 		return res, fmt.Errorf("after formation: %w", err)
 	}

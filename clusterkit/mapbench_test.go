@@ -1,0 +1,122 @@
+package clusterkit
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// mapSteps drives the leader's planner and writer without etcd: it
+// applies every write to a follower's view (as the watch would) and
+// reports what each write costs a watcher.
+type mapSteps struct {
+	tb    testing.TB
+	k     keys
+	v     *view
+	in    reconcileInput
+	txns  int
+	bytes int // keys + values put, as every watcher receives them
+	maxOp int // the largest Txn's operations
+	maxB  int // the largest Txn's keys + values
+}
+
+// settle plans and writes until the planner has nothing left to do,
+// marking every incoming partition ready after each write (no-op
+// handoffs), and returns the number of rounds.
+func (s *mapSteps) settle() int {
+	rounds := 0
+	for ; rounds < 20; rounds++ {
+		s.in.assign, s.in.now = s.v.assign, s.in.now.Add(time.Millisecond)
+		out, err := reconcile(s.in)
+		if err != nil {
+			s.tb.Fatal(err)
+		}
+		if out.empty() {
+			return rounds
+		}
+		b := s.v.mapBase()
+		txns, err := writeOps(s.k, out, s.v.assign, &b, clusterConfig{})
+		if err != nil {
+			s.tb.Fatal(err)
+		}
+		for _, ops := range txns {
+			n := 0
+			for _, op := range ops {
+				n += len(op.KeyBytes()) + len(op.ValueBytes())
+			}
+			s.txns, s.bytes, s.maxOp, s.maxB = s.txns+1, s.bytes+n, max(s.maxOp, len(ops)), max(s.maxB, n)
+		}
+		if out.assign != nil {
+			s.v.assign = follow(s.tb, s.k, s.v.parts, s.v.assign, txns, len(out.assign.Partitions))
+		}
+		if out.rebalance != nil {
+			s.in.rebalance = out.rebalance
+		}
+		s.markReady()
+	}
+	s.tb.Fatalf("not settled after %d rounds", rounds)
+	return rounds
+}
+
+// markReady writes a ready record for every node that has incoming
+// partitions (counted as one put each).
+func (s *mapSteps) markReady() {
+	s.in.ready = map[string]readyRecord{}
+	for p, ps := range s.v.assign.Partitions {
+		for _, in := range ps.Incoming {
+			if s.in.ready[in.Node] == nil {
+				s.in.ready[in.Node] = readyRecord{}
+			}
+			s.in.ready[in.Node][p] = in.Since
+		}
+	}
+	for id, r := range s.in.ready {
+		b, err := r.marshal()
+		if err != nil {
+			s.tb.Fatal(err)
+		}
+		s.bytes += len(s.k.ready(id)) + len(b)
+	}
+}
+
+func (s *mapSteps) reset() { s.txns, s.bytes, s.maxOp, s.maxB = 0, 0, 0, 0 }
+
+// BenchmarkMapWrites measures, without etcd, the map writes of a join and
+// of a crash (lease expiry, no rebalance delay) through every handoff
+// step: Txns, bytes a watcher receives for them (map parts, meta,
+// rebalance and history records, ready records) and the largest Txn.
+func BenchmarkMapWrites(b *testing.B) {
+	for _, size := range []struct{ n, p int }{{100, 1024}, {1000, 16384}} {
+		b.Run(fmt.Sprintf("%dx%d", size.n, size.p), func(b *testing.B) {
+			var ids []string
+			for i := range size.n {
+				ids = append(ids, fmt.Sprintf("node-%04d", i))
+			}
+			k := newKeys("default")
+			for b.Loop() {
+				s := &mapSteps{tb: b, k: k, v: newTestView(size.p), in: reconcileInput{
+					cfg: clusterConfig{PartitionCount: size.p, ReplicationFactor: 3}, members: members(ids...),
+					departed: map[string]departure{}, now: time.Unix(1000, 0)}}
+				s.settle()
+				s.reset()
+				s.in.members["node-join"] = memberRecord{ID: "node-join", Weight: 1, Incarnation: 1}
+				rounds := s.settle()
+				perWatcher := s.bytes
+				b.ReportMetric(float64(perWatcher), "join-B/watcher")
+				b.ReportMetric(float64(perWatcher*(size.n+1))/1e6, "join-MB-all-watchers")
+				b.ReportMetric(float64(s.txns), "join-txns")
+				b.ReportMetric(float64(rounds), "join-writes")
+				b.ReportMetric(float64(s.maxOp), "join-max-ops/txn")
+				s.reset()
+				gone := s.in.members["node-0003"]
+				delete(s.in.members, "node-0003")
+				s.in.departed["node-0003"] = departure{Record: gone, Reason: LeaveLeaseExpired, At: s.in.now}
+				rounds = s.settle()
+				b.ReportMetric(float64(s.bytes), "crash-B/watcher")
+				b.ReportMetric(float64(s.txns), "crash-txns")
+				b.ReportMetric(float64(rounds), "crash-writes")
+				b.ReportMetric(float64(s.maxB), "crash-max-txn-B")
+			}
+		})
+	}
+}

@@ -1,0 +1,287 @@
+package clusterkit
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/watcher"
+)
+
+// errMapIncomplete: a map version cannot be assembled yet because a part it
+// needs is staged for a later version and this node never saw the one
+// before (it started while a leader was between its Txns).
+var errMapIncomplete = errors.New("map version incomplete")
+
+// errPartUnreadable: a part a version needs holds a value that was
+// reported (and counted) when it arrived.
+var errPartUnreadable = errors.New("map part unreadable")
+
+// mapParts is a follower's copy of the map's parts (mapwire.go): the newest
+// value of every part, staged or not, and the node table and chunk tags of
+// the version it applied. Only the follow goroutine writes it (under the
+// view's lock).
+type mapParts struct {
+	// metaRev is map/meta's mod revision (the leader's fence), newest
+	// meta; pending is the newest meta not applied yet (nil: applied).
+	metaRev int64
+	metaBad bool // the newest meta is unusable (or deleted)
+	pending *wireMeta
+	// metaVersion is the newest valid meta's version (applied or not).
+	metaVersion int64
+	slots       map[int]latestPart[wireSlot]
+	chunks      map[int]latestPart[wireChunk]
+
+	// What the applied version used.
+	version  int64
+	table    map[int]wireSlot // slot → committed value (IDs only for used slots)
+	slotOf   map[string]int
+	chunkTag []int64
+}
+
+// latestPart is the newest value of one part; v nil: unreadable.
+type latestPart[T any] struct {
+	tag int64
+	v   *T
+}
+
+func newMapParts(partitions int) *mapParts {
+	return &mapParts{slots: map[int]latestPart[wireSlot]{}, chunks: map[int]latestPart[wireChunk]{},
+		table: map[int]wireSlot{}, slotOf: map[string]int{}, chunkTag: make([]int64, chunkCount(partitions))}
+}
+
+// putPart records the newest value of a part key (below map/, meta
+// aside). It returns the key kind and an error for a value it cannot use;
+// a put tagged at or below the applied version is foreign (the leader
+// always tags above it) and unusable too.
+func (m *mapParts) putPart(rel string, value []byte, partitions int) (string, error) {
+	if s, ok := strings.CutPrefix(rel, "n/"); ok {
+		return "map_node", putLatest(m.slots, s, maxNodeSlots, m.version, func(int) (*wireSlot, int64, error) {
+			w, err := decodeSlot(value)
+			if err != nil {
+				return nil, 0, err
+			}
+			return w, w.Tag, nil
+		})
+	}
+	if s, ok := strings.CutPrefix(rel, "p/"); ok {
+		return "map_chunk", putLatest(m.chunks, s, len(m.chunkTag), m.version, func(c int) (*wireChunk, int64, error) {
+			w, err := decodeChunk(value, c, partitions)
+			if err != nil {
+				return nil, 0, err
+			}
+			return w, w.Tag, nil
+		})
+	}
+	return "map", fmt.Errorf("unknown map key %q", rel)
+}
+
+// putLatest records the newest value of part index (a decimal below
+// limit) of one kind, decoded by decode; an unusable value is recorded as
+// unreadable.
+func putLatest[T any](latest map[int]latestPart[T], index string, limit int, applied int64, decode func(i int) (*T, int64, error)) error {
+	i, err := strconv.Atoi(index)
+	if err != nil || i < 0 || i >= limit {
+		return fmt.Errorf("bad part index %q", index)
+	}
+	v, tag, err := decode(i)
+	if err == nil && applied > 0 && tag <= applied {
+		err = fmt.Errorf("tag %d not above applied version %d", tag, applied)
+	}
+	if err != nil {
+		latest[i] = latestPart[T]{}
+		return err
+	}
+	latest[i] = latestPart[T]{tag: tag, v: v}
+	return nil
+}
+
+// commit assembles version meta from the parts on top of old (the applied
+// map, nil before the first) and, when it succeeds, makes it the applied
+// version. On error nothing changes.
+func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) {
+	V := meta.Version
+	table := make(map[int]wireSlot, len(m.table))
+	for i := range m.slots {
+		table[i] = wireSlot{}
+	}
+	for i := range m.table {
+		table[i] = wireSlot{}
+	}
+	for i := range table {
+		lat, cur := m.slots[i], m.table[i]
+		switch {
+		case lat.v != nil && lat.tag <= V:
+			table[i] = *lat.v
+		case cur.Tag > 0:
+			table[i] = cur
+		case lat.v == nil && lat.tag == 0 && m.hasSlot(i):
+			return nil, fmt.Errorf("node slot %d: %w", i, errPartUnreadable)
+		default:
+			return nil, errMapIncomplete
+		}
+	}
+	name := func(s int64) (string, bool) {
+		w, ok := table[int(s)]
+		return w.ID, ok && s >= 0 && s < maxNodeSlots && w.ID != ""
+	}
+	next := &assignment{Version: V, Maintenance: meta.Maintenance, Served: meta.Served, Partitions: make([]partitionState, meta.Partitions)}
+	if old != nil {
+		copy(next.Partitions, old.Partitions)
+	}
+	tags := slices.Clone(m.chunkTag)
+	for c := range tags {
+		lat := m.chunks[c]
+		switch {
+		case lat.v != nil && lat.tag <= V:
+			if lat.tag == tags[c] && old != nil {
+				continue
+			}
+			lo, _ := chunkRange(c, meta.Partitions)
+			for i, a := range lat.v.P {
+				ps, err := decodePartition(a, name)
+				if err != nil {
+					return nil, fmt.Errorf("chunk %d, partition %d: %w", c, lo+i, err)
+				}
+				next.Partitions[lo+i] = ps
+			}
+			tags[c] = lat.tag
+		case tags[c] > 0 && old != nil:
+		case lat.v == nil && m.hasChunk(c):
+			return nil, fmt.Errorf("chunk %d: %w", c, errPartUnreadable)
+		default:
+			return nil, errMapIncomplete
+		}
+	}
+	slotOf := make(map[string]int, len(table))
+	for i, w := range table {
+		if w.ID == "" {
+			continue
+		}
+		slotOf[w.ID] = i
+		if w.Planned != nil {
+			next.Planned = append(next.Planned, *w.Planned)
+		}
+	}
+	slices.SortFunc(next.Planned, func(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) })
+	m.version, m.table, m.slotOf, m.chunkTag, m.pending = V, table, slotOf, tags, nil
+	return next, nil
+}
+
+func (m *mapParts) hasSlot(i int) bool  { _, ok := m.slots[i]; return ok }
+func (m *mapParts) hasChunk(c int) bool { _, ok := m.chunks[c]; return ok }
+
+// dirty reports whether a part's newest value is unusable or tagged above
+// the applied version, or the newest meta is not applied: the leader then
+// rewrites those parts (dirtySlots, dirtyChunks) with its next version.
+func (m *mapParts) dirty() bool {
+	return m.metaBad || m.pending != nil || m.metaVersion > m.version || len(m.dirtySlots()) > 0 || len(m.dirtyChunks()) > 0
+}
+
+func (m *mapParts) dirtySlots() []int {
+	var out []int
+	for i, lat := range m.slots {
+		if lat.v == nil || lat.tag > m.version {
+			out = append(out, i)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (m *mapParts) dirtyChunks() map[int]bool {
+	out := map[int]bool{}
+	for c, lat := range m.chunks {
+		if lat.v == nil || lat.tag > m.version {
+			out[c] = true
+		}
+	}
+	return out
+}
+
+// applyMapPart applies a change of a key below map/ (rel is the rest).
+func (d decoder) applyMapPart(v *view, rel string, e watcher.Event) {
+	m := v.parts
+	if rel == "meta" {
+		m.metaRev, m.metaBad = e.ModRevision, true
+		if e.Type != watcher.Put {
+			m.metaRev = 0
+			d.bad("map_meta", e.Key, errors.New("meta deleted"))
+			return
+		}
+		meta, err := decodeMeta(e.Value, d.partitions)
+		if err != nil {
+			d.bad("map_meta", e.Key, err)
+			return
+		}
+		m.pending, m.metaVersion, m.metaBad = meta, max(m.metaVersion, meta.Version), false
+		return
+	}
+	if e.Type != watcher.Put {
+		// Parts are never deleted: a foreign delete leaves the part
+		// unreadable until the leader rewrites it.
+		e.Value = []byte("deleted")
+	}
+	if kind, err := m.putPart(rel, e.Value, d.partitions); err != nil {
+		d.bad(kind, e.Key, err)
+	}
+}
+
+// commitMap applies the pending meta's version when its parts allow.
+func (d decoder) commitMap(v *view) {
+	meta := v.parts.pending
+	old := v.assign
+	if v.parts.version == 0 {
+		old = nil // a map of format 1 is not a base for the parts
+	}
+	a, err := v.parts.commit(meta, old)
+	switch {
+	case errors.Is(err, errMapIncomplete) || errors.Is(err, errPartUnreadable):
+		d.log.Debug("map version not applicable yet", zap.Int64("version", meta.Version), zapErr(err))
+	case err != nil:
+		d.bad("map", d.keys.mapMeta(), fmt.Errorf("version %d: %w", meta.Version, err))
+		v.parts.pending = nil // a later write brings a new version
+	default:
+		v.assign = a
+	}
+}
+
+// applyLegacy applies the single-key map of format 1; a cluster reads it
+// until its leader rewrites it as parts (see the leader's migration).
+func (d decoder) applyLegacy(v *view, e watcher.Event) {
+	if e.Type != watcher.Put {
+		v.legacyRev = 0
+		return
+	}
+	v.legacyRev = e.ModRevision
+	if v.parts.version > 0 {
+		d.bad("assignment", e.Key, errors.New("format-1 map written after the map moved to format 2"))
+		return
+	}
+	a, err := unmarshalAssignment(e.Value)
+	if err == nil && len(a.Partitions) != d.partitions {
+		err = fmt.Errorf("%d partitions, config says %d", len(a.Partitions), d.partitions)
+	}
+	if err != nil {
+		d.bad("assignment", e.Key, err)
+		return
+	}
+	v.assign = a
+}
+
+// checkMemberAddr checks a member record's advertised address: host:port.
+func checkMemberAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("addr %q: %w", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
+		return fmt.Errorf("addr %q: want host:port", addr)
+	}
+	return nil
+}
