@@ -104,6 +104,9 @@ func (o RouterOptions) withDefaults() (RouterOptions, error) {
 	if len(o.Etcd.Endpoints) == 0 {
 		return o, invalid("RouterOptions.Etcd.Endpoints", "must name at least one etcd client URL", "[]")
 	}
+	if err := o.Etcd.check(); err != nil {
+		return o, err
+	}
 	if o.Etcd.DialTimeout == 0 {
 		o.Etcd.DialTimeout = DefaultDialTimeout
 	}
