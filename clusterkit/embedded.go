@@ -30,7 +30,7 @@ func (r *run) startEmbedded(ctx context.Context, cfg embedetcd.Config) error {
 	if err != nil {
 		return err
 	}
-	r.cli = cli
+	r.setClient(cli)
 	return nil
 }
 
@@ -104,7 +104,7 @@ func (r *run) startJoin(cfg embedetcd.Config, endpoints []string) {
 			return
 		}
 		r.member.Store(m)
-		r.cli.SetEndpoints(append(endpoints, m.ClientURL())...)
+		r.eps.set(append(endpoints, m.ClientURL())...)
 		r.ck.log.Info("embedded etcd joined as voter", zap.String("client_url", m.ClientURL()), zap.Duration("took", time.Since(start)))
 	})
 }

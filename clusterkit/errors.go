@@ -16,7 +16,8 @@ var (
 	ErrNotStarted = errors.New("clusterkit: not started")
 	// ErrStopped: the node was stopped.
 	ErrStopped = errors.New("clusterkit: stopped")
-	// ErrUnauthorized: a join or admin call lacked the cluster token.
+	// ErrUnauthorized: a join or admin call lacked the cluster token, or
+	// external etcd refused this node's user, password or permissions.
 	ErrUnauthorized = errors.New("clusterkit: unauthorized")
 	// ErrJoinFailed: joining through JoinAddr failed.
 	ErrJoinFailed = errors.New("clusterkit: join failed")

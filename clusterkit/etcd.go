@@ -77,29 +77,42 @@ func (r *run) dial(ctx context.Context, endpoints []string) error {
 	if err != nil {
 		return err
 	}
-	r.cli = cli
+	r.setClient(cli)
 	rctx, cancel := context.WithTimeout(ctx, r.ck.opts.Etcd.DialTimeout)
 	defer cancel()
 	if _, err := cli.Get(rctx, r.ck.keys.config()); err != nil {
 		r.ck.metrics.etcdErrors.WithLabelValues("ping").Inc()
+		if aerr := r.ck.etcdAccessError(endpoints, err); aerr != nil {
+			return aerr
+		}
 		return fmt.Errorf("clusterkit: etcd %v does not answer: %w", cli.Endpoints(), err)
+	}
+	if len(r.ck.opts.Etcd.Endpoints) > 0 {
+		return r.checkWritable(ctx)
 	}
 	return nil
 }
 
 func (r *run) newClient(endpoints []string) (*clientv3.Client, error) {
 	o := &r.ck.opts
-	cfg := etcdClientConfig(o.Etcd, endpoints, r.ck.log)
-	cfg.TLS = r.etcdClientTLS()
-	if len(o.Etcd.Endpoints) == 0 {
-		// Embedded mode: learn the client URLs of members that join later
-		// (or leave), so that this node never depends on the member it
-		// joined through. External etcd may sit behind addresses its
-		// members do not advertise, so its endpoints stay as configured.
-		cfg.AutoSyncInterval = 10 * time.Second
+	cfg, err := etcdClientConfig(o.Etcd, endpoints, r.ck.log)
+	if err != nil {
+		return nil, err
 	}
+	if r.tls != nil {
+		cfg.TLS = r.tls.clientConfig()
+	}
+	// No AutoSyncInterval: its SetEndpoints races clientv3's Dial (see
+	// endpointGuard). In embedded mode the upkeep loop makes the client
+	// follow the members instead (endpointGuard.follow), so that this node
+	// never depends on the member it joined through. External etcd may
+	// sit behind addresses its members do not advertise, so its endpoints
+	// stay as configured.
 	cli, err := clientv3.New(cfg)
 	if err != nil {
+		if aerr := r.ck.etcdAccessError(endpoints, err); aerr != nil {
+			return nil, aerr
+		}
 		return nil, fmt.Errorf("clusterkit: connect to etcd %v: %w", endpoints, err)
 	}
 	return cli, nil
@@ -159,12 +172,18 @@ func (ck *ClusterKit) EtcdEndpoints(ctx context.Context) ([]string, error) {
 }
 
 // etcdClientConfig is the etcd client configuration for ec's credentials
-// and the given endpoints, shared by nodes and routers.
-func etcdClientConfig(ec EtcdConfig, endpoints []string, log *zap.Logger) clientv3.Config {
+// (Etcd.TLS, or the one built from Etcd.CertFile/KeyFile/CAFile, read
+// now; errors wrap ErrTLS) and the given endpoints, shared by nodes and
+// routers.
+func etcdClientConfig(ec EtcdConfig, endpoints []string, log *zap.Logger) (clientv3.Config, error) {
+	tlsCfg, err := ec.tlsConfig()
+	if err != nil {
+		return clientv3.Config{}, err
+	}
 	return clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: ec.DialTimeout,
-		TLS:         ec.TLS,
+		TLS:         tlsCfg,
 		Username:    ec.Username,
 		Password:    ec.Password,
 		Logger:      log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
@@ -174,5 +193,5 @@ func etcdClientConfig(ec EtcdConfig, endpoints []string, log *zap.Logger) client
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
 		DialOptions:          reconnectOptions,
-	}
+	}, nil
 }

@@ -134,7 +134,7 @@ func (r *run) removeOwnMember(ctx context.Context, m *embedetcd.Member, staying 
 		cancel()
 	}
 	if len(urls) > 0 {
-		r.cli.SetEndpoints(urls...)
+		r.eps.set(urls...)
 		if err := recordPeers(&r.ck.opts, urls); err != nil {
 			r.ck.log.Warn("recording etcd peers failed", zapErr(err))
 		}

@@ -64,6 +64,9 @@ func (r *run) etcdUpkeepLoop() {
 			continue
 		}
 		r.noteEtcdRoles(members)
+		if r.eps.follow(members) {
+			r.ck.log.Debug("etcd endpoints follow the members", zap.Strings("endpoints", r.cli.Endpoints()))
+		}
 		if r.ck.IsLeader() {
 			r.removeStaleMember(members, seen, time.Now())
 		} else {

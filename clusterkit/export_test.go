@@ -4,6 +4,8 @@ import (
 	"errors"
 	"time"
 
+	"google.golang.org/grpc"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -53,3 +55,16 @@ func (w *MapWatcher) Apply(events []*clientv3.Event) (ok bool, total int, perNod
 	}
 	return true, total, perNode, nil
 }
+
+// RenewCertificateNow makes ck's certificate renewal loop renew at once
+// (secure embedded mode; ck started).
+func RenewCertificateNow(ck *ClusterKit) { ck.active.Load().certKick <- struct{}{} }
+
+// EtcdDial opens a new connection to ep with ck's etcd client (its TLS
+// credentials, read at the handshake).
+func EtcdDial(ck *ClusterKit, ep string) (*grpc.ClientConn, error) {
+	return ck.active.Load().eps.dial(ep)
+}
+
+// EtcdEndpoints are ck's etcd client's endpoints.
+func EtcdEndpoints(ck *ClusterKit) []string { return ck.active.Load().cli.Endpoints() }

@@ -1,7 +1,6 @@
 package clusterkit
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +62,12 @@ const (
 //	POST /rebalance/end-delay    EndRebalanceDelay
 //	POST /partitions/{id}/cancel-handoff  CancelHandoff
 //	POST /maintenance/on|off     SetMaintenance
+//	GET  /cluster/token          JoinToken: {"token": "ck1.<ca-sha256>.<secret>"}
+//	POST /cluster/secret/rotate  RotateSecret; body {} or {"window": "24h"}
+//
+// Authenticated by the caller's cluster certificate (mutual TLS) instead:
+//
+//	POST /cluster/certificate    renew the caller's certificate (certrenew.go)
 //
 // The admin endpoints take no parameters; a body, if sent, must be the
 // empty JSON object {} (400 otherwise, 413 beyond 4 KiB).
@@ -92,6 +97,9 @@ func (ck *ClusterKit) Handler() http.Handler {
 	mux.HandleFunc("GET /rebalance/preview", ck.handlePreview)
 	mux.HandleFunc("POST /partitions/{id}/cancel-handoff", ck.handleCancelHandoff)
 	mux.HandleFunc("GET /handoffs", ck.handleHandoffs)
+	mux.HandleFunc("GET /cluster/token", ck.handleToken)
+	mux.HandleFunc("POST /cluster/secret/rotate", ck.handleRotateSecret)
+	mux.HandleFunc("POST /cluster/certificate", ck.handleRenewCertificate)
 	mux.Handle("GET /ui/", http.StripPrefix("/ui", dashboard.Handler()))
 	return &apiHandler{ck: ck, mux: mux}
 }
@@ -166,22 +174,30 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// authorized checks the bearer token in constant time: its secret part
-// (the bearer may be a ck1. token or the secret alone) against the
-// cluster secret. With no secret (no ClusterToken, without cluster TLS)
-// every request is authorized (the join endpoint's documented behaviour;
-// the admin endpoints use adminAuthorized).
+// authorized checks the bearer token: its secret part must be one the
+// cluster accepts (tokenAccepted: this node's secret — ClusterToken's or
+// generated — or after a rotation the current secret or a replaced one
+// within its window), compared in constant time. With no secret every
+// request is authorized (the join endpoint's documented behaviour; the
+// admin endpoints use adminAuthorized). Callers refuse plain HTTP first
+// (plainRefused).
 func (ck *ClusterKit) authorized(r *http.Request) bool {
 	secret := ck.clusterSecret()
 	if secret == "" {
 		return true
 	}
+	tok, ok := bearerToken(r)
+	return ok && ck.tokenAccepted(r.Context(), tok)
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	const scheme = "bearer " // auth schemes are case-insensitive (RFC 9110)
 	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
-		return false
+		return "", false
 	}
-	return subtle.ConstantTimeCompare([]byte(tokenSecret(h[len(scheme):])), []byte(secret)) == 1
+	return h[len(scheme):], true
 }
 
 // clusterSecret is the secret join and admin calls must carry: the

@@ -3,7 +3,6 @@ package clusterkit
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/tls"
 	"fmt"
 	"net/http"
 	"time"
@@ -41,7 +40,7 @@ func (r *run) requestJoin(ctx context.Context) ([]string, error) {
 	tlsCfg.ServerName = joinServerName
 	var key *ecdsa.PrivateKey
 	if r.tls != nil {
-		tlsCfg.Certificates = []tls.Certificate{r.tls.cert}
+		tlsCfg.GetClientCertificate = r.tls.holder.GetClientCertificate
 	} else {
 		cfg, err := r.embedConfig()
 		if err != nil {

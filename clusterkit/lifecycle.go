@@ -76,6 +76,11 @@ func (r *run) start(ctx context.Context) error {
 	if err := r.register(ctx); err != nil {
 		return err
 	}
+	if r.tls != nil {
+		if err := r.startCertRenewal(r.tls.holder); err != nil {
+			return err
+		}
+	}
 	r.wg.Go(r.membershipLoop)
 	r.wg.Go(r.readyWriter)
 	r.wg.Go(r.healthLoop)

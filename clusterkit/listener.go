@@ -178,7 +178,7 @@ func (r *run) serverTLS() (cfg *tls.Config, plain bool) {
 	user := r.ck.httpTLS
 	var cluster *tls.Config
 	if r.tls != nil {
-		cluster = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{r.tls.cert}}
+		cluster = r.tls.serverConfig()
 	}
 	switch {
 	case user == nil:

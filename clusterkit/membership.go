@@ -38,7 +38,7 @@ func (r *run) register(ctx context.Context) error {
 		return err
 	}
 	inc := incarnationFileOf(o)
-	opts := []leases.Option{leases.WithLogger(ck.log)}
+	opts := []leases.Option{leases.WithLogger(ck.log), leases.WithDialer(r.eps.dial)}
 	if prev, ok := inc.load(); ok {
 		opts = append(opts, leases.WithPreviousLease(prev))
 	}

@@ -229,8 +229,23 @@ type MaintenanceConfig struct {
 type EtcdConfig struct {
 	// Endpoints are etcd client URLs (http://host:port or https://…).
 	Endpoints []string
-	// TLS, Username and Password are passed to the etcd client.
-	TLS      *tls.Config
+	// TLS is the etcd client's TLS configuration (a client certificate,
+	// the CA that signed etcd's server certificate). For certificates kept
+	// in files set CertFile, KeyFile and CAFile instead; not both. With
+	// either, every endpoint must be https:// (or have no scheme).
+	TLS *tls.Config
+	// CertFile and KeyFile are a PEM client certificate and its key for
+	// etcd's --client-cert-auth; both or neither. CAFile is the PEM CA that
+	// signed etcd's server certificate; default the system's roots. They
+	// are read at every Start, so renewed files are used after a restart.
+	CertFile string
+	KeyFile  string
+	CAFile   string
+	// Username and Password authenticate to etcd's auth (both or
+	// neither). The user needs read-write permission on the cluster's
+	// prefixes, /clusterkit/<ClusterName>/ and /clusterkit-data/<ClusterName>/.
+	// With a client certificate and no Username, etcd takes the user from
+	// the certificate's common name.
 	Username string
 	Password string
 	// DialTimeout bounds the first connection; default DefaultDialTimeout.
@@ -418,6 +433,9 @@ func (o *Options) etcdDefaults() error {
 				return invalid("Etcd.Endpoints", "must not contain an empty endpoint", o.Etcd.Endpoints)
 			}
 		}
+	}
+	if err := o.Etcd.check(); err != nil {
+		return err
 	}
 	if o.Etcd.DialTimeout < 0 {
 		return invalid("Etcd.DialTimeout", "must not be negative", o.Etcd.DialTimeout)

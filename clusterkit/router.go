@@ -63,7 +63,11 @@ func NewRouter(ctx context.Context, opts RouterOptions) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	cli, err := clientv3.New(etcdClientConfig(o.Etcd, o.Etcd.Endpoints, o.Logger))
+	ccfg, err := etcdClientConfig(o.Etcd, o.Etcd.Endpoints, o.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("clusterkit: router: %w", err)
+	}
+	cli, err := clientv3.New(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("clusterkit: router: connect to etcd %v: %w", o.Etcd.Endpoints, err)
 	}
@@ -99,6 +103,9 @@ func (o RouterOptions) withDefaults() (RouterOptions, error) {
 	}
 	if len(o.Etcd.Endpoints) == 0 {
 		return o, invalid("RouterOptions.Etcd.Endpoints", "must name at least one etcd client URL", "[]")
+	}
+	if err := o.Etcd.check(); err != nil {
+		return o, err
 	}
 	if o.Etcd.DialTimeout == 0 {
 		o.Etcd.DialTimeout = DefaultDialTimeout

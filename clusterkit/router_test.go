@@ -155,6 +155,7 @@ func TestRouterOptionsAndMissingCluster(t *testing.T) {
 	}{
 		{"no endpoints", clusterkit.RouterOptions{}, "Etcd.Endpoints"},
 		{"bad cluster name", clusterkit.RouterOptions{ClusterName: "a/b", Etcd: clusterkit.EtcdConfig{Endpoints: []string{"http://127.0.0.1:1"}}}, "ClusterName"},
+		{"cert without key", clusterkit.RouterOptions{Etcd: clusterkit.EtcdConfig{Endpoints: []string{"https://127.0.0.1:1"}, CertFile: "c.crt"}}, "Etcd.CertFile"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := clusterkit.NewRouter(ctx, tc.opts)
@@ -165,7 +166,12 @@ func TestRouterOptionsAndMissingCluster(t *testing.T) {
 	}
 
 	nodes, dir := formWithDirs(t, 1)
-	_, err := clusterkit.NewRouter(ctx, clusterkit.RouterOptions{ClusterName: "other", Etcd: routerEtcd(t, nodes[0], dir)})
+	// The node's certificate files as Etcd.CertFile/KeyFile/CAFile: the
+	// router connects (and finds no such cluster).
+	files := routerEtcd(t, nodes[0], dir)
+	tlsDir := pki.Dir(filepath.Join(dir, "tls"))
+	files.TLS, files.CertFile, files.KeyFile, files.CAFile = nil, tlsDir.Path(pki.CertFile), tlsDir.Path(pki.KeyFile), tlsDir.Path(pki.CAFile)
+	_, err := clusterkit.NewRouter(ctx, clusterkit.RouterOptions{ClusterName: "other", Etcd: files})
 	if !errors.Is(err, clusterkit.ErrNotFound) || !strings.Contains(err.Error(), `"other"`) {
 		t.Fatalf("NewRouter for a cluster that does not exist: %v, want ErrNotFound naming it", err)
 	}

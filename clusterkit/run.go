@@ -52,8 +52,9 @@ type run struct {
 	// Set by start before the run is published (ck.active) or any
 	// goroutine that reads them starts; read-only afterwards.
 	cli      *clientv3.Client
-	tls      *nodeTLS // secure embedded mode: this node's certificate and secret
-	httpAddr string   // the bound HTTP address
+	eps      *endpointGuard // cli's endpoint list: every SetEndpoints and Dial (setClient)
+	tls      *nodeTLS       // secure embedded mode: this node's certificate and secret
+	httpAddr string         // the bound HTTP address
 	http     *http.Server
 	cfg      clusterConfig
 	follower *follower
@@ -91,10 +92,19 @@ type run struct {
 	etcdRoles atomic.Pointer[map[string]string]
 	// healthStuck is the stuck handoffs last reported; guarded by healthMu.
 	healthStuck int
+	// certKick makes the certificate renewal loop renew at once (tests;
+	// buffered, a send never blocks the sender for long).
+	certKick chan struct{}
+}
+
+// setClient makes cli the run's etcd client (start only, before the run
+// is published).
+func (r *run) setClient(cli *clientv3.Client) {
+	r.cli, r.eps = cli, &endpointGuard{cli: cli}
 }
 
 func newRun(ck *ClusterKit) *run {
-	r := &run{ck: ck, wantHealthy: true, ready: newReadyState()}
+	r := &run{ck: ck, wantHealthy: true, ready: newReadyState(), certKick: make(chan struct{}, 1)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
 }

@@ -27,13 +27,15 @@ const joinServerName = "clusterkit-join"
 // (served by the HTTP API and its etcd member, presented to etcd), the CA
 // key when this node can sign join requests, and the cluster secret that
 // join and admin calls must carry. It lives in DataDir/tls (pki.Dir: files
-// 0600, directory 0700). Immutable once made; safe for concurrent use.
+// 0600, directory 0700). Immutable once made except for the certificate,
+// which the holder replaces on renewal (certrenew.go): every TLS
+// configuration of the node reads it from there at each handshake. Safe
+// for concurrent use.
 type nodeTLS struct {
 	dir    pki.Dir
-	cert   tls.Certificate // leaf and CA certificate
-	pool   *x509.CertPool  // the cluster CA alone
-	ca     *pki.CA         // nil: this node cannot sign
-	pin    string          // the CA's fingerprint
+	holder *certHolder // leaf and CA certificate; the cluster CA pool
+	ca     *pki.CA     // nil: this node cannot sign
+	pin    string      // the CA's fingerprint
 	secret string
 }
 
@@ -44,15 +46,15 @@ func tlsDir(o *Options) pki.Dir { return pki.Dir(filepath.Join(o.DataDir, "tls")
 // secret is the ClusterToken's, or the stored one when the token is empty.
 func loadNodeTLS(o *Options) (*nodeTLS, error) {
 	d := tlsDir(o)
-	cert, pool, err := d.LoadNode()
+	h, err := loadCertHolder(d)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrTLS, err)
+		return nil, err
 	}
 	pin, err := d.CAFingerprint()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTLS, err)
 	}
-	t := &nodeTLS{dir: d, cert: cert, pool: pool, pin: pin}
+	t := &nodeTLS{dir: d, holder: h, pin: pin}
 	if d.HasCA() {
 		if t.ca, err = d.LoadCA(); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrTLS, err)
@@ -204,8 +206,19 @@ func (t *nodeTLS) etcdFiles() *embedetcd.TLSFiles {
 	return &embedetcd.TLSFiles{CertFile: t.dir.Path(pki.CertFile), KeyFile: t.dir.Path(pki.KeyFile), CAFile: t.dir.Path(pki.CAFile)}
 }
 
-// clientConfig is the TLS configuration of this node's etcd clients.
-func (t *nodeTLS) clientConfig() *tls.Config { return pki.ClientConfig(t.cert, t.pool) }
+// clientConfig is the TLS configuration of this node's etcd clients: the
+// held certificate, read at every handshake.
+func (t *nodeTLS) clientConfig() *tls.Config { return t.holder.ClientConfig() }
+
+// serverConfig is the TLS configuration of the HTTP API with the cluster
+// certificate (read from the holder at every handshake): a client
+// certificate of the cluster CA is verified when given (a renewing node's,
+// POST /cluster/certificate) and not required (joiners have none yet).
+func (t *nodeTLS) serverConfig() *tls.Config {
+	cfg := t.holder.ServerConfig()
+	cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	return cfg
+}
 
 // certHosts are the names and addresses this node's certificate names, so
 // that etcd's peers, which check names, accept it: the hosts of HTTPAddr,
@@ -276,22 +289,17 @@ func (r *run) withTLS(cfg embedetcd.Config) embedetcd.Config {
 	return cfg
 }
 
-// etcdClientTLS is the TLS configuration of this node's etcd clients: the
-// node certificate in secure embedded mode, Options.Etcd.TLS otherwise.
-func (r *run) etcdClientTLS() *tls.Config {
-	if r.tls != nil {
-		return r.tls.clientConfig()
-	}
-	return r.ck.opts.Etcd.TLS
-}
-
 // JoinToken returns the token other nodes join this cluster with,
 // "ck1.<ca-sha256>.<secret>" (Options.ClusterToken): the pin lets a
 // joining node check the cluster's certificate before it sends the
-// secret. It fails with ErrNotStarted before Start has set up the node's
-// certificate, and with ErrTLS when the node runs without the cluster's
-// TLS (InsecurePlaintext or external etcd). The token is a secret: give it
-// only to nodes that may join.
+// secret. The secret is this node's: its ClusterToken's, or the one it
+// generated (DataDir/tls/secret). It fails with ErrNotStarted before Start
+// has set up the node's certificate, with ErrTLS when the node runs
+// without the cluster's TLS (InsecurePlaintext or external etcd; GET
+// /cluster/token still answers there), and with ErrUnauthorized after a
+// rotation (RotateSecret) until Options.ClusterToken holds the rotated
+// token. The token is a secret: give it only to nodes that may join.
+// Safe for concurrent use.
 func (ck *ClusterKit) JoinToken() (string, error) {
 	if !ck.opts.secure() {
 		return "", fmt.Errorf("%w: no join token: the node runs without cluster TLS (InsecurePlaintext or external etcd)", ErrTLS)
@@ -299,6 +307,9 @@ func (ck *ClusterKit) JoinToken() (string, error) {
 	r := ck.active.Load()
 	if r == nil || r.tls == nil {
 		return "", fmt.Errorf("%w: the join token is known once Start has set up the node's certificate", ErrNotStarted)
+	}
+	if err := ck.checkCurrentSecret(r.tls.secret); err != nil {
+		return "", err
 	}
 	return r.tls.token(), nil
 }

@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,22 +27,39 @@ type etcdProcess struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	logFile *os.File
+	// tls, when set, makes the client URL https with these extra server
+	// flags (certificates) and is the probe client's configuration.
+	tls *etcdTLS
+}
+
+// etcdTLS is what a TLS etcd needs: its flags and a client that it accepts.
+type etcdTLS struct {
+	flags  []string
+	client *tls.Config
 }
 
 // startEtcd starts the binary named by CLUSTERKIT_ETCD_BIN.
-func startEtcd(t testing.TB) *etcdProcess {
+func startEtcd(t testing.TB) *etcdProcess { return startEtcdTLS(t, nil) }
+
+// startEtcdTLS starts it with TLS on the client URL when s is not nil.
+func startEtcdTLS(t testing.TB, s *etcdTLS) *etcdProcess {
 	t.Helper()
 	bin := os.Getenv("CLUSTERKIT_ETCD_BIN")
 	if bin == "" {
 		t.Fatal("CLUSTERKIT_ETCD_BIN is not set: these tests need an etcd binary (apt-get install etcd-server)")
 	}
-	p := &etcdProcess{t: t, bin: bin, dir: t.TempDir(), client: freePort(t), peer: freePort(t)}
+	p := &etcdProcess{t: t, bin: bin, dir: t.TempDir(), client: freePort(t), peer: freePort(t), tls: s}
 	t.Cleanup(p.kill)
 	p.start()
 	return p
 }
 
-func (p *etcdProcess) endpoints() []string { return []string{"http://" + p.client} }
+func (p *etcdProcess) endpoints() []string {
+	if p.tls != nil {
+		return []string{"https://" + p.client}
+	}
+	return []string{"http://" + p.client}
+}
 
 func (p *etcdProcess) start() {
 	p.t.Helper()
@@ -50,24 +68,29 @@ func (p *etcdProcess) start() {
 		p.t.Fatal(err)
 	}
 	p.logFile = log
-	p.cmd = exec.Command(p.bin,
+	args := []string{
 		"--name", "ext",
-		"--data-dir", p.dir+"/data",
-		"--listen-client-urls", "http://"+p.client,
-		"--advertise-client-urls", "http://"+p.client,
-		"--listen-peer-urls", "http://"+p.peer,
-		"--initial-advertise-peer-urls", "http://"+p.peer,
-		"--initial-cluster", "ext=http://"+p.peer,
+		"--data-dir", p.dir + "/data",
+		"--listen-client-urls", p.endpoints()[0],
+		"--advertise-client-urls", p.endpoints()[0],
+		"--listen-peer-urls", "http://" + p.peer,
+		"--initial-advertise-peer-urls", "http://" + p.peer,
+		"--initial-cluster", "ext=http://" + p.peer,
 		"--heartbeat-interval", "10",
 		"--election-timeout", "100",
-	)
+	}
+	var clientTLS *tls.Config
+	if p.tls != nil {
+		args, clientTLS = append(args, p.tls.flags...), p.tls.client
+	}
+	p.cmd = exec.Command(p.bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = log, log
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.bin, err)
 	}
 	p.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(p.cmd, p.exited)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: p.endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: p.endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop(), TLS: clientTLS})
 	if err != nil {
 		p.t.Fatal(err)
 	}

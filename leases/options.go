@@ -5,6 +5,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // DefaultRequestTimeout bounds every single etcd request made by this
@@ -23,6 +24,7 @@ type options struct {
 	prevLease      clientv3.LeaseID
 	requestTimeout time.Duration
 	logger         *zap.Logger
+	dial           Dialer // nil: the client's Dial
 }
 
 func defaultOptions() options {
@@ -64,4 +66,21 @@ func WithLogger(l *zap.Logger) Option {
 			o.logger = l
 		}
 	}
+}
+
+// Dialer opens a gRPC connection to one etcd endpoint with the client's
+// settings (TLS, auth, dial options), as clientv3.Client.Dial does.
+type Dialer func(endpoint string) (*grpc.ClientConn, error)
+
+// WithDialer sets how the keep-alive connects to one etcd endpoint (it
+// keeps a connection per endpoint, see Registration). Default: the
+// client's Dial. Give one when the client's endpoints change while the
+// Registration runs (SetEndpoints, Config.AutoSyncInterval):
+// clientv3.Client.Dial reads the endpoint list without the client's lock
+// (v3.7.3), a data race with SetEndpoints, so the caller must serialize
+// its endpoint changes with these dials, for example by holding one mutex
+// around both. dial is called from the keep-alive goroutine. A nil dial
+// keeps the default.
+func WithDialer(dial Dialer) Option {
+	return func(o *options) { o.dial = dial }
 }

@@ -250,7 +250,7 @@ func (r *Registration) run(ctx context.Context, rev int64) {
 // ErrLeaseLost when etcd says the lease is gone, or when no keep-alive was
 // acknowledged before the lease's estimated expiry, LastRenewal + TTL.
 func (r *Registration) keepAlive(ctx context.Context) {
-	rn := newRenewer(r.cli, r.id, r.ttl, r.o.requestTimeout)
+	rn := newRenewer(r.cli, r.o.dial, r.id, r.ttl, r.o.requestTimeout)
 	defer rn.close()
 	renewedAt := r.LastRenewal()
 	interval := r.ttl / 3

@@ -36,6 +36,7 @@ import (
 // keep-alive loop); close releases its connections.
 type renewer struct {
 	cli     *clientv3.Client
+	dial    Dialer
 	id      clientv3.LeaseID
 	hedge   time.Duration // start another attempt after this long without an answer
 	retry   time.Duration // do not retry an endpoint that failed sooner than this
@@ -46,9 +47,15 @@ type renewer struct {
 	term  uint64                      // highest raft term seen in an answer
 }
 
-func newRenewer(cli *clientv3.Client, id clientv3.LeaseID, ttl, requestTimeout time.Duration) *renewer {
+// newRenewer makes the renewer of lease id; dial connects to one endpoint
+// (nil: cli.Dial).
+func newRenewer(cli *clientv3.Client, dial Dialer, id clientv3.LeaseID, ttl, requestTimeout time.Duration) *renewer {
+	if dial == nil {
+		dial = cli.Dial
+	}
 	return &renewer{
 		cli:     cli,
+		dial:    dial,
 		id:      id,
 		hedge:   min(ttl/4, requestTimeout),
 		retry:   min(max(ttl/10, 50*time.Millisecond), 500*time.Millisecond),
@@ -189,7 +196,7 @@ func (rn *renewer) conn(ep string) (*grpc.ClientConn, error) {
 	if c, ok := rn.conns[ep]; ok {
 		return c, nil
 	}
-	c, err := rn.cli.Dial(ep)
+	c, err := rn.dial(ep)
 	if err != nil {
 		return nil, err
 	}

@@ -69,9 +69,17 @@ func (e *apiError) Error() string { return fmt.Sprintf("%d: %s", e.Status, e.Mes
 // says what to do. okStatus lists other statuses whose JSON body is an
 // answer (GET /health/detailed answers 503 when critical).
 func (c *client) do(ctx context.Context, method, path string, header http.Header, out any, okStatus ...int) (h http.Header, notModified bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	return c.doBody(ctx, method, path, header, nil, out, okStatus...)
+}
+
+// doBody is do with a request body (JSON when not nil).
+func (c *client) doBody(ctx context.Context, method, path string, header http.Header, reqBody io.Reader, out any, okStatus ...int) (h http.Header, notModified bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, reqBody)
 	if err != nil {
 		return nil, false, err
+	}
+	if reqBody != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -201,10 +209,18 @@ func (c *client) health(ctx context.Context) (*healthView, error) {
 
 // admin sends an admin POST with the token and returns the node's answer.
 func (c *client) admin(ctx context.Context, path string) (map[string]string, error) {
-	if c.token == "" {
-		return nil, usageError("this command needs the cluster token: pass --token or set %s", envToken)
+	if err := c.needToken(); err != nil {
+		return nil, err
 	}
 	var out map[string]string
 	_, _, err := c.do(ctx, http.MethodPost, path, http.Header{"Authorization": {"Bearer " + c.token}}, &out)
 	return out, err
+}
+
+// needToken is a usage error when no token was given.
+func (c *client) needToken() error {
+	if c.token == "" {
+		return usageError("this command needs the cluster token: pass --token or set %s", envToken)
+	}
+	return nil
 }

@@ -120,6 +120,7 @@ The node defaults to $` + envNode + ` and the token to $` + envToken + `.`,
 		newWatchCommand(g),
 		newRebalanceCommand(g),
 		newRemoveCommand(g),
+		newTokenCommand(g),
 	)
 	root.AddCommand(nodeOpCommands(g)...)
 	return root

@@ -1,0 +1,70 @@
+package clusterkit
+
+import (
+	"slices"
+	"sync"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+)
+
+// endpointGuard owns the endpoint list of a run's etcd client. clientv3
+// (v3.7.3) Client.Dial reads the list without the client's lock while
+// SetEndpoints rewrites it, a data race the race detector reports (and
+// that can dial a torn slice). So the client's own auto-sync
+// (Config.AutoSyncInterval) stays off, and every SetEndpoints and every
+// Dial of this node — the lease keep-alive's, through leases.WithDialer —
+// goes through here, under one mutex. Dial does no I/O (gRPC connects
+// lazily), so holding the mutex around it costs nothing; the member list
+// that follow is given is fetched outside it (by the etcd upkeep loop).
+// Safe for concurrent use.
+type endpointGuard struct {
+	cli  *clientv3.Client
+	mu   sync.Mutex
+	last []string // sorted; what set or follow set last; guarded by mu
+}
+
+// dial is cli.Dial under the mutex (a leases.Dialer).
+func (e *endpointGuard) dial(ep string) (*grpc.ClientConn, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cli.Dial(ep)
+}
+
+// set makes eps the client's endpoints.
+func (e *endpointGuard) set(eps ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.setLocked(eps)
+}
+
+func (e *endpointGuard) setLocked(eps []string) {
+	e.cli.SetEndpoints(eps...)
+	e.last = slices.Sorted(slices.Values(eps))
+}
+
+// follow sets the endpoints to the client URLs of members' started voters
+// (what clientv3's Sync would set) when they differ from the last set, so
+// that the node learns members that joined after it and forgets removed
+// ones. It reports whether it changed them; with no started voter it
+// keeps them.
+func (e *endpointGuard) follow(members []*etcdserverpb.Member) bool {
+	var eps []string
+	for _, m := range members {
+		if m.Name != "" && !m.IsLearner {
+			eps = append(eps, m.ClientURLs...)
+		}
+	}
+	if len(eps) == 0 {
+		return false
+	}
+	slices.Sort(eps)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if slices.Equal(eps, e.last) {
+		return false
+	}
+	e.setLocked(eps)
+	return true
+}

@@ -1,0 +1,76 @@
+package clusterkit
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
+	"github.com/clusterkit-go/clusterkit/leases"
+)
+
+// TestEndpointsFollowWhileDialing: the endpoint list changes (set, and
+// follow from etcd's member list) while the lease keep-alive and another
+// goroutine dial through endpointGuard — the race of the fault tests'
+// exit code 66 (see leases' faultrepro test), which -race reports when
+// Dial is not serialized with SetEndpoints. follow still makes the client
+// learn the members' client URLs.
+func TestEndpointsFollowWhileDialing(t *testing.T) {
+	srv := etcdtest.Start(t)
+	url := srv.Endpoints()[0]
+	const dead = "http://127.0.0.1:1"
+	cli := etcdtest.NewClient(t, url, dead)
+	e := &endpointGuard{cli: cli}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reg, err := leases.Register(ctx, cli, "/clusterkit/test/members/n1", []byte("v"), time.Second,
+		leases.WithDialer(e.dial), leases.WithRequestTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close(context.Background())
+	var wg sync.WaitGroup
+	end := time.Now().Add(2 * time.Second)
+	wg.Go(func() {
+		for time.Now().Before(end) {
+			resp, err := cli.MemberList(ctx)
+			if err != nil {
+				t.Errorf("MemberList: %v", err)
+				return
+			}
+			e.set(url, dead)
+			if !e.follow(resp.Members) {
+				t.Errorf("follow did not replace %v by the members' URLs", []string{url, dead})
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for time.Now().Before(end) {
+			c, err := e.dial(url)
+			if err != nil {
+				t.Errorf("dial: %v", err)
+				return
+			}
+			c.Close()
+		}
+	})
+	wg.Wait()
+	select {
+	case <-reg.Done():
+		t.Fatalf("the registration ended while endpoints changed: %v", reg.Err())
+	default:
+	}
+	if got := cli.Endpoints(); !slices.Equal(got, []string{url}) {
+		t.Fatalf("endpoints after follow: %v, want the member's %v", got, url)
+	}
+	resp, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.follow(resp.Members) {
+		t.Fatal("follow changed endpoints that already match the members")
+	}
+}
