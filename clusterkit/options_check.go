@@ -1,5 +1,6 @@
-// Validation of Options and the defaults New fills in.
 package clusterkit
+
+// Validation of Options and the defaults New fills in.
 
 import (
 	"fmt"
