@@ -272,7 +272,7 @@ func (ck *ClusterKit) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, "join request: "+msg)
 		return
 	}
-	ck.log.Info("join request answered", zapNode(req.NodeID), zap.Bool("certificate", ans.Cert != ""))
+	ck.log.Info("join request answered", zapNode(req.NodeID), zap.Bool("certificate", ans.Cert != ""), zap.Bool("client", req.Client))
 	writeJSON(w, http.StatusOK, ans)
 }
 
