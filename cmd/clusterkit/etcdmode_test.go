@@ -241,3 +241,32 @@ func TestEtcdModeFlags(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkMembers is one 'members -o json' of a 3-node cluster, through
+// a node's HTTP API and from etcd (a Router's connect, first read and
+// close included), with a certificate from cert issue.
+func BenchmarkMembers(b *testing.B) {
+	nodes := clustertest.Form(b, 3, nil, nil)
+	ctx := context.Background()
+	cert, err := clusterkit.RequestClientCertificate(ctx, clusterkit.ClientCertRequest{
+		NodeAddr: clustertest.Addr(nodes[0]), Token: clustertest.JoinToken(b, nodes[0]), Name: "bench", Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := map[string]string{envNode: clustertest.Addr(nodes[1])}
+	for _, mode := range []struct {
+		name string
+		args []string
+	}{
+		{"node", nil},
+		{"etcd", []string{"--etcd", strings.Join(cert.Endpoints, ","), "--cert", cert.CertFile, "--key", cert.KeyFile, "--cacert", cert.CAFile}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			for b.Loop() {
+				if r := cli(ctx, env, append([]string{"members", "-o", "json"}, mode.args...)...); r.code != exitOK {
+					b.Fatal(r)
+				}
+			}
+		})
+	}
+}
