@@ -99,7 +99,7 @@ func openRouter(ctx context.Context, g *globals) (*clusterkit.Router, error) {
 	if g.etcd.cert == "" {
 		hint += "; a secure cluster's embedded etcd wants a client certificate: get one with 'clusterkit cert issue --name NAME --out DIR' and pass --cert, --key and --cacert"
 	}
-	return nil, failed(fmt.Errorf("cannot read cluster %q from etcd at %s within --timeout %v: %v; %s", g.etcd.cluster, strings.Join(eps, ","), g.timeout, err, hint))
+	return nil, failed(fmt.Errorf("cannot read cluster %q from etcd at %s: %v; %s", g.etcd.cluster, strings.Join(eps, ","), err, hint))
 }
 
 // follow prints the changes the router applies until ctx ends (then it
