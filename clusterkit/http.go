@@ -55,7 +55,7 @@ const (
 // 403 (they would be open to anyone); its join endpoint stays open, as
 // Options.ClusterToken documents.
 //
-//	POST /cluster/join           used by joining embedded nodes
+//	POST /cluster/join           used by joining embedded nodes, and by RequestClientCertificate
 //	POST /rebalance              RebalancePartitions; 202 once the leader started it
 //	POST /nodes/{id}/remove      RemoveNode (OnNodeLeave with removed_by_admin)
 //	POST /nodes/{id}/cordon      CordonNode; /drain DrainNode; /uncordon UncordonNode

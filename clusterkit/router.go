@@ -22,9 +22,10 @@ type RouterOptions struct {
 	// Etcd is the etcd cluster the nodes use: for external etcd, the nodes'
 	// Etcd options; for embedded etcd, the members' client URLs
 	// (ClusterKit.EtcdEndpoints) and, unless the cluster runs with
-	// InsecurePlaintext, a client certificate signed by the cluster CA
-	// (such as the node.crt, node.key and ca.crt a node keeps in
-	// DataDir/tls): embedded etcd refuses clients without one.
+	// InsecurePlaintext, a client certificate signed by the cluster CA:
+	// embedded etcd refuses clients without one. RequestClientCertificate
+	// gets one with the join token (its EtcdConfig fills this field); a
+	// node's own DataDir/tls files serve too.
 	Etcd EtcdConfig
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger

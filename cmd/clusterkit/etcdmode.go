@@ -42,6 +42,9 @@ func readOnly(cmd *cobra.Command) *cobra.Command {
 // checkMode refuses flags of the mode the command line did not choose,
 // and commands that --etcd mode cannot run (usage errors).
 func checkMode(cmd *cobra.Command, g *globals) error {
+	if name := cmd.Name(); name == "help" || name == "completion" || (cmd.HasParent() && cmd.Parent().Name() == "completion") {
+		return nil // cobra's own commands
+	}
 	f := cmd.Flags()
 	if g.etcd.endpoints == "" {
 		for _, name := range []string{"cert", "key", "cacert"} {
