@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/clusterkit-go/clusterkit/internal/pki"
@@ -86,7 +87,7 @@ func RequestClientCertificate(ctx context.Context, req ClientCertRequest) (*Clie
 	}
 	tlsCfg := pki.PinnedClientConfig(tok.Pin)
 	tlsCfg.ServerName = joinServerName
-	target := joinTarget{addr: req.NodeAddr, cluster: req.ClusterName, attempts: 3}
+	target := joinTarget{addr: req.NodeAddr, field: "NodeAddr", cluster: req.ClusterName, attempts: 3}
 	jr := &joinRequest{NodeID: req.Name, Cluster: req.ClusterName, CSR: csr, Client: true}
 	ans, err := requestJoin(ctx, target, jr, tok.Secret, tlsCfg)
 	if err != nil {
@@ -129,12 +130,12 @@ func (req ClientCertRequest) check() (pki.Token, error) {
 	return tok, nil
 }
 
-// redactedToken shows a token's shape without its secret.
+// redactedToken shows a token's shape without any of its secret.
 func redactedToken(s string) string {
-	if len(s) <= 8 {
-		return fmt.Sprintf("(%d characters)", len(s))
+	if strings.HasPrefix(s, "ck1.") {
+		return fmt.Sprintf("ck1.… (%d characters)", len(s))
 	}
-	return s[:4] + "…" + fmt.Sprintf(" (%d characters)", len(s))
+	return fmt.Sprintf("(%d characters, no ck1. prefix)", len(s))
 }
 
 // checkClientCert checks a join answer to a client's request: the CA is

@@ -42,12 +42,13 @@ type joinRefused struct{ err error }
 func (e joinRefused) Error() string { return e.err.Error() }
 func (e joinRefused) Unwrap() error { return e.err }
 
-// joinTarget is the node a join request goes to: its HTTP address, the
-// cluster it must serve ("" accepts any) and how often to try.
+// joinTarget is the node a join request goes to: its HTTP address and
+// the option that named it (for errors), the cluster it must serve (""
+// accepts any) and how often to try.
 type joinTarget struct {
-	addr     string
-	cluster  string
-	attempts int
+	addr, field string
+	cluster     string
+	attempts    int
 }
 
 // requestJoin asks the node at t.addr for the etcd endpoints (and, with
@@ -78,7 +79,7 @@ func requestJoin(ctx context.Context, t joinTarget, req *joinRequest, secret str
 	if ctx.Err() != nil {
 		lastErr = errors.Join(lastErr, ctx.Err())
 	}
-	return nil, fmt.Errorf("%w: %s: %v", ErrJoinFailed, t.addr, lastErr)
+	return nil, fmt.Errorf("%w: %s %q: %v", ErrJoinFailed, t.field, t.addr, lastErr)
 }
 
 // askJoin makes one join request. Errors that a retry cannot change are
@@ -94,7 +95,7 @@ func askJoin(ctx context.Context, t joinTarget, cl *http.Client, jr *joinRequest
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return nil, joinRefused{fmt.Errorf("%w: %s: %v", ErrJoinFailed, t.addr, err)}
+		return nil, joinRefused{fmt.Errorf("%w: %s %q: %v", ErrJoinFailed, t.field, t.addr, err)}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if secret != "" {

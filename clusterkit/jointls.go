@@ -20,7 +20,7 @@ import (
 func (r *run) requestJoin(ctx context.Context) ([]string, error) {
 	o := &r.ck.opts
 	req := &joinRequest{NodeID: o.NodeID, Cluster: o.ClusterName}
-	target := joinTarget{addr: o.JoinAddr, cluster: o.ClusterName, attempts: 10}
+	target := joinTarget{addr: o.JoinAddr, field: "JoinAddr", cluster: o.ClusterName, attempts: 10}
 	secret := tokenSecret(o.ClusterToken)
 	if !o.secure() {
 		ans, err := requestJoin(ctx, target, req, secret, nil)

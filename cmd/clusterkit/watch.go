@@ -66,6 +66,9 @@ while etcd is unreachable it prints nothing and catches up after.`,
 			if g.etcd.endpoints != "" {
 				r, err := openRouter(cmd.Context(), g)
 				if err != nil {
+					if cmd.Context().Err() != nil {
+						return nil // interrupted before the first read
+					}
 					return err
 				}
 				defer r.Close()
