@@ -101,11 +101,15 @@ func (ck *ClusterKit) GetMyNodeID() string { return ck.opts.NodeID }
 // and its slices are the caller's; the Nodes' Services maps are shared and
 // read-only.
 func (ck *ClusterKit) GetCluster() *Cluster {
-	s := ck.snap.Load()
+	return clusterOf(ck.snap.Load(), ck.opts.ClusterName, ck.opts.PartitionCount, ck.opts.ReplicationFactor)
+}
+
+// clusterOf copies a snapshot into a Cluster.
+func clusterOf(s *snapshot, name string, partitions, rf int) *Cluster {
 	c := &Cluster{
-		Name:              ck.opts.ClusterName,
-		PartitionCount:    ck.opts.PartitionCount,
-		ReplicationFactor: ck.opts.ReplicationFactor,
+		Name:              name,
+		PartitionCount:    partitions,
+		ReplicationFactor: rf,
 		Leader:            s.leader,
 		AssignmentVersion: s.version,
 		Settled:           s.settled,

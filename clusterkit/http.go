@@ -55,7 +55,7 @@ const (
 // 403 (they would be open to anyone); its join endpoint stays open, as
 // Options.ClusterToken documents.
 //
-//	POST /cluster/join           used by joining embedded nodes
+//	POST /cluster/join           used by joining embedded nodes, and by RequestClientCertificate
 //	POST /rebalance              RebalancePartitions; 202 once the leader started it
 //	POST /nodes/{id}/remove      RemoveNode (OnNodeLeave with removed_by_admin)
 //	POST /nodes/{id}/cordon      CordonNode; /drain DrainNode; /uncordon UncordonNode
@@ -272,7 +272,7 @@ func (ck *ClusterKit) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, "join request: "+msg)
 		return
 	}
-	ck.log.Info("join request answered", zapNode(req.NodeID), zap.Bool("certificate", ans.Cert != ""))
+	ck.log.Info("join request answered", zapNode(req.NodeID), zap.Bool("certificate", ans.Cert != ""), zap.Bool("client", req.Client))
 	writeJSON(w, http.StatusOK, ans)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,7 +19,8 @@ import (
 // over TLS; the request's common name must be the certificate's (a node
 // renews only itself). No token: the certificate is the credential.
 // Answers 200 {"certificate": PEM}; 401 without a valid client
-// certificate; 403 for another name; 400 for a malformed request; 503 on
+// certificate; 403 for another name or a client-only certificate (those
+// are issued again with the token); 400 for a malformed request; 503 on
 // a node that cannot sign (the renewer asks another).
 func (ck *ClusterKit) handleRenewCertificate(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
@@ -40,14 +42,20 @@ func (ck *ClusterKit) handleRenewCertificate(w http.ResponseWriter, r *http.Requ
 		writeError(w, http.StatusUnauthorized, "client certificate: "+err.Error())
 		return
 	}
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
+		// A client-only certificate (RequestClientCertificate) must not
+		// turn into a member's server certificate here.
+		writeError(w, http.StatusForbidden, "a client certificate is not renewed here: request a new one with the cluster token (clusterkit cert issue)")
+		return
+	}
 	var req renewRequest
 	if status, err := decodeBody(w, r, &req, maxRenewBody, false, false); err != nil {
 		writeError(w, status, "renewal request: "+err.Error())
 		return
 	}
-	csr, err := parseCSR([]byte(req.CSR))
+	csr, err := pki.ParseCSR([]byte(req.CSR))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, "renewal request: "+err.Error())
 		return
 	}
 	if csr.Subject.CommonName != leaf.Subject.CommonName {
@@ -63,18 +71,6 @@ func (ck *ClusterKit) handleRenewCertificate(w http.ResponseWriter, r *http.Requ
 	ck.log.Info("certificate renewed for a node", zapNode(leaf.Subject.CommonName), zap.String("remote", r.RemoteAddr))
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, renewResponse{Certificate: string(certPEM)})
-}
-
-func parseCSR(b []byte) (*x509.CertificateRequest, error) {
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "CERTIFICATE REQUEST" {
-		return nil, errors.New("renewal request: csr is not a PEM CERTIFICATE REQUEST")
-	}
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		return nil, errors.New("renewal request: csr: " + err.Error())
-	}
-	return csr, nil
 }
 
 func parseCertPEM(b []byte) (*x509.Certificate, error) {

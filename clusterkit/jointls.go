@@ -20,9 +20,10 @@ import (
 func (r *run) requestJoin(ctx context.Context) ([]string, error) {
 	o := &r.ck.opts
 	req := &joinRequest{NodeID: o.NodeID, Cluster: o.ClusterName}
+	target := joinTarget{addr: o.JoinAddr, field: "JoinAddr", cluster: o.ClusterName, attempts: 10}
 	secret := tokenSecret(o.ClusterToken)
 	if !o.secure() {
-		ans, err := requestJoin(ctx, o, req, secret, nil)
+		ans, err := requestJoin(ctx, target, req, secret, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -50,7 +51,7 @@ func (r *run) requestJoin(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 	}
-	ans, err := requestJoin(ctx, o, req, secret, tlsCfg)
+	ans, err := requestJoin(ctx, target, req, secret, tlsCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -66,9 +67,14 @@ func (r *run) requestJoin(ctx context.Context) ([]string, error) {
 // signJoin answers a join request's CSR: the certificate, the CA
 // certificate and the CA key (every embedded node may take an etcd voter
 // seat later, and any voter must be able to answer joins once the
-// bootstrap node is gone). It returns the status and message of a refusal.
+// bootstrap node is gone). A client's request (req.Client) gets a
+// client-only certificate and the CA certificate, not the CA key. It
+// returns the status and message of a refusal.
 func signJoin(run *run, req *joinRequest, ans *joinResponse) (int, string) {
 	if req.CSR == "" {
+		if req.Client {
+			return http.StatusBadRequest, "a client certificate request needs a csr"
+		}
 		return 0, ""
 	}
 	t := run.tls
@@ -76,17 +82,25 @@ func signJoin(run *run, req *joinRequest, ans *joinResponse) (int, string) {
 	case t == nil:
 		return http.StatusBadRequest, "this cluster runs without TLS (InsecurePlaintext): no certificate to issue"
 	case t.ca == nil:
-		return http.StatusServiceUnavailable, "this node cannot sign certificates; join through an etcd member"
+		return http.StatusServiceUnavailable, "this node cannot sign certificates; ask an etcd member"
 	}
-	certPEM, err := t.ca.SignCSR([]byte(req.CSR), pki.CertValidity, time.Now())
+	sign := t.ca.SignCSR
+	if req.Client {
+		sign = t.ca.SignClientCSR
+	}
+	certPEM, err := sign([]byte(req.CSR), pki.CertValidity, time.Now())
 	if err != nil {
 		return http.StatusBadRequest, err.Error()
+	}
+	ans.Cert, ans.CACert = string(certPEM), string(t.ca.CertPEM())
+	if req.Client {
+		return 0, ""
 	}
 	keyPEM, err := pki.EncodeKey(t.ca.Key)
 	if err != nil {
 		return http.StatusInternalServerError, "encode the CA key"
 	}
-	ans.Cert, ans.CACert, ans.CAKey = string(certPEM), string(t.ca.CertPEM()), string(keyPEM)
+	ans.CAKey = string(keyPEM)
 	return 0, ""
 }
 

@@ -22,9 +22,10 @@ type RouterOptions struct {
 	// Etcd is the etcd cluster the nodes use: for external etcd, the nodes'
 	// Etcd options; for embedded etcd, the members' client URLs
 	// (ClusterKit.EtcdEndpoints) and, unless the cluster runs with
-	// InsecurePlaintext, a client certificate signed by the cluster CA
-	// (such as the node.crt, node.key and ca.crt a node keeps in
-	// DataDir/tls): embedded etcd refuses clients without one.
+	// InsecurePlaintext, a client certificate signed by the cluster CA:
+	// embedded etcd refuses clients without one. RequestClientCertificate
+	// gets one with the join token (its EtcdConfig fills this field); a
+	// node's own DataDir/tls files serve too.
 	Etcd EtcdConfig
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
@@ -42,6 +43,8 @@ type Router struct {
 	cli     *clientv3.Client
 	watch   *watcher.Watcher
 	decoder decoder
+	cfg     clusterConfig
+	name    string
 	cancel  context.CancelFunc
 	done    chan struct{}
 	close   sync.Once
@@ -84,7 +87,7 @@ func NewRouter(ctx context.Context, opts RouterOptions) (*Router, error) {
 		cli.Close()
 		return nil, fmt.Errorf("clusterkit: router: watch cluster %q: %w", o.ClusterName, err)
 	}
-	r := &Router{cli: cli, watch: w, cancel: cancel, done: make(chan struct{}), view: newView(cfg.PartitionCount), applied: make(chan struct{}),
+	r := &Router{cli: cli, watch: w, cfg: cfg, name: o.ClusterName, cancel: cancel, done: make(chan struct{}), view: newView(cfg.PartitionCount), applied: make(chan struct{}),
 		decoder: decoder{keys: k, partitions: cfg.PartitionCount, log: o.Logger}}
 	go r.follow()
 	if err := r.waitFor(ctx, func(v *view) bool { return v.rev > 0 }); err != nil {
@@ -186,6 +189,35 @@ func (r *Router) Nodes() []Node { return r.snap.Load().members }
 
 // Leader returns the ID of the node that leads the cluster, "" when none.
 func (r *Router) Leader() string { return r.snap.Load().leader }
+
+// GetCluster returns the cluster as the router sees it: members, leader,
+// map (a copy the caller owns), as ClusterKit.GetCluster does for a node.
+func (r *Router) GetCluster() *Cluster {
+	return clusterOf(r.snap.Load(), r.name, r.cfg.PartitionCount, r.cfg.ReplicationFactor)
+}
+
+// NodeOperations returns the nodes under an operator's order (cordoned,
+// draining) with a drain's progress, sorted by node, as
+// ClusterKit.NodeOperations does.
+func (r *Router) NodeOperations() []NodeOperationStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.view.nodeOperations()
+}
+
+// Updated returns a channel that is closed once the router has applied
+// the next change it reads from etcd (the map, a member, the leader, an
+// operator's order, or any other write under the cluster's prefix); the
+// lookups and GetCluster answer from it by then. Call Updated again for
+// the change after, and call it before reading the state, so that no
+// change falls between. The channel is not closed when the router stops:
+// select on Done as well. It takes the router's lock briefly; the lookups
+// stay lock-free.
+func (r *Router) Updated() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applied
+}
 
 // Done is closed once the router stopped following the cluster: after
 // Close, or when the watch failed for good (Err says why).

@@ -6,9 +6,10 @@ import (
 )
 
 // The JSON the nodes' HTTP API answers (the clusterkit package's
-// http_views.go). The CLI keeps its own copy of these wire types so that it
-// does not link the library (and etcd's server) into the binary; its
-// tests run it against real nodes, which keeps the copy honest.
+// http_views.go). The CLI decodes the API into its own copy of these wire
+// types, the API's contract as a client sees it; its tests run it against
+// real nodes, which keeps the copy honest. Etcd mode fills the same types
+// from a clusterkit.Router (etcdmode.go), so both modes print alike.
 
 type member struct {
 	ID          string            `json:"id"`

@@ -26,14 +26,11 @@ type client struct {
 
 // newClient checks the global flags and returns the client of their node.
 func newClient(g *globals) (*client, error) {
-	if g.output != "table" && g.output != "json" {
-		return nil, usageError("invalid --output %q: use table or json", g.output)
+	if err := checkCommon(g); err != nil {
+		return nil, err
 	}
 	if g.node == "" {
-		return nil, usageError("no node to ask: pass --node host:port (a node's HTTPAddr) or set %s", envNode)
-	}
-	if g.timeout <= 0 {
-		return nil, usageError("invalid --timeout %v: give a positive duration such as 20s", g.timeout)
+		return nil, usageError("no node to ask: pass --node host:port (a node's HTTPAddr) or set %s; the read-only commands can read etcd instead (--etcd)", envNode)
 	}
 	scheme, tlsCfg, err := tlsFor(g)
 	if err != nil {
@@ -50,6 +47,17 @@ func newClient(g *globals) (*client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
 	return &client{base: strings.TrimRight(u.String(), "/"), token: g.token, http: &http.Client{Timeout: g.timeout, Transport: tr}}, nil
+}
+
+// checkCommon checks the flags of both modes.
+func checkCommon(g *globals) error {
+	if g.output != "table" && g.output != "json" {
+		return usageError("invalid --output %q: use table or json", g.output)
+	}
+	if g.timeout <= 0 {
+		return usageError("invalid --timeout %v: give a positive duration such as 20s", g.timeout)
+	}
+	return nil
 }
 
 // apiError is an answer other than 2xx or 304 from the node.
@@ -185,8 +193,17 @@ func (c *client) cluster(ctx context.Context, etag string) (*clusterView, string
 }
 
 // fetchCluster checks the global flags and fetches the node's view of the
-// cluster, for a command to show.
+// cluster, for a command to show. In etcd mode it reads the cluster from
+// etcd instead and returns no client.
 func fetchCluster(cmd *cobra.Command, g *globals) (*client, *clusterView, error) {
+	if g.etcd.endpoints != "" {
+		r, err := openRouter(cmd.Context(), g)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer r.Close()
+		return nil, viewOf(r), nil
+	}
 	c, err := newClient(g)
 	if err != nil {
 		return nil, nil, err

@@ -91,13 +91,9 @@ func newLocateCommand(g *globals) *cobra.Command {
 		Short: "Show the partition KEY maps to and the nodes that serve it",
 		Args:  exactArgs("KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClient(g)
+			p, err := locate(cmd, g, args[0])
 			if err != nil {
 				return err
-			}
-			var p partitionView
-			if err := c.get(cmd.Context(), "/partitions?key="+url.QueryEscape(args[0]), &p); err != nil {
-				return failed(err)
 			}
 			if g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), p)
@@ -127,4 +123,26 @@ func newLocateCommand(g *globals) *cobra.Command {
 			return t.flush()
 		},
 	}
+}
+
+// locate asks the node, or in etcd mode the router, where key lives.
+func locate(cmd *cobra.Command, g *globals, key string) (*partitionView, error) {
+	if g.etcd.endpoints != "" {
+		r, err := openRouter(cmd.Context(), g)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		p, err := locateIn(r, key)
+		return p, failed(err)
+	}
+	c, err := newClient(g)
+	if err != nil {
+		return nil, err
+	}
+	var p partitionView
+	if err := c.get(cmd.Context(), "/partitions?key="+url.QueryEscape(key), &p); err != nil {
+		return nil, failed(err)
+	}
+	return &p, nil
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/clusterkit-go/clusterkit/clusterkit"
 )
 
 // Exit codes.
@@ -62,6 +64,8 @@ type globals struct {
 	// checked (see tlsFor).
 	caFile   string
 	insecure bool
+	// etcd chooses read-only etcd mode (etcdmode.go).
+	etcd etcdFlags
 }
 
 // run executes the command line args and returns the exit code. getenv
@@ -90,7 +94,7 @@ func newRootCommand(getenv func(string) string) *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:   "clusterkit",
-		Short: "Operate a ClusterKit cluster through any node's HTTP API",
+		Short: "Operate a ClusterKit cluster through any node's HTTP API, or read it from etcd",
 		Long: `clusterkit shows and operates a ClusterKit cluster through the HTTP API
 that every node serves on its HTTPAddr. Any node answers for the whole
 cluster; admin commands need the cluster token (the nodes' ClusterToken).
@@ -100,9 +104,23 @@ use https and accept only a node whose certificate chain holds that CA;
 --insecure-skip-tls-verify not at all. Secure nodes refuse the token over
 plain http.
 
+Read-only etcd mode: with --etcd (the etcd client URLs, comma-separated)
+status, members, partitions, locate and watch read the cluster's state
+straight from etcd, as a clusterkit.Router does, without asking any node;
+--cluster names the cluster (default "default"). A secure cluster's
+embedded etcd wants a client certificate of the cluster CA: get one with
+'clusterkit cert issue --name NAME --out DIR' (through --node, with the
+ck1. token) and pass --cert, --key and --cacert. What only a node knows
+is not shown in etcd mode: health (per-node and the cluster's checks), the
+asked node, its etcd connection and handoffs. The admin commands need
+--node.
+
 The node defaults to $` + envNode + ` and the token to $` + envToken + `.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return checkMode(cmd, g)
+		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
 	f := root.PersistentFlags()
@@ -111,13 +129,19 @@ The node defaults to $` + envNode + ` and the token to $` + envToken + `.`,
 	f.StringVar(&g.caFile, "ca-file", "", "PEM CA certificate(s) the node's https certificate must chain to (its HTTPTLS CA, or the cluster's DataDir/tls/ca.crt)")
 	f.BoolVar(&g.insecure, "insecure-skip-tls-verify", false, "use https without checking the node's certificate (a ck1. token's pin is checked instead when given)")
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	f.DurationVar(&g.timeout, "timeout", defaultTimeout, "how long one request to the node may take")
+	f.DurationVar(&g.timeout, "timeout", defaultTimeout, "how long one request to the node (or the first read from etcd) may take")
+	f.StringVar(&g.etcd.endpoints, "etcd", "", "read-only etcd mode: the cluster's etcd client URLs, comma-separated (instead of --node)")
+	f.StringVar(&g.etcd.cluster, "cluster", clusterkit.DefaultClusterName, "the cluster's name (the nodes' ClusterName), with --etcd")
+	f.StringVar(&g.etcd.cert, "cert", "", "with --etcd: PEM client certificate of the cluster CA (clusterkit cert issue)")
+	f.StringVar(&g.etcd.key, "key", "", "with --etcd: the client certificate's PEM key")
+	f.StringVar(&g.etcd.cacert, "cacert", "", "with --etcd: PEM CA certificate that etcd's server certificate chains to (the cluster's ca.crt)")
 	root.AddCommand(
-		newStatusCommand(g),
-		newMembersCommand(g),
-		newPartitionsCommand(g),
-		newLocateCommand(g),
-		newWatchCommand(g),
+		readOnly(newStatusCommand(g)),
+		readOnly(newMembersCommand(g)),
+		readOnly(newPartitionsCommand(g)),
+		readOnly(newLocateCommand(g)),
+		readOnly(newWatchCommand(g)),
+		newCertCommand(g),
 		newRebalanceCommand(g),
 		newRemoveCommand(g),
 		newTokenCommand(g),

@@ -20,27 +20,34 @@ type statusJSON struct {
 	Incoming          int             `json:"incoming"`
 	Maintenance       string          `json:"maintenance,omitempty"`
 	Operations        []nodeOperation `json:"operations,omitempty"`
-	Health            *healthView     `json:"health"`
+	// Health is null in etcd mode, which names its source in Etcd.
+	Health *healthView `json:"health"`
+	Etcd   string      `json:"etcd,omitempty"`
 }
 
 func newStatusCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Show the cluster's leader, members, map and health in brief",
-		Args:  exactArgs(),
+		Long: `Show the cluster's leader, members by state, partition map and operator
+orders, and the asked node's health checks, etcd connection and handoffs.
+With --etcd, health and the asked node's rows are not shown ("health":
+null with -o json): only a node knows them.`,
+		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, v, err := fetchCluster(cmd, g)
 			if err != nil {
 				return err
 			}
-			h, err := c.health(cmd.Context())
-			if err != nil {
-				return failed(err)
-			}
 			s := statusJSON{Cluster: v.Name, Node: v.Node, Leader: v.Leader, Members: map[string]int{},
 				PartitionCount: v.PartitionCount, ReplicationFactor: v.ReplicationFactor,
-				AssignmentVersion: v.AssignmentVersion, Settled: v.Settled, Health: h,
+				AssignmentVersion: v.AssignmentVersion, Settled: v.Settled,
 				Maintenance: v.Maintenance, Operations: v.Operations}
+			if c == nil {
+				s.Etcd = g.etcd.endpoints
+			} else if s.Health, err = c.health(cmd.Context()); err != nil {
+				return failed(err)
+			}
 			for _, m := range v.Members {
 				s.Members[m.State]++
 			}
@@ -66,7 +73,11 @@ func printStatus(cmd *cobra.Command, s *statusJSON) error {
 		mapState = fmt.Sprintf("rebalancing (%d incoming)", s.Incoming)
 	}
 	t.row("cluster:", s.Cluster)
-	t.row("asked node:", s.Node)
+	if s.Health == nil {
+		t.row("read from:", "etcd "+s.Etcd)
+	} else {
+		t.row("asked node:", s.Node)
+	}
 	t.row("leader:", orDash(s.Leader))
 	t.row("members:", strings.Join(states, ", "))
 	t.row("partitions:", fmt.Sprintf("%d × RF %d, map v%d, %s", s.PartitionCount, s.ReplicationFactor, s.AssignmentVersion, mapState))
@@ -82,6 +93,10 @@ func printStatus(cmd *cobra.Command, s *statusJSON) error {
 			state = fmt.Sprintf("draining, %d partitions left", op.Partitions)
 		}
 		t.row(op.Node+":", state)
+	}
+	if s.Health == nil {
+		t.row("health:", "not read from etcd: ask a node (--node) for health and handoffs")
+		return t.flush()
 	}
 	t.row("health:", s.Health.Status)
 	for _, r := range s.Health.Reasons {

@@ -56,9 +56,25 @@ so an unchanged cluster costs a 304) and print one line per change:
 members joining, leaving, changing state or restarting, the leader, and
 each new map version with every partition whose nodes changed. With
 -o json, one JSON object per line. Runs until interrupted; a node that
-stops answering is reported once and polled again.`,
+stops answering is reported once and polled again.
+
+With --etcd it follows etcd's watch as a clusterkit.Router does and
+prints the same lines as each change arrives (no polling, no --interval);
+while etcd is unreachable it prints nothing and catches up after.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.etcd.endpoints != "" {
+				r, err := openRouter(cmd.Context(), g)
+				if err != nil {
+					if cmd.Context().Err() != nil {
+						return nil // interrupted before the first read
+					}
+					return err
+				}
+				defer r.Close()
+				w := &watcher{out: cmd.OutOrStdout(), json: g.output == "json"}
+				return failed(w.follow(cmd.Context(), r, etcdSource(g)))
+			}
 			if interval < minWatchPeriod {
 				return usageError("invalid --interval %v: at least %v", interval, minWatchPeriod)
 			}
@@ -74,7 +90,8 @@ stops answering is reported once and polled again.`,
 	return cmd
 }
 
-// watcher polls one node and prints the differences between its views.
+// watcher polls one node (or follows a router) and prints the
+// differences between its views.
 type watcher struct {
 	c        *client
 	out      io.Writer

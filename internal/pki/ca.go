@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"regexp"
 	"time"
 )
 
@@ -88,6 +89,50 @@ func (ca *CA) Pool() *x509.CertPool {
 // client, with the request's common name and subject alternative names
 // (DNS names and IP addresses). It returns the certificate in PEM form.
 func (ca *CA) SignCSR(csrPEM []byte, validity time.Duration, now time.Time) ([]byte, error) {
+	csr, err := ParseCSR(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	der, err := ca.issue(csr.PublicKey, csr.Subject.CommonName, csr.DNSNames, csr.IPAddresses, serverAndClient, validity, now)
+	if err != nil {
+		return nil, err
+	}
+	return encodeCert(der), nil
+}
+
+// SignClientCSR is SignCSR for a process that serves nothing (a router, a
+// command-line tool): the certificate has the request's common name, no
+// subject alternative names, and client usage only, so it cannot serve
+// TLS nor sign. The common name must be 1 to 64 characters of
+// [A-Za-z0-9._-].
+func (ca *CA) SignClientCSR(csrPEM []byte, validity time.Duration, now time.Time) ([]byte, error) {
+	csr, err := ParseCSR(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	if cn := csr.Subject.CommonName; len(cn) > 64 || !clientName.MatchString(cn) {
+		return nil, fmt.Errorf("%w: client name %q: want 1 to 64 characters of [A-Za-z0-9._-]", ErrInvalidCSR, cn)
+	}
+	der, err := ca.issue(csr.PublicKey, csr.Subject.CommonName, nil, nil, clientOnly, validity, now)
+	if err != nil {
+		return nil, err
+	}
+	return encodeCert(der), nil
+}
+
+// clientName is what a client certificate's common name may hold.
+var clientName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// Extended key usages of what a CA issues: members serve and dial,
+// clients only dial.
+var (
+	serverAndClient = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	clientOnly      = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+)
+
+// ParseCSR reads a PEM certificate request and checks its signature and
+// that it names a common name. Errors wrap ErrInvalidCSR.
+func ParseCSR(csrPEM []byte) (*x509.CertificateRequest, error) {
 	block, _ := pem.Decode(csrPEM)
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
 		return nil, fmt.Errorf("%w: no PEM CERTIFICATE REQUEST block", ErrInvalidCSR)
@@ -102,11 +147,7 @@ func (ca *CA) SignCSR(csrPEM []byte, validity time.Duration, now time.Time) ([]b
 	if csr.Subject.CommonName == "" {
 		return nil, fmt.Errorf("%w: empty common name", ErrInvalidCSR)
 	}
-	der, err := ca.issue(csr.PublicKey, csr.Subject.CommonName, csr.DNSNames, csr.IPAddresses, validity, now)
-	if err != nil {
-		return nil, err
-	}
-	return encodeCert(der), nil
+	return csr, nil
 }
 
 // Issue creates a key and a certificate for name and hosts (DNS names or IP
@@ -117,7 +158,7 @@ func (ca *CA) Issue(name string, hosts []string, validity time.Duration, now tim
 		return nil, nil, err
 	}
 	dns, ips := splitHosts(hosts)
-	der, err := ca.issue(key.Public(), name, dns, ips, validity, now)
+	der, err := ca.issue(key.Public(), name, dns, ips, serverAndClient, validity, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -128,7 +169,7 @@ func (ca *CA) Issue(name string, hosts []string, validity time.Duration, now tim
 	return encodeCert(der), keyPEM, nil
 }
 
-func (ca *CA) issue(pub crypto.PublicKey, name string, dns []string, ips []net.IP, validity time.Duration, now time.Time) ([]byte, error) {
+func (ca *CA) issue(pub crypto.PublicKey, name string, dns []string, ips []net.IP, usages []x509.ExtKeyUsage, validity time.Duration, now time.Time) ([]byte, error) {
 	serial, err := newSerial()
 	if err != nil {
 		return nil, err
@@ -143,7 +184,7 @@ func (ca *CA) issue(pub crypto.PublicKey, name string, dns []string, ips []net.I
 		NotBefore:    now.Add(-clockSkew),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:  usages,
 		DNSNames:     dns,
 		IPAddresses:  ips,
 	}

@@ -18,6 +18,10 @@ const (
 	CAKeyFile = "ca.key"
 	CertFile  = "node.crt"
 	KeyFile   = "node.key"
+	// ClientCertFile and ClientKeyFile are a client-only certificate and
+	// its key (a router's or a command-line tool's, not a node's).
+	ClientCertFile = "client.crt"
+	ClientKeyFile  = "client.key"
 )
 
 // Dir is a directory holding a node's TLS material: the cluster CA
@@ -54,13 +58,23 @@ func (d Dir) WriteCA(ca *CA) error {
 // WriteNode stores the CA certificate (trust anchor) and the node's
 // certificate and key, each written whole (temp file + rename).
 func (d Dir) WriteNode(caPEM, certPEM, keyPEM []byte) error {
+	return d.writePair(CertFile, KeyFile, caPEM, certPEM, keyPEM)
+}
+
+// WriteClient stores the CA certificate and a client's certificate and
+// key (ClientCertFile, ClientKeyFile), each written whole.
+func (d Dir) WriteClient(caPEM, certPEM, keyPEM []byte) error {
+	return d.writePair(ClientCertFile, ClientKeyFile, caPEM, certPEM, keyPEM)
+}
+
+func (d Dir) writePair(certName, keyName string, caPEM, certPEM, keyPEM []byte) error {
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		return fmt.Errorf("%w: node certificate and key: %v", ErrInvalidFiles, err)
+		return fmt.Errorf("%w: certificate and key: %v", ErrInvalidFiles, err)
 	}
 	for _, f := range []struct {
 		name string
 		b    []byte
-	}{{KeyFile, keyPEM}, {CertFile, certPEM}, {CAFile, caPEM}} {
+	}{{keyName, keyPEM}, {certName, certPEM}, {CAFile, caPEM}} {
 		if err := d.write(f.name, f.b); err != nil {
 			return err
 		}

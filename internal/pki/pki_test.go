@@ -3,7 +3,6 @@ package pki
 import (
 	"crypto/tls"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -46,22 +45,7 @@ func TestParseToken(t *testing.T) {
 // joiner gets it, loaded back from a Dir.
 func newNode(t *testing.T, ca *CA, name string) (tls.Certificate, Dir) {
 	t.Helper()
-	key, err := NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := NewCSR(key, name, []string{"node.example", "10.0.0.7"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, err := ca.SignCSR(csr, CertValidity, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, err := EncodeKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, keyPEM := signedCSR(t, ca.SignCSR, name)
 	d := Dir(t.TempDir() + "/tls")
 	if err := d.WriteNode(ca.CertPEM(), certPEM, keyPEM); err != nil {
 		t.Fatal(err)
@@ -71,6 +55,27 @@ func newNode(t *testing.T, ca *CA, name string) (tls.Certificate, Dir) {
 		t.Fatal(err)
 	}
 	return cert, d
+}
+
+// signedCSR makes a key and a CSR for name (with two host names) and has
+// sign sign it; it returns the certificate and the key in PEM.
+func signedCSR(t *testing.T, sign func([]byte, time.Duration, time.Time) ([]byte, error), name string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := NewCSR(key, name, []string{"node.example", "10.0.0.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if certPEM, err = sign(csr, CertValidity, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if keyPEM, err = EncodeKey(key); err != nil {
+		t.Fatal(err)
+	}
+	return certPEM, keyPEM
 }
 
 func TestMutualTLSAndPin(t *testing.T) {
@@ -86,37 +91,7 @@ func TestMutualTLSAndPin(t *testing.T) {
 	clientCert, _ := newNode(t, ca, "client")
 	strangerCert, _ := newNode(t, other, "stranger")
 
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", ServerConfig(serverCert, ca.Pool()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if err := c.(*tls.Conn).Handshake(); err == nil {
-					c.Write([]byte("ok"))
-				}
-			}()
-		}
-	}()
-	dial := func(cfg *tls.Config) error {
-		c, err := tls.Dial("tcp", ln.Addr().String(), cfg)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		b, err := io.ReadAll(c)
-		if err == nil && string(b) != "ok" {
-			err = errors.New("no answer")
-		}
-		return err
-	}
+	addr := serveTLS(t, ServerConfig(serverCert, ca.Pool()))
 	pinned := PinnedClientConfig(ca.Fingerprint())
 	pinned.Certificates = []tls.Certificate{clientCert}
 	wrongPin := PinnedClientConfig(other.Fingerprint())
@@ -132,7 +107,7 @@ func TestMutualTLSAndPin(t *testing.T) {
 		{"wrong pin", wrongPin, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := dial(tc.cfg)
+			err := dialTLS(addr, tc.cfg)
 			if tc.ok != (err == nil) {
 				t.Fatalf("dial error = %v, want ok=%v", err, tc.ok)
 			}

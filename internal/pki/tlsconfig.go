@@ -66,13 +66,16 @@ func VerifyPin(chain []*x509.Certificate, pin string) error {
 	return fmt.Errorf("%w: no certificate with fingerprint %s in the chain of %d", ErrPinMismatch, pin, len(chain))
 }
 
+// verifyChain checks a server's chain: the leaf must be signed by the CA
+// in pool and allow server use (a client-only certificate the CA issued
+// to a router or a tool cannot pose as a member).
 func verifyChain(chain []*x509.Certificate, pool *x509.CertPool) error {
 	if len(chain) == 0 {
 		return fmt.Errorf("%w: no certificate presented", ErrPinMismatch)
 	}
 	_, err := chain[0].Verify(x509.VerifyOptions{
 		Roots:     pool,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrPinMismatch, err)
