@@ -29,8 +29,9 @@ type FailingHandoff struct {
 	Stuck     bool      `json:"stuck"`
 }
 
-// FailingHandoffs returns this node's failing handoffs, by partition. It
-// is safe for concurrent use; nil before Start.
+// FailingHandoffs returns this node's failing handoffs, by partition (what
+// clusterkit_handoffs_failing counts; ClusterFailingHandoffs adds the other
+// nodes'). It is safe for concurrent use; nil before Start.
 func (ck *ClusterKit) FailingHandoffs() []FailingHandoff {
 	r := ck.active.Load()
 	if r == nil {
