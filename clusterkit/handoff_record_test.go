@@ -108,6 +108,7 @@ func TestFailingHandoffsAreSeenClusterWide(t *testing.T) {
 	if v := version(); v != v0 {
 		t.Fatalf("%s written %d times more while node-3 retried (attempts %d → %d), want 0", key, v-v0, a0, attempts())
 	}
+	t.Logf("%s: %d puts for 2 partitions failing then stuck, none for retries %d → %d", key, v0, a0, attempts())
 
 	// Partition 3 recovers: it leaves the others' lists.
 	mu.Lock()
