@@ -1,15 +1,12 @@
 package clusterkit
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/clusterkit-go/clusterkit/leases"
 	"github.com/clusterkit-go/clusterkit/watcher"
@@ -112,19 +109,14 @@ func (s *readyState) wroteFailing(want []failingEntry) {
 // writeFailing writes want as this node's failing-handoffs record on
 // reg's lease (an empty list deletes it).
 func (r *run) writeFailing(reg *leases.Registration, want []failingEntry) error {
-	ctx, cancel := context.WithTimeout(r.ctx, requestTimeout)
-	defer cancel()
-	key := r.ck.keys.failing(r.ck.opts.NodeID)
-	if len(want) == 0 {
-		_, err := r.cli.Delete(ctx, key)
-		return err
+	var b []byte
+	if len(want) > 0 {
+		var err error
+		if b, err = json.Marshal(failingRecord{Failing: want}); err != nil {
+			return err
+		}
 	}
-	b, err := json.Marshal(failingRecord{Failing: want})
-	if err != nil {
-		return err
-	}
-	_, err = r.cli.Put(ctx, key, string(b), clientv3.WithLease(reg.LeaseID()))
-	return err
+	return r.writeOnLease(reg, r.ck.keys.failing(r.ck.opts.NodeID), b)
 }
 
 // ClusterFailingHandoffs returns the failing handoffs of every node, by

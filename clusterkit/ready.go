@@ -221,18 +221,26 @@ func (r *run) flushRecords(reg *leases.Registration) (bool, error) {
 // writeReady writes want as this node's ready record on reg's lease (an
 // empty set deletes it).
 func (r *run) writeReady(reg *leases.Registration, want map[int]int64) error {
+	var b []byte
+	if len(want) > 0 {
+		var err error
+		if b, err = readyRecord(want).marshal(); err != nil {
+			return err
+		}
+	}
+	return r.writeOnLease(reg, r.ck.keys.ready(r.ck.opts.NodeID), b)
+}
+
+// writeOnLease puts value at key on reg's lease, or deletes key when
+// value is empty.
+func (r *run) writeOnLease(reg *leases.Registration, key string, value []byte) error {
 	ctx, cancel := context.WithTimeout(r.ctx, requestTimeout)
 	defer cancel()
-	key := r.ck.keys.ready(r.ck.opts.NodeID)
-	if len(want) == 0 {
+	if len(value) == 0 {
 		_, err := r.cli.Delete(ctx, key)
 		return err
 	}
-	b, err := readyRecord(want).marshal()
-	if err != nil {
-		return err
-	}
-	_, err = r.cli.Put(ctx, key, string(b), clientv3.WithLease(reg.LeaseID()))
+	_, err := r.cli.Put(ctx, key, string(value), clientv3.WithLease(reg.LeaseID()))
 	return err
 }
 
