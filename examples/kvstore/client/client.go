@@ -75,6 +75,9 @@ func New(nodes []string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	if c.route != nil && c.route.rt == nil {
+		return nil, errors.New("client: Routed: the Router is nil")
+	}
 	if c.http == nil {
 		c.http = &http.Client{Transport: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +46,9 @@ func TestClients(t *testing.T) {
 		addrs = append(addrs, n.addr)
 	}
 	rt := routerOf(t, nodes[0])
+	if _, err := client.New(addrs, client.Routed(nil)); err == nil || !strings.Contains(err.Error(), "Router is nil") {
+		t.Fatalf("New with Routed(nil): %v, want an error naming the Router", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, tc := range []struct {
