@@ -16,10 +16,10 @@ import (
 // operator learns within minutes that one will not finish by itself.
 const DefaultHandoffTimeout = 5 * time.Minute
 
-// FailingHandoff is one of this node's handoffs (a partition it receives)
+// FailingHandoff is a handoff (partition Partition that Node receives)
 // whose OnPartitionChange handlers failed at their last attempt; they are
-// retried with backoff. Stuck: it has been failing longer than
-// Options.HandoffTimeout; CancelHandoff gives it up.
+// retried with backoff. Stuck: it has been failing longer than Node's
+// Options.HandoffTimeout; CancelHandoff, on any node, gives it up.
 type FailingHandoff struct {
 	Partition int       `json:"partition"`
 	Node      string    `json:"node"`
@@ -29,8 +29,9 @@ type FailingHandoff struct {
 	Stuck     bool      `json:"stuck"`
 }
 
-// FailingHandoffs returns this node's failing handoffs, by partition. It
-// is safe for concurrent use; nil before Start.
+// FailingHandoffs returns this node's failing handoffs, by partition (what
+// clusterkit_handoffs_failing counts; ClusterFailingHandoffs adds the other
+// nodes'). It is safe for concurrent use; nil before Start.
 func (ck *ClusterKit) FailingHandoffs() []FailingHandoff {
 	r := ck.active.Load()
 	if r == nil {

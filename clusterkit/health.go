@@ -122,6 +122,9 @@ func (r *run) checkHealth(now time.Time) {
 	if h.Status == r.health && h.StuckHandoffs == r.healthStuck {
 		return
 	}
+	if h.StuckHandoffs != r.healthStuck {
+		r.ready.wakeUp() // the failing-handoffs record says which are stuck
+	}
 	if h.StuckHandoffs > r.healthStuck {
 		r.ck.log.Warn("handoffs stuck beyond HandoffTimeout", zap.Int("stuck", h.StuckHandoffs), zap.Duration("timeout", r.ck.opts.HandoffTimeout))
 	}

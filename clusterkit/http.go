@@ -38,7 +38,7 @@ const (
 //	GET  /health/detailed    HealthCheck: 200 when healthy or degraded, 503 when critical
 //	GET  /metrics            Prometheus text format from the node's registry
 //	GET  /rebalance/preview  PreviewPlan: what a rebalance would move (?add=ID[:zone[:weight]]&remove=ID)
-//	GET  /handoffs           this node's failing handoffs (stuck: failing longer than HandoffTimeout)
+//	GET  /handoffs           every node's failing handoffs (stuck: failing longer than its HandoffTimeout)
 //	GET  /operations         cordoned and draining nodes, with a drain's progress
 //	GET  /ui/                the operator's dashboard (HTML; it calls the endpoints here)
 //

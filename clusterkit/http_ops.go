@@ -83,10 +83,11 @@ func (ck *ClusterKit) handleCancelHandoff(w http.ResponseWriter, r *http.Request
 	ck.adminAction(w, r, "cancel-handoff "+PartitionID(p), func(ctx context.Context) error { return ck.CancelHandoff(ctx, p) })
 }
 
-// handleHandoffs serves GET /handoffs: this node's failing handoffs
-// (FailingHandoffs).
+// handleHandoffs serves GET /handoffs: every node's failing handoffs
+// (ClusterFailingHandoffs), each with its receiving node; timeout is this
+// node's HandoffTimeout.
 func (ck *ClusterKit) handleHandoffs(w http.ResponseWriter, r *http.Request) {
-	hs := ck.FailingHandoffs()
+	hs := ck.ClusterFailingHandoffs()
 	if hs == nil {
 		hs = []FailingHandoff{}
 	}

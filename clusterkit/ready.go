@@ -14,14 +14,18 @@ import (
 
 // readyState is this node's handoff progress: the partitions it holds the
 // data of (published as its ready record, bound to its lease) and those
-// whose handoff is failing. The handoffs update it; the ready writer
-// publishes it. Safe for concurrent use.
+// whose handoff is failing (published as its failing-handoffs record,
+// handoff_record.go). The handoffs update it; the ready writer publishes
+// it. Safe for concurrent use.
 type readyState struct {
 	mu      sync.Mutex
 	set     map[int]int64 // partition → since: what the record should say
 	written map[int]int64 // what the writer last wrote on the current lease; nil: nothing yet
 	failing map[int]*failingHandoff
-	wake    chan struct{}
+	// failingWritten is the failing-handoffs record last written on the
+	// current lease; nil: nothing yet.
+	failingWritten []failingEntry
+	wake           chan struct{}
 }
 
 // failingHandoff is a handoff of this node whose last attempt failed.
@@ -63,7 +67,6 @@ func (s *readyState) keepReady(want map[int]int64) {
 // setFailing records whether partition p's handoff is failing.
 func (s *readyState) setFailing(p int, failing bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if failing {
 		if s.failing[p] == nil {
 			s.failing[p] = &failingHandoff{since: time.Now()}
@@ -71,12 +74,13 @@ func (s *readyState) setFailing(p int, failing bool) {
 	} else {
 		delete(s.failing, p)
 	}
+	s.mu.Unlock()
+	s.wakeUp()
 }
 
 // failed records a failed attempt of partition p's handoff.
 func (s *readyState) failed(p int, err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	f := s.failing[p]
 	if f == nil {
 		f = &failingHandoff{since: time.Now()}
@@ -84,6 +88,8 @@ func (s *readyState) failed(p int, err error) {
 	}
 	f.attempts++
 	f.lastErr = err.Error()
+	s.mu.Unlock()
+	s.wakeUp() // the writer writes only if the record's list changed
 }
 
 // failingSnapshot returns a copy of the failing handoffs by partition.
@@ -103,11 +109,11 @@ func (s *readyState) failingCount() int {
 	return len(s.failing)
 }
 
-// newLease forgets what was written: the old record went with the old
+// newLease forgets what was written: the old records went with the old
 // lease.
 func (s *readyState) newLease() {
 	s.mu.Lock()
-	s.written = nil
+	s.written, s.failingWritten = nil, nil
 	s.mu.Unlock()
 	s.wakeUp()
 }
@@ -152,9 +158,9 @@ func (s *readyState) wakeUp() {
 	}
 }
 
-// readyWriter publishes this node's ready record (bound to its lease),
-// coalescing bursts of handoff completions into one write, until the run
-// ends.
+// readyWriter publishes this node's ready record and failing-handoffs
+// record (bound to its lease), coalescing bursts of changes into one
+// write each, until the run ends.
 func (r *run) readyWriter() {
 	b := newBackoff(200*time.Millisecond, 2*time.Second)
 	for {
@@ -164,12 +170,12 @@ func (r *run) readyWriter() {
 		case <-r.ready.wake:
 		}
 		for {
-			want, ok := r.ready.pending()
 			reg := r.reg.Load()
-			if !ok || reg == nil {
+			if reg == nil {
 				break
 			}
-			if err := r.writeReady(reg, want); err != nil {
+			wrote, err := r.flushRecords(reg)
+			if err != nil {
 				if r.ctx.Err() != nil {
 					return
 				}
@@ -181,28 +187,60 @@ func (r *run) readyWriter() {
 				continue
 			}
 			b.reset()
-			if r.reg.Load() == reg { // else written on a lease replaced meanwhile: write again
-				r.ready.wrote(want)
+			if !wrote {
+				break
 			}
 		}
 	}
 }
 
+// flushRecords writes the ready record, else the failing-handoffs record,
+// if it is not written yet on reg's lease; false when both are.
+func (r *run) flushRecords(reg *leases.Registration) (bool, error) {
+	if want, ok := r.ready.pending(); ok {
+		if err := r.writeReady(reg, want); err != nil {
+			return false, err
+		}
+		if r.reg.Load() == reg { // else written on a lease replaced meanwhile: write again
+			r.ready.wrote(want)
+		}
+		return true, nil
+	}
+	if want, ok := r.ready.failingPending(time.Now(), r.ck.opts.HandoffTimeout); ok {
+		if err := r.writeFailing(reg, want); err != nil {
+			return false, err
+		}
+		if r.reg.Load() == reg {
+			r.ready.wroteFailing(want)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
 // writeReady writes want as this node's ready record on reg's lease (an
 // empty set deletes it).
 func (r *run) writeReady(reg *leases.Registration, want map[int]int64) error {
+	var b []byte
+	if len(want) > 0 {
+		var err error
+		if b, err = readyRecord(want).marshal(); err != nil {
+			return err
+		}
+	}
+	return r.writeOnLease(reg, r.ck.keys.ready(r.ck.opts.NodeID), b)
+}
+
+// writeOnLease puts value at key on reg's lease, or deletes key when
+// value is empty.
+func (r *run) writeOnLease(reg *leases.Registration, key string, value []byte) error {
 	ctx, cancel := context.WithTimeout(r.ctx, requestTimeout)
 	defer cancel()
-	key := r.ck.keys.ready(r.ck.opts.NodeID)
-	if len(want) == 0 {
+	if len(value) == 0 {
 		_, err := r.cli.Delete(ctx, key)
 		return err
 	}
-	b, err := readyRecord(want).marshal()
-	if err != nil {
-		return err
-	}
-	_, err = r.cli.Put(ctx, key, string(b), clientv3.WithLease(reg.LeaseID()))
+	_, err := r.cli.Put(ctx, key, string(value), clientv3.WithLease(reg.LeaseID()))
 	return err
 }
 

@@ -26,6 +26,8 @@ func (k keys) leaderPrefix() string     { return k.root + "leader/" }
 func (k keys) assignment() string       { return k.root + "assignment" }
 func (k keys) readyPrefix() string      { return k.root + "ready/" }
 func (k keys) ready(id string) string   { return k.readyPrefix() + id }
+func (k keys) failingPrefix() string    { return k.root + "handoffs/" }
+func (k keys) failing(id string) string { return k.failingPrefix() + id }
 func (k keys) rebalance() string        { return k.root + "rebalance" }
 func (k keys) rebalanceRequest() string { return k.root + "rebalance-request" }
 func (k keys) controlRequest(action controlAction) string {

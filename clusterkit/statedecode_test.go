@@ -75,6 +75,8 @@ func TestCorruptStateIsIgnoredAndRepaired(t *testing.T) {
 		{"chunk with an old tag", "map_chunk", "map/p/0", `{"v":1,"p":[[1,1,0,-1],[1,1,0,-1],[1,1,0,-1],[1,1,0,-1],[1,1,0,-1],[1,1,0,-1],[1,1,0,-1],[1,1,0,-1]]}`},
 		{"malformed node slot", "map_node", "map/n/0", `[]`},
 		{"member with a bad address", "member", "members/ghost", `{"id":"ghost","addr":"no-port","state":"active"}`},
+		{"malformed failing handoffs", "handoffs", "handoffs/ghost", `{"failing":[{"p":`},
+		{"failing handoff of no partition", "handoffs", "handoffs/ghost", `{"failing":[{"p":99,"since":"2026-01-01T00:00:00Z"}]}`},
 		{"format-1 map after the move", "assignment", "assignment", `{"v":1,"nodes":["node-1"],"p":[]}`},
 	}
 	for _, c := range cases {
@@ -98,11 +100,14 @@ func TestCorruptStateIsIgnoredAndRepaired(t *testing.T) {
 					t.Fatalf("%s stopped serving: %v", n.GetMyNodeID(), err)
 				}
 			}
-			if strings.HasPrefix(c.key, "members/") {
+			if strings.HasPrefix(c.key, "members/") || strings.HasPrefix(c.key, "handoffs/") {
 				if _, err := cli.Delete(ctx, root+c.key); err != nil {
 					t.Fatal(err)
 				}
 				for _, n := range nodes {
+					if hs := n.ClusterFailingHandoffs(); len(hs) != 0 {
+						t.Fatalf("%s reports failing handoffs %+v", n.GetMyNodeID(), hs)
+					}
 					if len(n.GetCluster().Nodes) != 2 {
 						t.Fatalf("%s counts %d members, want 2", n.GetMyNodeID(), len(n.GetCluster().Nodes))
 					}

@@ -21,6 +21,7 @@ type view struct {
 	memberRev int64 // revision of the last membership change
 	history   map[string]historyRecord
 	ready     map[string]readyRecord
+	failing   map[string][]failingEntry // node → its failing handoffs (handoff_record.go)
 	assign    *assignment
 	// parts is the map's parts (format 2); legacyRev the mod revision of
 	// the single-key map of format 1 (0: absent), adopted while no
@@ -51,6 +52,7 @@ type leaderKey struct {
 func newView(partitions int) *view {
 	return &view{parts: newMapParts(partitions),
 		members: map[string]memberRecord{}, history: map[string]historyRecord{}, ready: map[string]readyRecord{},
+		failing: map[string][]failingEntry{},
 		leaders: map[string]leaderKey{}, departed: map[string]departure{}, control: map[controlAction]controlRequest{},
 	}
 }
@@ -202,7 +204,7 @@ func (d decoder) applyMember(v *view, id string, e watcher.Event, now time.Time)
 // applyOther applies a change of any key but a member's.
 func (d decoder) applyOther(v *view, e watcher.Event) {
 	k, put := d.keys, e.Type == watcher.Put
-	if d.applyOperator(v, e) {
+	if d.applyOperator(v, e) || d.applyFailing(v, e) {
 		return
 	}
 	switch key := e.Key; {

@@ -4,6 +4,7 @@ package dashboard_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,12 +138,27 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// A fourth node joins, and its handoffs wait until the test releases
 	// them: the page shows the node soon after the node it polls knows
-	// it, then its incoming partitions and the rebalance in progress.
+	// it, then its incoming partitions and the rebalance in progress. The
+	// handoff of the first partition it receives fails instead (until
+	// failFirst is cleared).
 	release := make(chan struct{})
+	var failFirst atomic.Bool
+	var first atomic.Int64 // 1 + the partition whose handoff fails; 0: none yet
+	failFirst.Store(true)
 	o := clustertest.Options(t, "node-4")
 	o.PartitionCount = 64
+	o.HandoffTimeout = 300 * time.Millisecond
 	o.JoinAddr = clustertest.Addr(nodes[0])
 	nodes = append(nodes, clustertest.Start(t, o, func(ck *clusterkit.ClusterKit) {
+		ck.OnPartitionChange(func(ctx context.Context, e *clusterkit.PartitionChangeEvent) error {
+			if e.CopyToNode.ID != "node-4" || !failFirst.Load() {
+				return nil
+			}
+			if first.CompareAndSwap(0, int64(e.PartitionIndex)+1) || first.Load() == int64(e.PartitionIndex)+1 {
+				return errors.New("disk full")
+			}
+			return nil
+		})
 		clustertest.HoldHandoffs(ck, release)
 	}))
 	started := time.Now()
@@ -176,6 +193,27 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	saveScreenshot(t, ctx)
 
+	// node-1's page lists node-4's failing handoff, stuck, and cancels it
+	// from there: it leaves the list.
+	clustertest.Eventually(t, 10*time.Second, func() bool { return first.Load() > 0 }, "node-4's handoff never failed")
+	failed := strconv.Itoa(int(first.Load() - 1))
+	row := `#handoffs li[data-partition="` + failed + `"][data-node="node-4"]`
+	waitJS(t, ctx, 10*time.Second, `document.querySelector('`+row+`')?.textContent.includes('(STUCK): disk full')`, "node-4's stuck handoff")
+	setToken := func(tok string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById('token').value = ''`), chromedp.SendKeys(chromedp.ID("token"), tok)); err != nil {
+			t.Fatalf("type the token: %v", err)
+		}
+	}
+	setToken("test-token")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(row+` button[data-action="cancel-handoff"]`))); err != nil {
+		t.Fatalf("click Cancel: %v", err)
+	}
+	waitJS(t, ctx, 20*time.Second, `document.getElementById('op-status').textContent.startsWith('cancel handoff of partition-`+failed+`: done')`, "the cancelled handoff")
+	waitJS(t, ctx, 10*time.Second, `!document.querySelector('#handoffs li')`, "no failing handoff")
+	failFirst.Store(false)
+	setToken("")
+
 	// Released, the handoffs finish: the page shows the settled map and
 	// the rebalance it saw.
 	close(release)
@@ -189,12 +227,6 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Helper()
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
 			t.Fatalf("click %s: %v", sel, err)
-		}
-	}
-	setToken := func(tok string) {
-		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById('token').value = ''`), chromedp.SendKeys(chromedp.ID("token"), tok)); err != nil {
-			t.Fatalf("type the token: %v", err)
 		}
 	}
 	opStatus := func(prefix string) string {

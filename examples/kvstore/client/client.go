@@ -1,9 +1,10 @@
 // Package client talks to a kvstore cluster over HTTP. A plain client
 // needs nothing but the addresses of some store nodes: each request goes to
 // one of them, and that node forwards it to the key's primary (the
-// server-side mode). A Routed client also reads the partition map from a
-// node (its ClusterKit API under /clusterkit/) and sends each request
-// straight to the key's primary, saving the forward (sync and async modes).
+// server-side mode). A Routed client also follows the partition map with a
+// clusterkit.Router (from etcd, without joining the cluster) and sends
+// each request straight to the key's primary, saving the forward (sync
+// and async modes).
 //
 // Requests refused before they changed anything (503, or no connection)
 // are retried on other nodes until the context ends; a write whose outcome
@@ -23,6 +24,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/clusterkit-go/clusterkit/clusterkit"
 )
 
 // Errors, tested with errors.Is.
@@ -42,17 +45,19 @@ type Client struct {
 	nodes   []string
 	http    *http.Client
 	attempt time.Duration
-	router  *router // nil unless Routed
+	route   *route // nil unless Routed
 	next    atomic.Uint64
 }
 
 // Option configures a Client.
 type Option func(*Client)
 
-// Routed makes the client send each request to the key's primary, from
-// the partition map it reads from the nodes (refreshed when a request
-// lands elsewhere or fails).
-func Routed() Option { return func(c *Client) { c.router = &router{c: c} } }
+// Routed makes the client send each request to the key's primary in rt's
+// partition map. A refused attempt is sent to the primary again only once
+// rt's map gives the partition a new epoch (a new serving set or primary);
+// until then the retries go to the nodes in turn, which forward. The
+// caller owns rt: Close it after the client's last request.
+func Routed(rt *clusterkit.Router) Option { return func(c *Client) { c.route = &route{rt: rt} } }
 
 // WithHTTPClient sets the HTTP client (default: one with kept-alive
 // connections, up to 64 per node).
@@ -69,6 +74,9 @@ func New(nodes []string, opts ...Option) (*Client, error) {
 	c := &Client{nodes: append([]string(nil), nodes...), attempt: DefaultAttemptTimeout}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.route != nil && c.route.rt == nil {
+		return nil, errors.New("client: Routed: the Router is nil")
 	}
 	if c.http == nil {
 		c.http = &http.Client{Transport: &http.Transport{
@@ -111,8 +119,9 @@ func (c *Client) Close() { c.http.CloseIdleConnections() }
 func (c *Client) do(ctx context.Context, method, key, value string) (int, string, error) {
 	delay := 10 * time.Millisecond
 	var lastErr error
+	var tried uint64 // 1 + the epoch of the primary last tried; 0: none
 	for attempt := 0; ; attempt++ {
-		node := c.pick(key, attempt)
+		node := c.pick(key, attempt, &tried)
 		status, body, err := c.once(ctx, node, method, key, value)
 		switch {
 		case err == nil && (status < 300 || (method == http.MethodGet && status == http.StatusNotFound)):
@@ -126,9 +135,6 @@ func (c *Client) do(ctx context.Context, method, key, value string) (int, string
 			return status, body, fmt.Errorf("client: %s %s via %s: %d %s", method, key, node, status, strings.TrimSpace(body))
 		default:
 			return status, body, fmt.Errorf("%w: %s %s via %s: %s", ErrUnknown, method, key, node, describe(status, body, err))
-		}
-		if c.router != nil {
-			c.router.invalidate()
 		}
 		t := time.NewTimer(delay)
 		select {
@@ -148,12 +154,13 @@ func describe(status int, body string, err error) string {
 	return fmt.Sprintf("%d %s", status, strings.TrimSpace(body))
 }
 
-// pick chooses the node for an attempt: the primary when routed (first
-// attempt, or whenever the map is fresh), else the nodes in turn from a
-// random start.
-func (c *Client) pick(key string, attempt int) string {
-	if c.router != nil {
-		if n := c.router.primary(key); n != "" {
+// pick chooses the node for an attempt: when routed, the primary if the
+// request has not tried the partition's current epoch yet (*tried is 1 +
+// the epoch last tried); else the nodes in turn from a random start.
+func (c *Client) pick(key string, attempt int, tried *uint64) string {
+	if c.route != nil {
+		if n, epoch := c.route.primary(key); n != "" && epoch+1 != *tried {
+			*tried = epoch + 1
 			return n
 		}
 	}
@@ -183,9 +190,6 @@ func (c *Client) once(ctx context.Context, node, method, key, value string) (int
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return 0, "", err
-	}
-	if c.router != nil && resp.Header.Get("X-Kv-Forwarded-By") != "" {
-		c.router.invalidate()
 	}
 	return resp.StatusCode, string(b), nil
 }

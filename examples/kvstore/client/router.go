@@ -1,108 +1,44 @@
 package client
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"sync"
-	"sync/atomic"
-	"time"
+	"path/filepath"
 
-	"github.com/clusterkit-go/clusterkit/placement"
+	"github.com/clusterkit-go/clusterkit/clusterkit"
 )
 
-// refreshEvery bounds how often a Routed client re-reads the map.
-const refreshEvery = 100 * time.Millisecond
+// serviceName is the Services entry under which a store node publishes
+// its store address (store.ServiceName; the store's tests import this
+// package, so it cannot import the store).
+const serviceName = "kv"
 
-// router maps keys to their primaries' store addresses from the partition
-// map a node's ClusterKit API serves (GET /clusterkit/cluster).
-type router struct {
-	c     *Client
-	table atomic.Pointer[table]
-	stale atomic.Bool
-
-	mu   sync.Mutex // one refresh at a time
-	last time.Time
+// NodeEtcd returns the etcd configuration with which a clusterkit.Router
+// follows a cluster that runs embedded etcd: endpoints (the members'
+// client URLs, ClusterKit.EtcdEndpoints) and the client certificate a
+// node keeps in dataDir/tls (node.crt, node.key, ca.crt). It suits a
+// client on a node's machine; elsewhere, give the Router a client
+// certificate signed by the cluster CA (or, on external etcd, the nodes'
+// Etcd options).
+func NodeEtcd(endpoints []string, dataDir string) clusterkit.EtcdConfig {
+	dir := filepath.Join(dataDir, "tls")
+	return clusterkit.EtcdConfig{Endpoints: endpoints, CertFile: filepath.Join(dir, "node.crt"),
+		KeyFile: filepath.Join(dir, "node.key"), CAFile: filepath.Join(dir, "ca.crt")}
 }
 
-// table is one partition map: per partition, its primary's store address.
-type table struct {
-	primaries []string
-}
+// route is the key → primary lookup of a Routed client: rt's map,
+// which rt keeps current from etcd's watch. Safe for concurrent use.
+type route struct{ rt *clusterkit.Router }
 
-// clusterView is the part of GET /clusterkit/cluster the router reads.
-type clusterView struct {
-	PartitionCount int `json:"partition_count"`
-	Members        []struct {
-		ID       string            `json:"id"`
-		Services map[string]string `json:"services"`
-	} `json:"members"`
-	Partitions []struct {
-		Index   int    `json:"index"`
-		Primary string `json:"primary"`
-	} `json:"partitions"`
-}
-
-// primary returns key's primary address, or "" when the map is unknown;
-// it refreshes a stale map first (at most every refreshEvery).
-func (r *router) primary(key string) string {
-	if t := r.table.Load(); t == nil || r.stale.Load() {
-		r.refresh()
-	}
-	t := r.table.Load()
-	if t == nil || len(t.primaries) == 0 {
-		return ""
-	}
-	return t.primaries[placement.PartitionOf(key, len(t.primaries))]
-}
-
-func (r *router) invalidate() { r.stale.Store(true) }
-
-func (r *router) refresh() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if time.Since(r.last) < refreshEvery {
-		return
-	}
-	r.last = time.Now()
-	for _, node := range r.c.nodes {
-		if t, err := r.fetch(node); err == nil {
-			r.table.Store(t)
-			r.stale.Store(false)
-			return
-		}
-	}
-}
-
-func (r *router) fetch(node string) (*table, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+node+"/clusterkit/cluster", nil)
+// primary returns the store address of key's primary and the partition's
+// epoch in rt's map; "" when the map has none (no map yet, or a primary
+// that publishes no store address).
+func (r route) primary(key string) (addr string, epoch uint64) {
+	p, err := r.rt.GetPartition(key)
 	if err != nil {
-		return nil, err
+		return "", 0
 	}
-	resp, err := r.c.http.Do(req)
-	if err != nil {
-		return nil, err
+	n := r.rt.GetPrimary(p)
+	if n == nil {
+		return "", 0
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", node, resp.Status)
-	}
-	var v clusterView
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return nil, err
-	}
-	addr := map[string]string{}
-	for _, m := range v.Members {
-		addr[m.ID] = m.Services["kv"]
-	}
-	t := &table{primaries: make([]string, v.PartitionCount)}
-	for _, p := range v.Partitions {
-		if p.Index >= 0 && p.Index < len(t.primaries) {
-			t.primaries[p.Index] = addr[p.Primary]
-		}
-	}
-	return t, nil
+	return n.Services[serviceName], p.Epoch
 }

@@ -4,12 +4,40 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/clusterkit-go/clusterkit/clusterkit"
 	"github.com/clusterkit-go/clusterkit/examples/kvstore/client"
 )
+
+// routerOf starts a clusterkit.Router on n's embedded etcd with the
+// certificate n keeps in its DataDir, closed by t.Cleanup.
+func routerOf(t *testing.T, n *testNode) *clusterkit.Router {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	endpoints, err := n.ck.EtcdEndpoints(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := clusterkit.NewRouter(ctx, clusterkit.RouterOptions{Etcd: client.NodeEtcd(endpoints, n.dir)})
+	if err != nil {
+		t.Fatalf("NewRouter: %v", err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	return rt
+}
+
+// forwarded counts the requests nodes forwarded to a primary.
+func forwarded(nodes []*testNode) int64 {
+	var sum int64
+	for _, n := range nodes {
+		sum += n.store.forwarded.Load()
+	}
+	return sum
+}
 
 func TestClients(t *testing.T) {
 	nodes := formStores(t, 3, 16, ModeSync)
@@ -17,17 +45,18 @@ func TestClients(t *testing.T) {
 	for _, n := range nodes {
 		addrs = append(addrs, n.addr)
 	}
-	if status := getStatus(t, "http://"+addrs[0]+"/clusterkit/cluster"); status != http.StatusOK {
-		t.Fatalf("GET /clusterkit/cluster in sync mode: got %d, want 200 (routing clients read the map there)", status)
+	rt := routerOf(t, nodes[0])
+	if _, err := client.New(addrs, client.Routed(nil)); err == nil || !strings.Contains(err.Error(), "Router is nil") {
+		t.Fatalf("New with Routed(nil): %v, want an error naming the Router", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, tc := range []struct {
 		name string
 		opts []client.Option
 	}{
 		{"thin", nil},
-		{"routed", []client.Option{client.Routed()}},
+		{"routed", []client.Option{client.Routed(rt)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := client.New(addrs, tc.opts...)
@@ -52,25 +81,40 @@ func TestClients(t *testing.T) {
 			}
 		})
 	}
-	t.Run("routed requests are not forwarded", func(t *testing.T) {
-		before := int64(0)
-		for _, n := range nodes {
-			before += n.store.forwarded.Load()
-		}
-		c, _ := client.New(addrs, client.Routed())
+	t.Run("routed requests are not forwarded, also after the map changed", func(t *testing.T) {
+		c, _ := client.New(addrs, client.Routed(rt))
 		defer c.Close()
-		for i := range 50 {
-			if err := c.Put(ctx, fmt.Sprintf("r%d", i), "x"); err != nil {
-				t.Fatal(err)
+		put := func(prefix string) {
+			t.Helper()
+			before := forwarded(nodes)
+			for i := range 50 {
+				if err := c.Put(ctx, fmt.Sprintf("%s%d", prefix, i), "x"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if after := forwarded(nodes); after != before {
+				t.Fatalf("%d of 50 routed writes were forwarded, want 0", after-before)
 			}
 		}
-		after := int64(0)
-		for _, n := range nodes {
-			after += n.store.forwarded.Load()
+		put("r")
+		// A fourth node takes primaries over: the router follows the
+		// map from etcd, the client still goes straight to each primary.
+		all := append(nodes, addStore(t, nodes, "node-4", 16, ModeSync))
+		waitAgreed(t, all)
+		if err := rt.WaitVersion(ctx, all[0].ck.GetCluster().AssignmentVersion); err != nil {
+			t.Fatal(err)
 		}
-		if after != before {
-			t.Fatalf("%d of 50 routed writes were forwarded, want 0", after-before)
+		primaryOf4 := 0
+		for _, p := range all[0].ck.GetPartitionsForNode("node-4") {
+			if p.PrimaryNode == "node-4" {
+				primaryOf4++
+			}
 		}
+		if primaryOf4 == 0 {
+			t.Fatal("node-4 is primary of nothing")
+		}
+		nodes = all
+		put("s")
 	})
 	t.Run("a refused request is retried until the context ends", func(t *testing.T) {
 		for _, n := range nodes {

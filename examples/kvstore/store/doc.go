@@ -23,9 +23,9 @@
 //     but a primary that crashes loses the writes it had not passed on, and
 //     a primary replaced without knowing it may answer stale reads.
 //   - server-side: replicates as sync, for thin clients that know nothing of
-//     ClusterKit; the ClusterKit API is not mounted on the store's port. In
-//     sync and async modes it is, under /clusterkit/, so that a routing
-//     client (package client) sends each request straight to the primary.
+//     ClusterKit. In sync and async modes a routing client (package client,
+//     with a clusterkit.Router following the map in etcd) sends each
+//     request straight to the primary; any node still forwards.
 //
 // # Versions, epochs and take-overs
 //

@@ -24,6 +24,7 @@ type testNode struct {
 	ck    *clusterkit.ClusterKit
 	store *Store
 	addr  string
+	dir   string // the node's DataDir
 	srv   *http.Server
 	ln    net.Listener
 
@@ -78,6 +79,7 @@ func addStore(t *testing.T, nodes []*testNode, id string, partitions int, mode M
 	n := &testNode{ln: ln, addr: ln.Addr().String()}
 	o := clustertest.Options(t, id)
 	o.Services = map[string]string{ServiceName: n.addr}
+	n.dir = o.DataDir
 	o.PartitionCount = partitions
 	if len(nodes) > 0 {
 		o.JoinAddr = clustertest.Addr(nodes[0].ck)

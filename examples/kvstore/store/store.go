@@ -21,15 +21,15 @@ const (
 	// ModeSync acknowledges a write once a majority of the partition's
 	// serving set (primary included) holds it, and confirms every read with
 	// that majority; clients may route to the primary themselves (the
-	// client package's Routed option reads the map from /clusterkit/).
+	// client package's Routed option, with a clusterkit.Router).
 	ModeSync Mode = "sync"
 	// ModeAsync acknowledges a write once the primary applied it and
 	// replicates it in the background; reads are the primary's alone. A
 	// primary that dies loses the writes it had not passed on yet.
 	ModeAsync Mode = "async"
 	// ModeServerSide replicates as ModeSync, for thin clients that know
-	// nothing of ClusterKit: any node forwards a request to the primary,
-	// and the ClusterKit API is not mounted on the store's port.
+	// nothing of ClusterKit: any node forwards a request to the primary
+	// (as in the other modes).
 	ModeServerSide Mode = "server-side"
 )
 
@@ -167,9 +167,9 @@ func (s *Store) Keys() int {
 }
 
 // Handler serves the client API (GET, PUT and DELETE /kv/{key}), the
-// calls the nodes make to each other (/internal/...), GET /stats, and, in
-// sync and async modes, the node's ClusterKit API under /clusterkit/ for
-// routing clients.
+// calls the nodes make to each other (/internal/...) and GET /stats.
+// Routing clients follow the map with a clusterkit.Router; the node's
+// ClusterKit API is on its own port.
 func (s *Store) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /kv/{key...}", s.handleGet)
@@ -177,9 +177,6 @@ func (s *Store) Handler() http.Handler {
 	mux.HandleFunc("DELETE /kv/{key...}", s.handleDelete)
 	mux.HandleFunc("GET /stats", s.handleStats)
 	s.registerPeerAPI(mux)
-	if s.mode != ModeServerSide {
-		mux.Handle("/clusterkit/", http.StripPrefix("/clusterkit", s.ck.Handler()))
-	}
 	return mux
 }
 

@@ -216,9 +216,6 @@ func TestForwarding(t *testing.T) {
 	if status, _, _ := do(t, http.MethodGet, replica.addr, key, "", nil); status != http.StatusNotFound {
 		t.Fatalf("GET after DELETE: got %d, want 404", status)
 	}
-	if status := getStatus(t, "http://"+primary.addr+"/clusterkit/cluster"); status != http.StatusNotFound {
-		t.Fatalf("GET /clusterkit/cluster in server-side mode: got %d, want 404 (thin clients need no map)", status)
-	}
 }
 
 func getStatus(t *testing.T, url string) int {

@@ -6,7 +6,7 @@
 
 (() => {
   const CLUSTER_POLL_MS = 500; // GET ../cluster with If-None-Match
-  const HEALTH_POLL_MS = 1000; // GET ../health/detailed
+  const HEALTH_POLL_MS = 1000; // GET ../health/detailed and ../handoffs
   const CONFIRM_MS = 4000;     // how long a Remove button stays armed
 
   const COLORS = {
@@ -65,19 +65,24 @@
   let healthTimer = 0;
   let healthBusy = false;
 
-  // pollHealth fetches the health now and then every HEALTH_POLL_MS; a
-  // call while a fetch is running is dropped (that fetch reschedules).
+  // pollHealth fetches the health and every node's failing handoffs now
+  // and then every HEALTH_POLL_MS; a call while a fetch is running is
+  // dropped (that fetch reschedules).
   async function pollHealth() {
     if (healthBusy) return;
     clearTimeout(healthTimer);
     healthBusy = true;
     try {
-      const resp = await fetch('../health/detailed', { cache: 'no-store' });
+      const [resp, handoffs] = await Promise.all([
+        fetch('../health/detailed', { cache: 'no-store' }),
+        fetch('../handoffs', { cache: 'no-store' }),
+      ]);
       // 503 means critical and still carries the full status.
       if (resp.ok || resp.status === 503) {
         state.health = await resp.json();
         renderHealth();
       }
+      if (handoffs.ok) renderHandoffs((await handoffs.json()).failing || []);
     } catch (_) {
       // pollCluster reports the node unreachable.
     } finally {
@@ -398,16 +403,18 @@
     add(` · ${h.partitions_without_replica} without a live replica`, h.partitions_without_replica ? 'bad' : '');
     add(` · this node: ${h.pending_handoffs} handoffs pending, `);
     add(`${h.failed_handoffs} failing`, h.failed_handoffs ? 'bad' : '');
-    renderHandoffs(h.failing_handoffs || []);
   }
 
-  // renderHandoffs lists this node's failing handoffs, stuck ones (failing
-  // longer than HandoffTimeout) with a Cancel button.
+  // renderHandoffs lists every node's failing handoffs (GET ../handoffs),
+  // stuck ones (failing longer than their node's HandoffTimeout) in red,
+  // each with a Cancel button (any node cancels through the leader).
   function renderHandoffs(list) {
     $('handoffs-none').hidden = list.length > 0;
     $('handoffs').replaceChildren(...list.map((f) => {
       const li = document.createElement('li');
       li.className = f.stuck ? 'stuck' : '';
+      li.dataset.partition = f.partition;
+      li.dataset.node = f.node;
       li.textContent = `partition-${f.partition} → ${f.node}: ${f.attempts} attempts since ` +
         `${new Date(f.failing_since).toLocaleTimeString()}${f.stuck ? ' (STUCK)' : ''}: ${f.last_error} `;
       const btn = document.createElement('button');
