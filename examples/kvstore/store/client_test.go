@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -120,12 +123,46 @@ func TestClients(t *testing.T) {
 		for _, n := range nodes {
 			n.store.Drain()
 		}
-		c, _ := client.New(addrs)
-		defer c.Close()
-		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		// The context ends after the third refusal has been read in full,
+		// so that it never ends while an attempt is in flight (which would
+		// rightly make the outcome unknown).
+		short, cancel := context.WithCancel(ctx)
 		defer cancel()
+		refusals := &cancelAfterRefusals{next: http.DefaultTransport, left: 3, cancel: cancel}
+		c, _ := client.New(addrs, client.WithHTTPClient(&http.Client{Transport: refusals}))
+		defer c.Close()
 		if err := c.Put(short, "k", "v"); !errors.Is(err, client.ErrNotApplied) {
 			t.Fatalf("Put to draining nodes: got %v, want ErrNotApplied", err)
 		}
+		if refusals.seen < 3 {
+			t.Fatalf("Put to draining nodes: %d attempts, want at least 3 (retried until the context ended)", refusals.seen)
+		}
 	})
+}
+
+// cancelAfterRefusals is an http.RoundTripper that reads each 503 answer
+// in full and, after left of them, cancels the request's context before it
+// hands the answer on. Used by one client at a time (no locking).
+type cancelAfterRefusals struct {
+	next   http.RoundTripper
+	left   int
+	seen   int
+	cancel context.CancelFunc
+}
+
+func (r *cancelAfterRefusals) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if r.seen++; r.seen >= r.left {
+		r.cancel()
+	}
+	return resp, nil
 }
