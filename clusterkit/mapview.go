@@ -170,7 +170,25 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 	}
 	slices.SortFunc(next.Planned, func(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) })
 	m.version, m.table, m.slotOf, m.chunkTag, m.pending = V, table, slotOf, tags, nil
+	m.forgetCommitted()
 	return next, nil
+}
+
+// forgetCommitted drops the newest values of the parts the applied
+// version holds (tagged at or below it): the map has them, and the next
+// commit keeps its entry for a part absent here. Staged and unreadable
+// parts stay.
+func (m *mapParts) forgetCommitted() {
+	for c, lat := range m.chunks {
+		if lat.v != nil && lat.tag <= m.version {
+			delete(m.chunks, c)
+		}
+	}
+	for i, lat := range m.slots {
+		if lat.v != nil && lat.tag <= m.version {
+			delete(m.slots, i)
+		}
+	}
 }
 
 func (m *mapParts) hasSlot(i int) bool  { _, ok := m.slots[i]; return ok }

@@ -14,11 +14,11 @@ import (
 type snapshot struct {
 	version    int64
 	partitions []Partition
-	// serving[p] is partition p's serving nodes (primary first); replicas[p]
-	// aliases serving[p][1:]; primaries[p] points at serving[p][0].
-	serving   [][]Node
-	replicas  [][]Node
-	primaries []*Node
+	// serving[p] is partition p's serving nodes (primary first), built on
+	// the first lookup of p (see nodesOf) and shared with the next
+	// snapshot while p and its nodes' records stay unchanged: a node that
+	// never looks p up does not hold a copy of its nodes' records.
+	serving []atomic.Pointer[[]Node]
 	// isPrimary and isReplica are this node's roles, per partition.
 	isPrimary []bool
 	isReplica []bool
@@ -102,9 +102,7 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 	s.settled = slices.EqualFunc(a.Planned, plannedOf(members), sameNode) && a.incomingCount() == 0
 	P := len(a.Partitions)
 	s.partitions = make([]Partition, P)
-	s.serving = make([][]Node, P)
-	s.replicas = make([][]Node, P)
-	s.primaries = make([]*Node, P)
+	s.serving = make([]atomic.Pointer[[]Node], P)
 	s.isPrimary = make([]bool, P)
 	s.isReplica = make([]bool, P)
 	s.liveOf = make([]uint8, P)
@@ -115,7 +113,8 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 	}
 	for p, ps := range a.Partitions {
 		if reuse && samePartition(ps, prevMap.Partitions[p]) && !slices.ContainsFunc(ps.Serving, func(id string) bool { return changed[id] }) {
-			s.partitions[p], s.serving[p], s.replicas[p], s.primaries[p] = prev.partitions[p], prev.serving[p], prev.replicas[p], prev.primaries[p]
+			s.partitions[p] = prev.partitions[p]
+			s.serving[p].Store(prev.serving[p].Load())
 			s.isPrimary[p], s.isReplica[p], s.liveOf[p] = prev.isPrimary[p], prev.isReplica[p], prev.liveOf[p]
 		} else {
 			s.buildPartition(me, p, ps)
@@ -137,28 +136,42 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 // buildPartition fills partition p's entries from ps.
 func (s *snapshot) buildPartition(me string, p int, ps partitionState) {
 	part := Partition{ID: PartitionID(p), Index: p, Epoch: ps.Epoch, ReplicaNodes: []string{}, IncomingNodes: []string{}}
-	nodes := make([]Node, len(ps.Serving))
-	for i, id := range ps.Serving {
-		nodes[i] = s.node(id)
-		if nodes[i].Status != NodeOffline {
+	for _, id := range ps.Serving {
+		if n, ok := s.byID[id]; ok && n.Status != NodeOffline {
 			s.liveOf[p]++
 		}
 	}
 	if len(ps.Serving) > 0 {
 		part.PrimaryNode = ps.Serving[0]
 		part.ReplicaNodes = slices.Clone(ps.Serving[1:])
-		s.primaries[p] = &nodes[0]
-		s.replicas[p] = nodes[1:]
 		s.isPrimary[p] = ps.Serving[0] == me
 		s.isReplica[p] = slices.Contains(ps.Serving[1:], me)
-	} else {
-		s.replicas[p] = []Node{}
 	}
 	for _, in := range ps.Incoming {
 		part.IncomingNodes = append(part.IncomingNodes, in.Node)
 	}
-	s.serving[p] = nodes
 	s.partitions[p] = part
+}
+
+// nodesOf returns partition p's serving nodes, primary first (empty, not
+// nil, when none serves). The first call for p builds them, later calls
+// and the snapshots that share p's entry return the same slice: safe for
+// concurrent use, lock-free, allocation-free once built.
+func (s *snapshot) nodesOf(p int) []Node {
+	if n := s.serving[p].Load(); n != nil {
+		return *n
+	}
+	part := &s.partitions[p]
+	nodes := []Node{}
+	if part.PrimaryNode != "" {
+		nodes = make([]Node, 1+len(part.ReplicaNodes))
+		nodes[0] = s.node(part.PrimaryNode)
+		for i, id := range part.ReplicaNodes {
+			nodes[1+i] = s.node(id)
+		}
+	}
+	s.serving[p].CompareAndSwap(nil, &nodes)
+	return *s.serving[p].Load()
 }
 
 // changedNodes returns the IDs whose Node differs between a and b (present

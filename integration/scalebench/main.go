@@ -52,6 +52,7 @@ func main() {
 	flag.BoolVar(&c.timeline, "timeline", false, "print every write of each join and crash to stderr")
 	flag.BoolVar(&c.logWarn, "log", false, "let the nodes log warnings and errors to stderr")
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of each join and crash to <this>-<N>x<P>-<step>.pprof (the last trial's)")
+	flag.StringVar(&c.memProfile, "memprofile", "", "write a heap profile after formation to <this>-<N>x<P>.pprof")
 	flag.StringVar(&png, "png", "", "write a plot of the medians to this PNG file")
 	flag.StringVar(&save, "save", "", "write the summaries to this JSON file")
 	flag.StringVar(&from, "from", "", "run nothing: print the table and draw -png from these comma-separated -save files")

@@ -38,7 +38,7 @@ type summary struct {
 	Formation, Join, Crash, Expired             stat // seconds
 	JoinWrites, JoinMapWrites, JoinPut, JoinOut stat // JoinPut, JoinOut: bytes
 	CrashWrites, CrashMapWrites, CrashOut       stat
-	MaxWrite, HeapPerNode                       stat // bytes
+	MaxWrite, HeapPerNode, RSSPerNode           stat // bytes
 }
 
 func summarize(rs []result) summary {
@@ -64,6 +64,7 @@ func summarize(rs []result) summary {
 		CrashOut:       get(func(r result) float64 { return r.crash.etcd.sent }),
 		MaxWrite:       get(func(r result) float64 { return float64(r.maxWrite) }),
 		HeapPerNode:    get(func(r result) float64 { return r.heapPerNode }),
+		RSSPerNode:     get(func(r result) float64 { return r.rssPerNode }),
 	}
 }
 
@@ -72,10 +73,10 @@ const mb = 1e6
 // printTable writes the summaries as a Markdown table: medians, with the
 // range over the trials in parentheses.
 func printTable(w io.Writer, sizes []summary) {
-	fmt.Fprintln(w, "| N × P | trials | formation | join → all agree | join: writes (map) | join: put | join: sent to clients | crash → repaired | of which lease expiry seen | crash: writes (map) | crash: sent to clients | largest write | heap / node |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| N × P | trials | formation | join → all agree | join: writes (map) | join: put | join: sent to clients | crash → repaired | of which lease expiry seen | crash: writes (map) | crash: sent to clients | largest write | heap / node | RSS / node |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range sizes {
-		fmt.Fprintf(w, "| %d × %d | %d | %s | %s | %s (%s) | %s | %s | %s | %s | %s (%s) | %s | %s | %s |\n",
+		fmt.Fprintf(w, "| %d × %d | %d | %s | %s | %s (%s) | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s |\n",
 			s.Nodes, s.Partitions, s.Trials,
 			s.Formation.format(1, 1, " s"), s.Join.format(1, 2, " s"),
 			s.JoinWrites.format(1, 0, ""), s.JoinMapWrites.format(1, 0, ""),
@@ -83,15 +84,15 @@ func printTable(w io.Writer, sizes []summary) {
 			s.Crash.format(1, 2, " s"), s.Expired.format(1, 2, " s"),
 			s.CrashWrites.format(1, 0, ""), s.CrashMapWrites.format(1, 0, ""),
 			s.CrashOut.format(mb, 1, " MB"),
-			s.MaxWrite.format(1e3, 0, " KB"), s.HeapPerNode.format(mb, 2, " MB"))
+			s.MaxWrite.format(1e3, 0, " KB"), s.HeapPerNode.format(mb, 2, " MB"), s.RSSPerNode.format(mb, 1, " MB"))
 	}
 }
 
 // line is one trial in one line, for progress.
 func (r result) line() string {
-	return fmt.Sprintf("formation %.1fs, join %.3fs (%d writes, %d of the map, %.2f MB put, %.1f MB sent), crash %.3fs (lease expiry seen at %.3fs, %d writes, %d of the map, %.1f MB sent), largest write %d B, heap/node %.2f MB, Start retries %d",
+	return fmt.Sprintf("formation %.1fs, join %.3fs (%d writes, %d of the map, %.2f MB put, %.1f MB sent), crash %.3fs (lease expiry seen at %.3fs, %d writes, %d of the map, %.1f MB sent), largest write %d B, heap/node %.2f MB, RSS/node %.1f MB, Start retries %d",
 		r.formation.Seconds(), r.join.took.Seconds(), r.join.writes, r.join.mapWrites, r.join.etcd.putBytes/mb, r.join.etcd.sent/mb,
-		r.crash.took.Seconds(), r.crash.expired.Seconds(), r.crash.writes, r.crash.mapWrites, r.crash.etcd.sent/mb, r.maxWrite, r.heapPerNode/mb, r.startRetries)
+		r.crash.took.Seconds(), r.crash.expired.Seconds(), r.crash.writes, r.crash.mapWrites, r.crash.etcd.sent/mb, r.maxWrite, r.heapPerNode/mb, r.rssPerNode/mb, r.startRetries)
 }
 
 // printTimeline writes each revision of a step with its time after the
