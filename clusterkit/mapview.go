@@ -37,6 +37,11 @@ type mapParts struct {
 	slots       map[int]latestPart[wireSlot]
 	chunks      map[int]latestPart[wireChunk]
 
+	// The last commit: the map it built (committed), on top of which
+	// (base), and the chunks it decoded; the other partitions are base's.
+	committed, base *assignment
+	decoded         []int
+
 	// What the applied version used.
 	version  int64
 	table    map[int]wireSlot // slot → committed value (IDs only for used slots)
@@ -135,6 +140,7 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 		copy(next.Partitions, old.Partitions)
 	}
 	tags := slices.Clone(m.chunkTag)
+	var decoded []int
 	for c := range tags {
 		lat := m.chunks[c]
 		switch {
@@ -151,6 +157,7 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 				next.Partitions[lo+i] = ps
 			}
 			tags[c] = lat.tag
+			decoded = append(decoded, c)
 		case tags[c] > 0 && old != nil:
 		case lat.v == nil && m.hasChunk(c):
 			return nil, fmt.Errorf("chunk %d: %w", c, errPartUnreadable)
@@ -170,6 +177,7 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 	}
 	slices.SortFunc(next.Planned, func(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) })
 	m.version, m.table, m.slotOf, m.chunkTag, m.pending = V, table, slotOf, tags, nil
+	m.committed, m.base, m.decoded = next, old, decoded
 	m.forgetCommitted()
 	return next, nil
 }
@@ -189,6 +197,16 @@ func (m *mapParts) forgetCommitted() {
 			delete(m.slots, i)
 		}
 	}
+}
+
+// changedChunks returns the chunks in which a may differ from prev: those
+// the last commit decoded when it built a on top of prev; ok false when a
+// is not that commit's (a format-1 map, the first one).
+func (m *mapParts) changedChunks(a, prev *assignment) (chunks []int, ok bool) {
+	if a == nil || prev == nil || m.committed != a || m.base != prev {
+		return nil, false
+	}
+	return m.decoded, true
 }
 
 func (m *mapParts) hasSlot(i int) bool  { _, ok := m.slots[i]; return ok }

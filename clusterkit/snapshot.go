@@ -60,7 +60,14 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 	if initial {
 		prev = nil
 	}
-	s := nextSnapshot(me, v.members, v.assign, v.memberRev, leader, prev, oldAssign)
+	var s *snapshot
+	chunks, known := v.parts.changedChunks(v.assign, oldAssign)
+	if known && prev != nil && !membersChanged && prev.membershipRev == v.memberRev &&
+		prev.version == oldAssign.Version && len(prev.partitions) == len(v.assign.Partitions) {
+		s = prev.withChunks(me, v.assign, oldAssign, leader, chunks)
+	} else {
+		s = nextSnapshot(me, v.members, v.assign, v.memberRev, leader, prev, oldAssign)
+	}
 	ptr.Store(s)
 	return s
 }
@@ -91,15 +98,7 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 		return s
 	}
 	s.version = a.Version
-	if a.Maintenance != nil {
-		s.maintenance = a.Maintenance.Reason
-	}
-	for _, pn := range a.Planned {
-		if pn.away() {
-			s.away = append(s.away, pn.ID)
-		}
-	}
-	s.settled = slices.EqualFunc(a.Planned, plannedOf(members), sameNode) && a.incomingCount() == 0
+	s.setMapState(a)
 	P := len(a.Partitions)
 	s.partitions = make([]Partition, P)
 	s.serving = make([]atomic.Pointer[[]Node], P)
@@ -131,6 +130,76 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 		}
 	}
 	return s
+}
+
+// withChunks returns the snapshot of map a for node me, built from prev
+// (the snapshot of prevMap, with the same members) when a differs from
+// prevMap only in the given chunks: the other partitions' entries are
+// copied, and the counts adjusted by the changed partitions only, so a
+// change costs a copy of the arrays plus the partitions it touched.
+func (prev *snapshot) withChunks(me string, a, prevMap *assignment, leader string, chunks []int) *snapshot {
+	s := &snapshot{version: a.Version, membershipRev: prev.membershipRev, leader: leader,
+		members: prev.members, byID: prev.byID, mine: prev.mine, live: slices.Clone(prev.live),
+		partitions: slices.Clone(prev.partitions), isPrimary: slices.Clone(prev.isPrimary),
+		isReplica: slices.Clone(prev.isReplica), liveOf: slices.Clone(prev.liveOf)}
+	s.setMapState(a)
+	s.serving = make([]atomic.Pointer[[]Node], len(prev.serving))
+	for p := range s.serving {
+		s.serving[p].Store(prev.serving[p].Load())
+	}
+	for _, c := range chunks {
+		lo, hi := chunkRange(c, len(a.Partitions))
+		for p := lo; p < hi; p++ {
+			old, ps := prevMap.Partitions[p], a.Partitions[p]
+			if samePartition(ps, old) {
+				continue
+			}
+			s.tally(me, p, old, -1)
+			s.isPrimary[p], s.isReplica[p], s.liveOf[p] = false, false, 0
+			s.buildPartition(me, p, ps)
+			s.serving[p].Store(nil)
+			s.tally(me, p, ps, 1)
+		}
+	}
+	return s
+}
+
+// setMapState sets what a snapshot takes from the map besides its
+// partitions: maintenance, away nodes, settled.
+func (s *snapshot) setMapState(a *assignment) {
+	if a.Maintenance != nil {
+		s.maintenance = a.Maintenance.Reason
+	}
+	for _, pn := range a.Planned {
+		if pn.away() {
+			s.away = append(s.away, pn.ID)
+		}
+	}
+	live := make([]plannedNode, len(s.members))
+	for i, m := range s.members {
+		live[i] = plannedNode{ID: m.ID, Zone: m.Zone, Weight: m.Weight, Incarnation: m.Incarnation}
+	}
+	s.settled = slices.EqualFunc(a.Planned, live, sameNode) && a.incomingCount() == 0
+}
+
+// tally adds (d 1) or removes (d -1) partition p's part of the counts:
+// this node's roles and incoming partitions, and the live histogram.
+func (s *snapshot) tally(me string, p int, ps partitionState, d int) {
+	switch {
+	case s.isPrimary[p]:
+		s.mine.primary += d
+	case s.isReplica[p]:
+		s.mine.replica += d
+	}
+	for len(s.live) <= int(s.liveOf[p]) {
+		s.live = append(s.live, 0)
+	}
+	s.live[s.liveOf[p]] += d
+	for _, in := range ps.Incoming {
+		if in.Node == me {
+			s.mine.incoming += d
+		}
+	}
 }
 
 // buildPartition fills partition p's entries from ps.

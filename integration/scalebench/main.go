@@ -11,6 +11,9 @@
 //	crash → repaired a node that does not lead is halted (its lease is left
 //	                 to expire, RebalanceDelay off): from Halt until every
 //	                 survivor's map is settled and names it nowhere
+//	bursts           -burst nodes started at once, then as many halted at
+//	                 once: time until all agree, and the map versions and
+//	                 rebalances the first node saw
 //
 // and for the join and the crash the etcd traffic until the cluster is
 // quiet again (no write under the prefix for 1 s): revisions written and
@@ -48,6 +51,7 @@ func main() {
 	flag.DurationVar(&c.ttl, "ttl", 3*time.Second, "LeaseTTL of every node (whole seconds)")
 	flag.IntVar(&c.trials, "trials", 3, "trials per size, each on a fresh etcd")
 	flag.IntVar(&c.batch, "batch", 10, "nodes started concurrently during formation")
+	flag.IntVar(&c.burst, "burst", -1, "after the crash, start this many nodes at once, then halt as many at once (negative: N/10, at least 2; 0: no bursts)")
 	flag.DurationVar(&c.stepTimeout, "timeout", 5*time.Minute, "bound of formation and of each measured step")
 	flag.BoolVar(&c.timeline, "timeline", false, "print every write of each join and crash to stderr")
 	flag.BoolVar(&c.logWarn, "log", false, "let the nodes log warnings and errors to stderr")
@@ -90,6 +94,8 @@ func main() {
 				if c.timeline {
 					printTimeline(os.Stderr, "join", r.join)
 					printTimeline(os.Stderr, "crash", r.crash)
+					printTimeline(os.Stderr, "burst of starts", r.burstStart.step)
+					printTimeline(os.Stderr, "burst of halts", r.burstHalt.step)
 				}
 				rs = append(rs, r)
 			}

@@ -20,6 +20,7 @@ type config struct {
 	nodes, partitions []int
 	ttl               time.Duration
 	trials, batch     int
+	burst             int // nodes started and halted at once (negative: N/10)
 	stepTimeout       time.Duration
 	timeline          bool   // print each step's writes
 	logWarn           bool   // nodes log warnings and errors to stderr
@@ -52,6 +53,8 @@ type result struct {
 	maxWrite          int     // largest revision seen in the whole trial
 	startRetries      int64   // Starts tried again (see cluster.startNode)
 	join, crash       step
+	burstStart        burst
+	burstHalt         burst
 }
 
 // runTrial forms a cluster of n nodes × p partitions on a fresh etcd,
@@ -150,6 +153,11 @@ func runTrial(c config, n, p int) (res result, err error) {
 	}
 	if err := cl.verify(); err != nil {
 		return res, fmt.Errorf("after the crash: %w", err)
+	}
+	if k := c.burstSize(n); k > 0 {
+		if res.burstStart, res.burstHalt, err = runBursts(c, cl, obs, k, func(step string) string { return c.profilePath(n, p, step) }); err != nil {
+			return res, err
+		}
 	}
 	all, err := obs.since(0)
 	for _, w := range all {
