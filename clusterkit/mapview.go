@@ -199,14 +199,20 @@ func (m *mapParts) forgetCommitted() {
 	}
 }
 
-// changedChunks returns the chunks in which a may differ from prev: those
-// the last commit decoded when it built a on top of prev; ok false when a
-// is not that commit's (a format-1 map, the first one).
+// changedChunks returns the chunks in which a may differ from prev: none
+// when a is prev, else those the last commit decoded when it built a on
+// top of prev; ok false when a is not that commit's (a format-1 map, the
+// first one).
 func (m *mapParts) changedChunks(a, prev *assignment) (chunks []int, ok bool) {
-	if a == nil || prev == nil || m.committed != a || m.base != prev {
+	switch {
+	case a == nil || prev == nil || m.committed == nil:
 		return nil, false
+	case a == prev && m.committed == a: // the same map: nothing changed
+		return nil, true
+	case m.committed == a && m.base == prev:
+		return m.decoded, true
 	}
-	return m.decoded, true
+	return nil, false
 }
 
 func (m *mapParts) hasSlot(i int) bool  { _, ok := m.slots[i]; return ok }

@@ -60,11 +60,11 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 	if initial {
 		prev = nil
 	}
-	var s *snapshot
+	s := membersSnapshot(v.members, v.memberRev, leader)
 	chunks, known := v.parts.changedChunks(v.assign, oldAssign)
-	if known && prev != nil && !membersChanged && prev.membershipRev == v.memberRev &&
-		prev.version == oldAssign.Version && len(prev.partitions) == len(v.assign.Partitions) {
-		s = prev.withChunks(me, v.assign, oldAssign, leader, chunks)
+	if prev != nil && known && prev.version == oldAssign.Version && len(prev.partitions) == len(v.assign.Partitions) &&
+		!namesAny(v.parts.slotOf, changedNodes(prev, s)) {
+		s = prev.withChunks(me, s, v.assign, oldAssign, chunks)
 	} else {
 		s = nextSnapshot(me, v.members, v.assign, v.memberRev, leader, prev, oldAssign)
 	}
@@ -72,9 +72,32 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 	return s
 }
 
+// namesAny reports whether a node of ids has a slot in the map's node
+// table (slotOf): whether the map may name it.
+func namesAny(slotOf map[string]int, ids map[string]bool) bool {
+	for id := range ids {
+		if _, ok := slotOf[id]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // roleCounts counts one node's partitions: served as primary, served as a
 // replica, and incoming (being received).
 type roleCounts struct{ primary, replica, incoming int }
+
+// membersSnapshot returns a snapshot of the members alone (no map).
+func membersSnapshot(members map[string]memberRecord, membershipRev int64, leader string) *snapshot {
+	s := &snapshot{membershipRev: membershipRev, leader: leader, byID: make(map[string]*Node, len(members))}
+	for _, id := range slices.Sorted(maps.Keys(members)) {
+		s.members = append(s.members, members[id].node())
+	}
+	for i := range s.members {
+		s.byID[s.members[i].ID] = &s.members[i]
+	}
+	return s
+}
 
 // newSnapshot builds a snapshot for node me. a may be nil (no map yet).
 func newSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string) *snapshot {
@@ -87,13 +110,7 @@ func newSnapshot(me string, members map[string]memberRecord, a *assignment, memb
 // partitions it touched, not the whole map.
 func nextSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string,
 	prev *snapshot, prevMap *assignment) *snapshot {
-	s := &snapshot{membershipRev: membershipRev, leader: leader, byID: make(map[string]*Node, len(members))}
-	for _, id := range slices.Sorted(maps.Keys(members)) {
-		s.members = append(s.members, members[id].node())
-	}
-	for i := range s.members {
-		s.byID[s.members[i].ID] = &s.members[i]
-	}
+	s := membersSnapshot(members, membershipRev, leader)
 	if a == nil {
 		return s
 	}
@@ -132,16 +149,16 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 	return s
 }
 
-// withChunks returns the snapshot of map a for node me, built from prev
-// (the snapshot of prevMap, with the same members) when a differs from
-// prevMap only in the given chunks: the other partitions' entries are
+// withChunks completes s (members only, see membersSnapshot) as the
+// snapshot of map a for node me, from prev (the snapshot of prevMap),
+// when a differs from prevMap only in the given chunks and no node the
+// map names changed its record: the other partitions' entries are
 // copied, and the counts adjusted by the changed partitions only, so a
 // change costs a copy of the arrays plus the partitions it touched.
-func (prev *snapshot) withChunks(me string, a, prevMap *assignment, leader string, chunks []int) *snapshot {
-	s := &snapshot{version: a.Version, membershipRev: prev.membershipRev, leader: leader,
-		members: prev.members, byID: prev.byID, mine: prev.mine, live: slices.Clone(prev.live),
-		partitions: slices.Clone(prev.partitions), isPrimary: slices.Clone(prev.isPrimary),
-		isReplica: slices.Clone(prev.isReplica), liveOf: slices.Clone(prev.liveOf)}
+func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment, chunks []int) *snapshot {
+	s.version, s.mine, s.live = a.Version, prev.mine, slices.Clone(prev.live)
+	s.partitions, s.isPrimary = slices.Clone(prev.partitions), slices.Clone(prev.isPrimary)
+	s.isReplica, s.liveOf = slices.Clone(prev.isReplica), slices.Clone(prev.liveOf)
 	s.setMapState(a)
 	s.serving = make([]atomic.Pointer[[]Node], len(prev.serving))
 	for p := range s.serving {

@@ -39,10 +39,16 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 					prev.nodesOf(p) // some built, some not
 				}
 			}
-			got := prev.withChunks(me, steps[i], steps[i-1], "b", slices.Collect(changedChunkList(steps[i-1], steps[i])))
+			got := prev.withChunks(me, membersSnapshot(in.members, 7, "b"), steps[i], steps[i-1], slices.Collect(changedChunkList(steps[i-1], steps[i])))
 			want := newSnapshot(me, in.members, steps[i], 7, "b")
 			compareSnapshots(t, me, i, got, want)
 		}
+		// A member the map does not name joins: the same map, new members.
+		last := steps[len(steps)-1]
+		joined := members("a", "b", "c", "d", "e", "z")
+		prev := newSnapshot(me, in.members, last, 7, "b")
+		got := prev.withChunks(me, membersSnapshot(joined, 8, "b"), last, last, nil)
+		compareSnapshots(t, me, len(steps), got, newSnapshot(me, joined, last, 8, "b"))
 	}
 }
 
