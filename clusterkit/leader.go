@@ -20,8 +20,8 @@ const (
 	// debounceQuiet is how long membership and ready records must stay
 	// unchanged before the leader plans; debounceMax bounds the wait
 	// under constant churn.
-	debounceQuiet = 20 * time.Millisecond
-	debounceMax   = 250 * time.Millisecond
+	debounceQuiet = 50 * time.Millisecond
+	debounceMax   = 500 * time.Millisecond
 	// maxAssignmentBytes keeps the map under etcd's default request limit
 	// (1.5 MiB) with room for the rest of the Txn.
 	maxAssignmentBytes = 1 << 20

@@ -62,9 +62,8 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 	}
 	s := membersSnapshot(v.members, v.memberRev, leader)
 	chunks, known := v.parts.changedChunks(v.assign, oldAssign)
-	if prev != nil && known && prev.version == oldAssign.Version && len(prev.partitions) == len(v.assign.Partitions) &&
-		!namesAny(v.parts.slotOf, changedNodes(prev, s)) {
-		s = prev.withChunks(me, s, v.assign, oldAssign, chunks)
+	if prev != nil && known && prev.version == oldAssign.Version && len(prev.partitions) == len(v.assign.Partitions) {
+		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, named(v.parts.slotOf, changedNodes(prev, s)))
 	} else {
 		s = nextSnapshot(me, v.members, v.assign, v.memberRev, leader, prev, oldAssign)
 	}
@@ -72,15 +71,16 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 	return s
 }
 
-// namesAny reports whether a node of ids has a slot in the map's node
-// table (slotOf): whether the map may name it.
-func namesAny(slotOf map[string]int, ids map[string]bool) bool {
+// named returns the nodes of ids that have a slot in the map's node table
+// (slotOf): those the map may name.
+func named(slotOf map[string]int, ids map[string]bool) []string {
+	var out []string
 	for id := range ids {
 		if _, ok := slotOf[id]; ok {
-			return true
+			out = append(out, id)
 		}
 	}
-	return false
+	return out
 }
 
 // roleCounts counts one node's partitions: served as primary, served as a
@@ -151,11 +151,12 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 
 // withChunks completes s (members only, see membersSnapshot) as the
 // snapshot of map a for node me, from prev (the snapshot of prevMap),
-// when a differs from prevMap only in the given chunks and no node the
-// map names changed its record: the other partitions' entries are
-// copied, and the counts adjusted by the changed partitions only, so a
-// change costs a copy of the arrays plus the partitions it touched.
-func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment, chunks []int) *snapshot {
+// when a differs from prevMap only in the given chunks and, among the
+// nodes the map names, only those of renamed changed their records: the
+// other partitions' entries are copied, and the counts adjusted by the
+// changed partitions only, so a change costs a copy of the arrays plus
+// the partitions it touched.
+func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment, chunks []int, renamed []string) *snapshot {
 	s.version, s.mine, s.live = a.Version, prev.mine, slices.Clone(prev.live)
 	s.partitions, s.isPrimary = slices.Clone(prev.partitions), slices.Clone(prev.isPrimary)
 	s.isReplica, s.liveOf = slices.Clone(prev.isReplica), slices.Clone(prev.liveOf)
@@ -164,21 +165,38 @@ func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment,
 	for p := range s.serving {
 		s.serving[p].Store(prev.serving[p].Load())
 	}
+	rebuilt := map[int]bool{}
 	for _, c := range chunks {
 		lo, hi := chunkRange(c, len(a.Partitions))
 		for p := lo; p < hi; p++ {
-			old, ps := prevMap.Partitions[p], a.Partitions[p]
-			if samePartition(ps, old) {
-				continue
+			if old, ps := prevMap.Partitions[p], a.Partitions[p]; !samePartition(ps, old) {
+				s.rebuild(me, p, old, ps)
+				rebuilt[p] = true
 			}
-			s.tally(me, p, old, -1)
-			s.isPrimary[p], s.isReplica[p], s.liveOf[p] = false, false, 0
-			s.buildPartition(me, p, ps)
-			s.serving[p].Store(nil)
-			s.tally(me, p, ps, 1)
+		}
+	}
+	if len(renamed) == 0 {
+		return s
+	}
+	for p, ps := range a.Partitions {
+		if slices.ContainsFunc(ps.Serving, func(id string) bool { return slices.Contains(renamed, id) }) {
+			old := prevMap.Partitions[p]
+			if rebuilt[p] {
+				old = ps
+			}
+			s.rebuild(me, p, old, ps)
 		}
 	}
 	return s
+}
+
+// rebuild replaces partition p's entries, built from old, by ps's.
+func (s *snapshot) rebuild(me string, p int, old, ps partitionState) {
+	s.tally(me, p, old, -1)
+	s.isPrimary[p], s.isReplica[p], s.liveOf[p] = false, false, 0
+	s.buildPartition(me, p, ps)
+	s.serving[p].Store(nil)
+	s.tally(me, p, ps, 1)
 }
 
 // setMapState sets what a snapshot takes from the map besides its

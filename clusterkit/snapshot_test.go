@@ -39,7 +39,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 					prev.nodesOf(p) // some built, some not
 				}
 			}
-			got := prev.withChunks(me, membersSnapshot(in.members, 7, "b"), steps[i], steps[i-1], slices.Collect(changedChunkList(steps[i-1], steps[i])))
+			got := prev.withChunks(me, membersSnapshot(in.members, 7, "b"), steps[i], steps[i-1], slices.Collect(changedChunkList(steps[i-1], steps[i])), nil)
 			want := newSnapshot(me, in.members, steps[i], 7, "b")
 			compareSnapshots(t, me, i, got, want)
 		}
@@ -47,8 +47,17 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 		last := steps[len(steps)-1]
 		joined := members("a", "b", "c", "d", "e", "z")
 		prev := newSnapshot(me, in.members, last, 7, "b")
-		got := prev.withChunks(me, membersSnapshot(joined, 8, "b"), last, last, nil)
+		got := prev.withChunks(me, membersSnapshot(joined, 8, "b"), last, last, nil, nil)
 		compareSnapshots(t, me, len(steps), got, newSnapshot(me, joined, last, 8, "b"))
+		// A named node leaves and another turns unhealthy, with a map
+		// change: their partitions are rebuilt (offline, unhealthy).
+		left := members("a", "b", "d", "e", "z")
+		sick := left["d"]
+		sick.Healthy = false
+		left["d"] = sick
+		got = newSnapshot(me, in.members, steps[1], 7, "b").withChunks(me, membersSnapshot(left, 9, "b"), last, steps[1],
+			slices.Collect(changedChunkList(steps[1], last)), []string{"c", "d"})
+		compareSnapshots(t, me, len(steps)+1, got, newSnapshot(me, left, last, 9, "b"))
 	}
 }
 

@@ -35,6 +35,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof" // -pprof
 	"os"
 	"runtime"
 	"slices"
@@ -45,7 +47,7 @@ import (
 
 func main() {
 	var c config
-	var nodes, partitions, png, save, from string
+	var nodes, partitions, png, save, from, pprofAddr string
 	flag.StringVar(&nodes, "nodes", "10,100", "comma-separated node counts N")
 	flag.StringVar(&partitions, "partitions", "1024", "comma-separated partition counts P")
 	flag.DurationVar(&c.ttl, "ttl", 3*time.Second, "LeaseTTL of every node (whole seconds)")
@@ -57,6 +59,7 @@ func main() {
 	flag.BoolVar(&c.logWarn, "log", false, "let the nodes log warnings and errors to stderr")
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of each join and crash to <this>-<N>x<P>-<step>.pprof (the last trial's)")
 	flag.StringVar(&c.memProfile, "memprofile", "", "write a heap profile after formation to <this>-<N>x<P>.pprof")
+	flag.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060) while running")
 	flag.StringVar(&png, "png", "", "write a plot of the medians to this PNG file")
 	flag.StringVar(&save, "save", "", "write the summaries to this JSON file")
 	flag.StringVar(&from, "from", "", "run nothing: print the table and draw -png from these comma-separated -save files")
@@ -68,6 +71,9 @@ func main() {
 		}
 		report(sizes, png, "")
 		return
+	}
+	if pprofAddr != "" {
+		go func() { fail(http.ListenAndServe(pprofAddr, nil)) }()
 	}
 	var err error
 	if c.nodes, err = ints(nodes, 3); err != nil {
