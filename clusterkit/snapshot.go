@@ -158,9 +158,14 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 // the partitions it touched.
 func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment, chunks []int, renamed []string) *snapshot {
 	s.version, s.mine, s.live = a.Version, prev.mine, slices.Clone(prev.live)
+	s.setMapState(a)
+	if len(chunks) == 0 && len(renamed) == 0 {
+		// No partition changed: share prev's (immutable) entries.
+		s.partitions, s.isPrimary, s.isReplica, s.liveOf, s.serving = prev.partitions, prev.isPrimary, prev.isReplica, prev.liveOf, prev.serving
+		return s
+	}
 	s.partitions, s.isPrimary = slices.Clone(prev.partitions), slices.Clone(prev.isPrimary)
 	s.isReplica, s.liveOf = slices.Clone(prev.isReplica), slices.Clone(prev.liveOf)
-	s.setMapState(a)
 	s.serving = make([]atomic.Pointer[[]Node], len(prev.serving))
 	for p := range s.serving {
 		s.serving[p].Store(prev.serving[p].Load())
