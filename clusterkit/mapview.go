@@ -37,10 +37,13 @@ type mapParts struct {
 	slots       map[int]latestPart[wireSlot]
 	chunks      map[int]latestPart[wireChunk]
 
-	// The last commit: the map it built (committed), on top of which
-	// (base), and the chunks it decoded; the other partitions are base's.
-	committed, base *assignment
-	decoded         []int
+	// The last commit: the map it built (committed), the version of the
+	// map it was built on (baseVersion, 0: none) and the chunks it
+	// decoded; the other partitions are the base map's. (A version, not
+	// the map: the base map is not kept alive.)
+	committed   *assignment
+	baseVersion int64
+	decoded     []int
 
 	// What the applied version used.
 	version  int64
@@ -177,7 +180,10 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 	}
 	slices.SortFunc(next.Planned, func(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) })
 	m.version, m.table, m.slotOf, m.chunkTag, m.pending = V, table, slotOf, tags, nil
-	m.committed, m.base, m.decoded = next, old, decoded
+	m.committed, m.baseVersion, m.decoded = next, 0, decoded
+	if old != nil {
+		m.baseVersion = old.Version
+	}
 	m.forgetCommitted()
 	return next, nil
 }
@@ -201,15 +207,15 @@ func (m *mapParts) forgetCommitted() {
 
 // changedChunks returns the chunks in which a may differ from prev: none
 // when a is prev, else those the last commit decoded when it built a on
-// top of prev; ok false when a is not that commit's (a format-1 map, the
-// first one).
+// top of prev (the map the view held before, whose version it recorded);
+// ok false when a is not that commit's (a format-1 map, the first one).
 func (m *mapParts) changedChunks(a, prev *assignment) (chunks []int, ok bool) {
 	switch {
 	case a == nil || prev == nil || m.committed == nil:
 		return nil, false
 	case a == prev && m.committed == a: // the same map: nothing changed
 		return nil, true
-	case m.committed == a && m.base == prev:
+	case m.committed == a && m.baseVersion > 0 && m.baseVersion == prev.Version:
 		return m.decoded, true
 	}
 	return nil, false
