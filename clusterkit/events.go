@@ -216,8 +216,9 @@ func (f *follower) partitionEvents(p int, old, ps partitionState, base Partition
 		// It held a slot of the partition before and kept its data: it
 		// only needs what it missed.
 		ev.CopyToNode, ev.CatchUp = &to, slices.Contains(old.Target, in.Node)
-		for i := range snap.serving[p] {
-			ev.CopyFromNodes = append(ev.CopyFromNodes, &snap.serving[p][i])
+		from := snap.nodesOf(p)
+		for i := range from {
+			ev.CopyFromNodes = append(ev.CopyFromNodes, &from[i])
 		}
 		f.handoffs.submit(p, &ev, mine, in.Since)
 	}

@@ -211,10 +211,11 @@ func parsePartitionID(id string, count int) (int, bool) {
 }
 
 func partitionView(s *snapshot, i int, key *string) partitionJSON {
+	nodes := s.nodesOf(i)
 	out := partitionJSON{Partition: s.partitions[i], Key: key, AssignmentVersion: s.version,
-		Nodes: make([]memberJSON, len(s.serving[i]))}
-	for j := range s.serving[i] {
-		out.Nodes[j] = memberOf(&s.serving[i][j])
+		Nodes: make([]memberJSON, len(nodes))}
+	for j := range nodes {
+		out.Nodes[j] = memberOf(&nodes[j])
 	}
 	return out
 }

@@ -17,10 +17,11 @@ import (
 
 // Timing of the leader.
 const (
-	// debounceQuiet is how long membership must stay unchanged before the
-	// leader plans; debounceMax bounds the wait under constant churn.
-	debounceQuiet = 20 * time.Millisecond
-	debounceMax   = 250 * time.Millisecond
+	// debounceQuiet is how long membership and ready records must stay
+	// unchanged before the leader plans; debounceMax bounds the wait
+	// under constant churn.
+	debounceQuiet = 50 * time.Millisecond
+	debounceMax   = 500 * time.Millisecond
 	// maxAssignmentBytes keeps the map under etcd's default request limit
 	// (1.5 MiB) with room for the rest of the Txn.
 	maxAssignmentBytes = 1 << 20
@@ -78,7 +79,7 @@ func (r *run) lead(ctx context.Context, l *election.Leadership) {
 		// wakes this round's wait.
 		changed := r.follower.nextApply()
 		st := r.leaderView()
-		wait := d.wait(st.memberRev, st.needPlan, time.Now())
+		wait := d.wait(max(st.memberRev, st.readyRev), st.needPlan || st.awaitingReady, time.Now())
 		if st.viewRev < waitRev {
 			wait = time.Hour // until the view catches up
 		} else if st.hold > 0 {
@@ -109,10 +110,13 @@ func (r *run) lead(ctx context.Context, l *election.Leadership) {
 
 // leaderState is what the leader reads from the view for one round.
 type leaderState struct {
-	in                 reconcileInput
-	viewRev, memberRev int64
-	base               mapBase
-	needPlan           bool
+	in                           reconcileInput
+	viewRev, memberRev, readyRev int64
+	base                         mapBase
+	needPlan                     bool
+	// awaitingReady: some partition is incoming (a ready record may
+	// complete its handoff).
+	awaitingReady bool
 	// hold > 0: do not plan yet (see comebackHold).
 	hold time.Duration
 }
@@ -123,8 +127,9 @@ func (r *run) leaderView() leaderState {
 	o := &r.ck.opts
 	r.follower.read(func(v *view) {
 		st.in = v.reconcileInput(r.cfg, now)
-		st.viewRev, st.memberRev, st.base = v.rev, v.memberRev, v.mapBase()
+		st.viewRev, st.memberRev, st.readyRev, st.base = v.rev, v.memberRev, v.readyRev, v.mapBase()
 		st.needPlan = v.assign == nil || !liveMatches(v.assign.Planned, v.members) || st.base.repair
+		st.awaitingReady = v.assign != nil && v.assign.incomingCount() > 0
 		st.hold = comebackHold(v, r.reregisteredAt.Load(), o.LeaseTTL, now)
 		if v.leader() != r.ck.opts.NodeID {
 			// The view has not seen this leadership start, nor so every
@@ -203,27 +208,29 @@ func (r *run) planAndWrite(l *election.Leadership, st leaderState) (wait time.Du
 	return 0, rev, false
 }
 
-// debounce delays planning while membership changes: the leader plans once
-// membership stayed unchanged for debounceQuiet, or debounceMax after the
-// first change of a burst.
+// debounce delays planning while membership or ready records change (a
+// burst of starts, stops or completed handoffs): the leader plans once
+// they stayed unchanged for debounceQuiet, or debounceMax after the first
+// change of a burst, so a burst costs one plan rather than one per change.
 type debounce struct {
 	lastRev     int64 // -1 before the first round
 	first, last time.Time
 }
 
 // wait returns how long to wait before planning, given the revision of the
-// last membership change and whether the map needs a plan.
-func (d *debounce) wait(memberRev int64, needPlan bool, now time.Time) time.Duration {
-	if memberRev != d.lastRev {
-		if d.lastRev != -1 || needPlan {
+// last change (membership or ready records) and whether a change can
+// matter (the map needs a plan, or awaits ready records).
+func (d *debounce) wait(changeRev int64, pending bool, now time.Time) time.Duration {
+	if changeRev != d.lastRev {
+		if d.lastRev != -1 || pending {
 			if d.first.IsZero() {
 				d.first = now
 			}
 			d.last = now
 		}
-		d.lastRev = memberRev
+		d.lastRev = changeRev
 	}
-	if !needPlan || d.first.IsZero() {
+	if !pending || d.first.IsZero() {
 		return 0
 	}
 	return max(0, min(debounceQuiet-now.Sub(d.last), debounceMax-now.Sub(d.first)))

@@ -37,6 +37,14 @@ type mapParts struct {
 	slots       map[int]latestPart[wireSlot]
 	chunks      map[int]latestPart[wireChunk]
 
+	// The last commit: the map it built (committed), the version of the
+	// map it was built on (baseVersion, 0: none) and the chunks it
+	// decoded; the other partitions are the base map's. (A version, not
+	// the map: the base map is not kept alive.)
+	committed   *assignment
+	baseVersion int64
+	decoded     []int
+
 	// What the applied version used.
 	version  int64
 	table    map[int]wireSlot // slot → committed value (IDs only for used slots)
@@ -135,6 +143,7 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 		copy(next.Partitions, old.Partitions)
 	}
 	tags := slices.Clone(m.chunkTag)
+	var decoded []int
 	for c := range tags {
 		lat := m.chunks[c]
 		switch {
@@ -151,6 +160,7 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 				next.Partitions[lo+i] = ps
 			}
 			tags[c] = lat.tag
+			decoded = append(decoded, c)
 		case tags[c] > 0 && old != nil:
 		case lat.v == nil && m.hasChunk(c):
 			return nil, fmt.Errorf("chunk %d: %w", c, errPartUnreadable)
@@ -170,7 +180,45 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 	}
 	slices.SortFunc(next.Planned, func(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) })
 	m.version, m.table, m.slotOf, m.chunkTag, m.pending = V, table, slotOf, tags, nil
+	m.committed, m.baseVersion, m.decoded = next, 0, decoded
+	if old != nil {
+		m.baseVersion = old.Version
+	}
+	m.forgetCommitted()
 	return next, nil
+}
+
+// forgetCommitted drops the newest values of the parts the applied
+// version holds (tagged at or below it): the map has them, and the next
+// commit keeps its entry for a part absent here. Staged and unreadable
+// parts stay.
+func (m *mapParts) forgetCommitted() {
+	for c, lat := range m.chunks {
+		if lat.v != nil && lat.tag <= m.version {
+			delete(m.chunks, c)
+		}
+	}
+	for i, lat := range m.slots {
+		if lat.v != nil && lat.tag <= m.version {
+			delete(m.slots, i)
+		}
+	}
+}
+
+// changedChunks returns the chunks in which a may differ from prev: none
+// when a is prev, else those the last commit decoded when it built a on
+// top of prev (the map the view held before, whose version it recorded);
+// ok false when a is not that commit's (a format-1 map, the first one).
+func (m *mapParts) changedChunks(a, prev *assignment) (chunks []int, ok bool) {
+	switch {
+	case a == nil || prev == nil || m.committed == nil:
+		return nil, false
+	case a == prev && m.committed == a: // the same map: nothing changed
+		return nil, true
+	case m.committed == a && m.baseVersion > 0 && m.baseVersion == prev.Version:
+		return m.decoded, true
+	}
+	return nil, false
 }
 
 func (m *mapParts) hasSlot(i int) bool  { _, ok := m.slots[i]; return ok }

@@ -198,7 +198,7 @@ func decodePartition(a []int64, name func(int64) (string, bool)) (partitionState
 	}
 	n, a = a[0], a[1:]
 	if n == -1 {
-		ps.Serving = slices.Clone(ps.Target)
+		ps.Serving = ps.Target // read-only, like every slice of a map
 	} else if ps.Serving, err = names(n); err != nil {
 		return ps, err
 	}

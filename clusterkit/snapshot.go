@@ -14,11 +14,11 @@ import (
 type snapshot struct {
 	version    int64
 	partitions []Partition
-	// serving[p] is partition p's serving nodes (primary first); replicas[p]
-	// aliases serving[p][1:]; primaries[p] points at serving[p][0].
-	serving   [][]Node
-	replicas  [][]Node
-	primaries []*Node
+	// serving[p] is partition p's serving nodes (primary first), built on
+	// the first lookup of p (see nodesOf) and shared with the next
+	// snapshot while p and its nodes' records stay unchanged: a node that
+	// never looks p up does not hold a copy of its nodes' records.
+	serving []atomic.Pointer[[]Node]
 	// isPrimary and isReplica are this node's roles, per partition.
 	isPrimary []bool
 	isReplica []bool
@@ -60,14 +60,44 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 	if initial {
 		prev = nil
 	}
-	s := nextSnapshot(me, v.members, v.assign, v.memberRev, leader, prev, oldAssign)
+	s := membersSnapshot(v.members, v.memberRev, leader)
+	chunks, known := v.parts.changedChunks(v.assign, oldAssign)
+	if prev != nil && known && prev.version == oldAssign.Version && len(prev.partitions) == len(v.assign.Partitions) {
+		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, named(v.parts.slotOf, changedNodes(prev, s)))
+	} else {
+		s = nextSnapshot(me, v.members, v.assign, v.memberRev, leader, prev, oldAssign)
+	}
 	ptr.Store(s)
 	return s
+}
+
+// named returns the nodes of ids that have a slot in the map's node table
+// (slotOf): those the map may name.
+func named(slotOf map[string]int, ids map[string]bool) []string {
+	var out []string
+	for id := range ids {
+		if _, ok := slotOf[id]; ok {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // roleCounts counts one node's partitions: served as primary, served as a
 // replica, and incoming (being received).
 type roleCounts struct{ primary, replica, incoming int }
+
+// membersSnapshot returns a snapshot of the members alone (no map).
+func membersSnapshot(members map[string]memberRecord, membershipRev int64, leader string) *snapshot {
+	s := &snapshot{membershipRev: membershipRev, leader: leader, byID: make(map[string]*Node, len(members))}
+	for _, id := range slices.Sorted(maps.Keys(members)) {
+		s.members = append(s.members, members[id].node())
+	}
+	for i := range s.members {
+		s.byID[s.members[i].ID] = &s.members[i]
+	}
+	return s
+}
 
 // newSnapshot builds a snapshot for node me. a may be nil (no map yet).
 func newSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string) *snapshot {
@@ -80,31 +110,15 @@ func newSnapshot(me string, members map[string]memberRecord, a *assignment, memb
 // partitions it touched, not the whole map.
 func nextSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string,
 	prev *snapshot, prevMap *assignment) *snapshot {
-	s := &snapshot{membershipRev: membershipRev, leader: leader, byID: make(map[string]*Node, len(members))}
-	for _, id := range slices.Sorted(maps.Keys(members)) {
-		s.members = append(s.members, members[id].node())
-	}
-	for i := range s.members {
-		s.byID[s.members[i].ID] = &s.members[i]
-	}
+	s := membersSnapshot(members, membershipRev, leader)
 	if a == nil {
 		return s
 	}
 	s.version = a.Version
-	if a.Maintenance != nil {
-		s.maintenance = a.Maintenance.Reason
-	}
-	for _, pn := range a.Planned {
-		if pn.away() {
-			s.away = append(s.away, pn.ID)
-		}
-	}
-	s.settled = slices.EqualFunc(a.Planned, plannedOf(members), sameNode) && a.incomingCount() == 0
+	s.setMapState(a)
 	P := len(a.Partitions)
 	s.partitions = make([]Partition, P)
-	s.serving = make([][]Node, P)
-	s.replicas = make([][]Node, P)
-	s.primaries = make([]*Node, P)
+	s.serving = make([]atomic.Pointer[[]Node], P)
 	s.isPrimary = make([]bool, P)
 	s.isReplica = make([]bool, P)
 	s.liveOf = make([]uint8, P)
@@ -115,7 +129,8 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 	}
 	for p, ps := range a.Partitions {
 		if reuse && samePartition(ps, prevMap.Partitions[p]) && !slices.ContainsFunc(ps.Serving, func(id string) bool { return changed[id] }) {
-			s.partitions[p], s.serving[p], s.replicas[p], s.primaries[p] = prev.partitions[p], prev.serving[p], prev.replicas[p], prev.primaries[p]
+			s.partitions[p] = prev.partitions[p]
+			s.serving[p].Store(prev.serving[p].Load())
 			s.isPrimary[p], s.isReplica[p], s.liveOf[p] = prev.isPrimary[p], prev.isReplica[p], prev.liveOf[p]
 		} else {
 			s.buildPartition(me, p, ps)
@@ -134,31 +149,138 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 	return s
 }
 
+// withChunks completes s (members only, see membersSnapshot) as the
+// snapshot of map a for node me, from prev (the snapshot of prevMap),
+// when a differs from prevMap only in the given chunks and, among the
+// nodes the map names, only those of renamed changed their records: the
+// other partitions' entries are copied, and the counts adjusted by the
+// changed partitions only, so a change costs a copy of the arrays plus
+// the partitions it touched.
+func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment, chunks []int, renamed []string) *snapshot {
+	s.version, s.mine, s.live = a.Version, prev.mine, slices.Clone(prev.live)
+	s.setMapState(a)
+	if len(chunks) == 0 && len(renamed) == 0 {
+		// No partition changed: share prev's (immutable) entries.
+		s.partitions, s.isPrimary, s.isReplica, s.liveOf, s.serving = prev.partitions, prev.isPrimary, prev.isReplica, prev.liveOf, prev.serving
+		return s
+	}
+	s.partitions, s.isPrimary = slices.Clone(prev.partitions), slices.Clone(prev.isPrimary)
+	s.isReplica, s.liveOf = slices.Clone(prev.isReplica), slices.Clone(prev.liveOf)
+	s.serving = make([]atomic.Pointer[[]Node], len(prev.serving))
+	for p := range s.serving {
+		s.serving[p].Store(prev.serving[p].Load())
+	}
+	rebuilt := map[int]bool{}
+	for _, c := range chunks {
+		lo, hi := chunkRange(c, len(a.Partitions))
+		for p := lo; p < hi; p++ {
+			if old, ps := prevMap.Partitions[p], a.Partitions[p]; !samePartition(ps, old) {
+				s.rebuild(me, p, old, ps)
+				rebuilt[p] = true
+			}
+		}
+	}
+	if len(renamed) == 0 {
+		return s
+	}
+	for p, ps := range a.Partitions {
+		if slices.ContainsFunc(ps.Serving, func(id string) bool { return slices.Contains(renamed, id) }) {
+			old := prevMap.Partitions[p]
+			if rebuilt[p] {
+				old = ps
+			}
+			s.rebuild(me, p, old, ps)
+		}
+	}
+	return s
+}
+
+// rebuild replaces partition p's entries, built from old, by ps's.
+func (s *snapshot) rebuild(me string, p int, old, ps partitionState) {
+	s.tally(me, p, old, -1)
+	s.isPrimary[p], s.isReplica[p], s.liveOf[p] = false, false, 0
+	s.buildPartition(me, p, ps)
+	s.serving[p].Store(nil)
+	s.tally(me, p, ps, 1)
+}
+
+// setMapState sets what a snapshot takes from the map besides its
+// partitions: maintenance, away nodes, settled.
+func (s *snapshot) setMapState(a *assignment) {
+	if a.Maintenance != nil {
+		s.maintenance = a.Maintenance.Reason
+	}
+	for _, pn := range a.Planned {
+		if pn.away() {
+			s.away = append(s.away, pn.ID)
+		}
+	}
+	live := make([]plannedNode, len(s.members))
+	for i, m := range s.members {
+		live[i] = plannedNode{ID: m.ID, Zone: m.Zone, Weight: m.Weight, Incarnation: m.Incarnation}
+	}
+	s.settled = slices.EqualFunc(a.Planned, live, sameNode) && a.incomingCount() == 0
+}
+
+// tally adds (d 1) or removes (d -1) partition p's part of the counts:
+// this node's roles and incoming partitions, and the live histogram.
+func (s *snapshot) tally(me string, p int, ps partitionState, d int) {
+	switch {
+	case s.isPrimary[p]:
+		s.mine.primary += d
+	case s.isReplica[p]:
+		s.mine.replica += d
+	}
+	for len(s.live) <= int(s.liveOf[p]) {
+		s.live = append(s.live, 0)
+	}
+	s.live[s.liveOf[p]] += d
+	for _, in := range ps.Incoming {
+		if in.Node == me {
+			s.mine.incoming += d
+		}
+	}
+}
+
 // buildPartition fills partition p's entries from ps.
 func (s *snapshot) buildPartition(me string, p int, ps partitionState) {
 	part := Partition{ID: PartitionID(p), Index: p, Epoch: ps.Epoch, ReplicaNodes: []string{}, IncomingNodes: []string{}}
-	nodes := make([]Node, len(ps.Serving))
-	for i, id := range ps.Serving {
-		nodes[i] = s.node(id)
-		if nodes[i].Status != NodeOffline {
+	for _, id := range ps.Serving {
+		if n, ok := s.byID[id]; ok && n.Status != NodeOffline {
 			s.liveOf[p]++
 		}
 	}
 	if len(ps.Serving) > 0 {
 		part.PrimaryNode = ps.Serving[0]
 		part.ReplicaNodes = slices.Clone(ps.Serving[1:])
-		s.primaries[p] = &nodes[0]
-		s.replicas[p] = nodes[1:]
 		s.isPrimary[p] = ps.Serving[0] == me
 		s.isReplica[p] = slices.Contains(ps.Serving[1:], me)
-	} else {
-		s.replicas[p] = []Node{}
 	}
 	for _, in := range ps.Incoming {
 		part.IncomingNodes = append(part.IncomingNodes, in.Node)
 	}
-	s.serving[p] = nodes
 	s.partitions[p] = part
+}
+
+// nodesOf returns partition p's serving nodes, primary first (empty, not
+// nil, when none serves). The first call for p builds them, later calls
+// and the snapshots that share p's entry return the same slice: safe for
+// concurrent use, lock-free, allocation-free once built.
+func (s *snapshot) nodesOf(p int) []Node {
+	if n := s.serving[p].Load(); n != nil {
+		return *n
+	}
+	part := &s.partitions[p]
+	nodes := []Node{}
+	if part.PrimaryNode != "" {
+		nodes = make([]Node, 1+len(part.ReplicaNodes))
+		nodes[0] = s.node(part.PrimaryNode)
+		for i, id := range part.ReplicaNodes {
+			nodes[1+i] = s.node(id)
+		}
+	}
+	s.serving[p].CompareAndSwap(nil, &nodes)
+	return *s.serving[p].Load()
 }
 
 // changedNodes returns the IDs whose Node differs between a and b (present

@@ -19,6 +19,7 @@ type view struct {
 	rev       int64
 	members   map[string]memberRecord
 	memberRev int64 // revision of the last membership change
+	readyRev  int64 // revision of the last change of a ready record
 	history   map[string]historyRecord
 	ready     map[string]readyRecord
 	failing   map[string][]failingEntry // node → its failing handoffs (handoff_record.go)
@@ -220,6 +221,7 @@ func (d decoder) applyOther(v *view, e watcher.Event) {
 		}
 	case strings.HasPrefix(key, k.readyPrefix()):
 		id := strings.TrimPrefix(key, k.readyPrefix())
+		v.readyRev = e.ModRevision
 		if !put {
 			delete(v.ready, id)
 		} else if r, err := unmarshalReady(e.Value); err == nil {

@@ -153,13 +153,21 @@ func (c *cluster) agreedOn(ctx context.Context, ok func(*clusterkit.Cluster) boo
 	probe := c.nodes[0]
 	n := len(c.nodes)
 	var version int64
+	var seen *clusterkit.Metrics
 	for {
-		cl := probe.GetCluster()
-		if cl.Settled && len(cl.Nodes) == n && fullyServed(cl) && ok(cl) {
-			version = cl.AssignmentVersion
-			break
+		// GetCluster copies the whole map: read it only when the probe's
+		// map version or member count moved.
+		m := probe.GetMetrics()
+		if seen == nil || m.AssignmentVersion != seen.AssignmentVersion || m.Members != seen.Members {
+			seen = m
+			cl := probe.GetCluster()
+			if cl.Settled && len(cl.Nodes) == n && fullyServed(cl) && ok(cl) {
+				version = cl.AssignmentVersion
+				break
+			}
 		}
 		if err := pause(ctx); err != nil {
+			cl := probe.GetCluster()
 			return time.Time{}, fmt.Errorf("probe %s: last map v%d settled=%v with %d of %d nodes: %w",
 				probe.GetMyNodeID(), cl.AssignmentVersion, cl.Settled, len(cl.Nodes), n, err)
 		}

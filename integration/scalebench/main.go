@@ -11,6 +11,9 @@
 //	crash → repaired a node that does not lead is halted (its lease is left
 //	                 to expire, RebalanceDelay off): from Halt until every
 //	                 survivor's map is settled and names it nowhere
+//	bursts           -burst nodes started at once, then as many halted at
+//	                 once: time until all agree, and the map versions and
+//	                 rebalances the first node saw
 //
 // and for the join and the crash the etcd traffic until the cluster is
 // quiet again (no write under the prefix for 1 s): revisions written and
@@ -32,6 +35,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof" // -pprof
 	"os"
 	"runtime"
 	"slices"
@@ -42,16 +47,19 @@ import (
 
 func main() {
 	var c config
-	var nodes, partitions, png, save, from string
+	var nodes, partitions, png, save, from, pprofAddr string
 	flag.StringVar(&nodes, "nodes", "10,100", "comma-separated node counts N")
 	flag.StringVar(&partitions, "partitions", "1024", "comma-separated partition counts P")
 	flag.DurationVar(&c.ttl, "ttl", 3*time.Second, "LeaseTTL of every node (whole seconds)")
 	flag.IntVar(&c.trials, "trials", 3, "trials per size, each on a fresh etcd")
 	flag.IntVar(&c.batch, "batch", 10, "nodes started concurrently during formation")
+	flag.IntVar(&c.burst, "burst", -1, "after the crash, start this many nodes at once, then halt as many at once (negative: N/10, at least 2; 0: no bursts)")
 	flag.DurationVar(&c.stepTimeout, "timeout", 5*time.Minute, "bound of formation and of each measured step")
 	flag.BoolVar(&c.timeline, "timeline", false, "print every write of each join and crash to stderr")
 	flag.BoolVar(&c.logWarn, "log", false, "let the nodes log warnings and errors to stderr")
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of each join and crash to <this>-<N>x<P>-<step>.pprof (the last trial's)")
+	flag.StringVar(&c.memProfile, "memprofile", "", "write a heap profile after formation to <this>-<N>x<P>.pprof")
+	flag.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060) while running")
 	flag.StringVar(&png, "png", "", "write a plot of the medians to this PNG file")
 	flag.StringVar(&save, "save", "", "write the summaries to this JSON file")
 	flag.StringVar(&from, "from", "", "run nothing: print the table and draw -png from these comma-separated -save files")
@@ -63,6 +71,9 @@ func main() {
 		}
 		report(sizes, png, "")
 		return
+	}
+	if pprofAddr != "" {
+		go func() { fail(http.ListenAndServe(pprofAddr, nil)) }()
 	}
 	var err error
 	if c.nodes, err = ints(nodes, 3); err != nil {
@@ -89,6 +100,8 @@ func main() {
 				if c.timeline {
 					printTimeline(os.Stderr, "join", r.join)
 					printTimeline(os.Stderr, "crash", r.crash)
+					printTimeline(os.Stderr, "burst of starts", r.burstStart.step)
+					printTimeline(os.Stderr, "burst of halts", r.burstHalt.step)
 				}
 				rs = append(rs, r)
 			}

@@ -38,7 +38,11 @@ type summary struct {
 	Formation, Join, Crash, Expired             stat // seconds
 	JoinWrites, JoinMapWrites, JoinPut, JoinOut stat // JoinPut, JoinOut: bytes
 	CrashWrites, CrashMapWrites, CrashOut       stat
-	MaxWrite, HeapPerNode                       stat // bytes
+	MaxWrite, HeapPerNode, RSSPerNode           stat // bytes
+	// Bursts of BurstK starts, then halts: time, map versions, rebalances.
+	BurstK                                               int
+	BurstStart, BurstStartVersions, BurstStartRebalances stat
+	BurstHalt, BurstHaltVersions, BurstHaltRebalances    stat
 }
 
 func summarize(rs []result) summary {
@@ -51,19 +55,27 @@ func summarize(rs []result) summary {
 	}
 	return summary{
 		Nodes: rs[0].nodes, Partitions: rs[0].partitions, Trials: len(rs),
-		Formation:      get(func(r result) float64 { return r.formation.Seconds() }),
-		Join:           get(func(r result) float64 { return r.join.took.Seconds() }),
-		Crash:          get(func(r result) float64 { return r.crash.took.Seconds() }),
-		Expired:        get(func(r result) float64 { return r.crash.expired.Seconds() }),
-		JoinWrites:     get(func(r result) float64 { return float64(r.join.writes) }),
-		JoinMapWrites:  get(func(r result) float64 { return float64(r.join.mapWrites) }),
-		JoinPut:        get(func(r result) float64 { return r.join.etcd.putBytes }),
-		JoinOut:        get(func(r result) float64 { return r.join.etcd.sent }),
-		CrashWrites:    get(func(r result) float64 { return float64(r.crash.writes) }),
-		CrashMapWrites: get(func(r result) float64 { return float64(r.crash.mapWrites) }),
-		CrashOut:       get(func(r result) float64 { return r.crash.etcd.sent }),
-		MaxWrite:       get(func(r result) float64 { return float64(r.maxWrite) }),
-		HeapPerNode:    get(func(r result) float64 { return r.heapPerNode }),
+		Formation:            get(func(r result) float64 { return r.formation.Seconds() }),
+		Join:                 get(func(r result) float64 { return r.join.took.Seconds() }),
+		Crash:                get(func(r result) float64 { return r.crash.took.Seconds() }),
+		Expired:              get(func(r result) float64 { return r.crash.expired.Seconds() }),
+		JoinWrites:           get(func(r result) float64 { return float64(r.join.writes) }),
+		JoinMapWrites:        get(func(r result) float64 { return float64(r.join.mapWrites) }),
+		JoinPut:              get(func(r result) float64 { return r.join.etcd.putBytes }),
+		JoinOut:              get(func(r result) float64 { return r.join.etcd.sent }),
+		CrashWrites:          get(func(r result) float64 { return float64(r.crash.writes) }),
+		CrashMapWrites:       get(func(r result) float64 { return float64(r.crash.mapWrites) }),
+		CrashOut:             get(func(r result) float64 { return r.crash.etcd.sent }),
+		MaxWrite:             get(func(r result) float64 { return float64(r.maxWrite) }),
+		HeapPerNode:          get(func(r result) float64 { return r.heapPerNode }),
+		RSSPerNode:           get(func(r result) float64 { return r.rssPerNode }),
+		BurstK:               rs[0].burstStart.k,
+		BurstStart:           get(func(r result) float64 { return r.burstStart.took.Seconds() }),
+		BurstHalt:            get(func(r result) float64 { return r.burstHalt.took.Seconds() }),
+		BurstStartVersions:   get(func(r result) float64 { return float64(r.burstStart.versions) }),
+		BurstHaltVersions:    get(func(r result) float64 { return float64(r.burstHalt.versions) }),
+		BurstStartRebalances: get(func(r result) float64 { return float64(r.burstStart.rebalances) }),
+		BurstHaltRebalances:  get(func(r result) float64 { return float64(r.burstHalt.rebalances) }),
 	}
 }
 
@@ -72,10 +84,10 @@ const mb = 1e6
 // printTable writes the summaries as a Markdown table: medians, with the
 // range over the trials in parentheses.
 func printTable(w io.Writer, sizes []summary) {
-	fmt.Fprintln(w, "| N × P | trials | formation | join → all agree | join: writes (map) | join: put | join: sent to clients | crash → repaired | of which lease expiry seen | crash: writes (map) | crash: sent to clients | largest write | heap / node |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| N × P | trials | formation | join → all agree | join: writes (map) | join: put | join: sent to clients | crash → repaired | of which lease expiry seen | crash: writes (map) | crash: sent to clients | largest write | heap / node | RSS / node |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range sizes {
-		fmt.Fprintf(w, "| %d × %d | %d | %s | %s | %s (%s) | %s | %s | %s | %s | %s (%s) | %s | %s | %s |\n",
+		fmt.Fprintf(w, "| %d × %d | %d | %s | %s | %s (%s) | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s |\n",
 			s.Nodes, s.Partitions, s.Trials,
 			s.Formation.format(1, 1, " s"), s.Join.format(1, 2, " s"),
 			s.JoinWrites.format(1, 0, ""), s.JoinMapWrites.format(1, 0, ""),
@@ -83,15 +95,32 @@ func printTable(w io.Writer, sizes []summary) {
 			s.Crash.format(1, 2, " s"), s.Expired.format(1, 2, " s"),
 			s.CrashWrites.format(1, 0, ""), s.CrashMapWrites.format(1, 0, ""),
 			s.CrashOut.format(mb, 1, " MB"),
-			s.MaxWrite.format(1e3, 0, " KB"), s.HeapPerNode.format(mb, 2, " MB"))
+			s.MaxWrite.format(1e3, 0, " KB"), s.HeapPerNode.format(mb, 2, " MB"), s.RSSPerNode.format(mb, 1, " MB"))
+	}
+	printBursts(w, sizes)
+}
+
+// printBursts writes the bursts' table (sizes that ran none are left out).
+func printBursts(w io.Writer, sizes []summary) {
+	fmt.Fprintln(w, "\n| N × P | burst | starts → all agree | starts: map versions, rebalances | halts → all agree | halts: map versions, rebalances |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, s := range sizes {
+		if s.BurstK == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "| %d × %d | %d | %s | %s, %s | %s | %s, %s |\n", s.Nodes, s.Partitions, s.BurstK,
+			s.BurstStart.format(1, 2, " s"), s.BurstStartVersions.format(1, 0, ""), s.BurstStartRebalances.format(1, 0, ""),
+			s.BurstHalt.format(1, 2, " s"), s.BurstHaltVersions.format(1, 0, ""), s.BurstHaltRebalances.format(1, 0, ""))
 	}
 }
 
 // line is one trial in one line, for progress.
 func (r result) line() string {
-	return fmt.Sprintf("formation %.1fs, join %.3fs (%d writes, %d of the map, %.2f MB put, %.1f MB sent), crash %.3fs (lease expiry seen at %.3fs, %d writes, %d of the map, %.1f MB sent), largest write %d B, heap/node %.2f MB, Start retries %d",
+	return fmt.Sprintf("formation %.1fs, join %.3fs (%d writes, %d of the map, %.2f MB put, %.1f MB sent), crash %.3fs (lease expiry seen at %.3fs, %d writes, %d of the map, %.1f MB sent), largest write %d B, heap/node %.2f MB, RSS/node %.1f MB, Start retries %d; %d at once: starts %.3fs (%d map versions, %d rebalances), halts %.3fs (%d map versions, %d rebalances)",
 		r.formation.Seconds(), r.join.took.Seconds(), r.join.writes, r.join.mapWrites, r.join.etcd.putBytes/mb, r.join.etcd.sent/mb,
-		r.crash.took.Seconds(), r.crash.expired.Seconds(), r.crash.writes, r.crash.mapWrites, r.crash.etcd.sent/mb, r.maxWrite, r.heapPerNode/mb, r.startRetries)
+		r.crash.took.Seconds(), r.crash.expired.Seconds(), r.crash.writes, r.crash.mapWrites, r.crash.etcd.sent/mb, r.maxWrite, r.heapPerNode/mb, r.rssPerNode/mb, r.startRetries,
+		r.burstStart.k, r.burstStart.took.Seconds(), r.burstStart.versions, r.burstStart.rebalances,
+		r.burstHalt.took.Seconds(), r.burstHalt.versions, r.burstHalt.rebalances)
 }
 
 // printTimeline writes each revision of a step with its time after the

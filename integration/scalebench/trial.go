@@ -6,6 +6,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,10 +20,12 @@ type config struct {
 	nodes, partitions []int
 	ttl               time.Duration
 	trials, batch     int
+	burst             int // nodes started and halted at once (negative: N/10)
 	stepTimeout       time.Duration
 	timeline          bool   // print each step's writes
 	logWarn           bool   // nodes log warnings and errors to stderr
 	profile           string // if set, a CPU profile of each step goes to <profile>-<N>x<P>-<step>.pprof
+	memProfile        string // if set, a heap profile after formation goes to <memProfile>-<N>x<P>.pprof
 }
 
 // step is what one measured change cost.
@@ -45,9 +49,12 @@ type result struct {
 	nodes, partitions int
 	formation         time.Duration
 	heapPerNode       float64 // bytes of the process heap in use per node after formation
+	rssPerNode        float64 // the process's resident set per node after formation (etcd included)
 	maxWrite          int     // largest revision seen in the whole trial
 	startRetries      int64   // Starts tried again (see cluster.startNode)
 	join, crash       step
+	burstStart        burst
+	burstHalt         burst
 }
 
 // runTrial forms a cluster of n nodes × p partitions on a fresh etcd,
@@ -110,6 +117,10 @@ func runTrial(c config, n, p int) (res result, err error) {
 		return res, fmt.Errorf("after formation: %w", err)
 	}
 	res.heapPerNode = float64(heapInUse()-heapBefore) / float64(n)
+	res.rssPerNode = float64(residentBytes()) / float64(n)
+	if err := writeHeapProfile(c.memProfile, n, p); err != nil {
+		return res, err
+	}
 
 	if res.join, err = measure(c, obs, c.profilePath(n, p, "join"), func(ctx context.Context) (time.Time, time.Time, error) {
 		if err := cl.startNodes(ctx, 1, 1); err != nil {
@@ -142,6 +153,11 @@ func runTrial(c config, n, p int) (res result, err error) {
 	}
 	if err := cl.verify(); err != nil {
 		return res, fmt.Errorf("after the crash: %w", err)
+	}
+	if k := c.burstSize(n); k > 0 {
+		if res.burstStart, res.burstHalt, err = runBursts(c, cl, obs, k, func(step string) string { return c.profilePath(n, p, step) }); err != nil {
+			return res, err
+		}
 	}
 	all, err := obs.since(0)
 	for _, w := range all {
@@ -234,6 +250,39 @@ func startProfile(path string) (stop func() error, err error) {
 		pprof.StopCPUProfile()
 		return f.Close()
 	}, nil
+}
+
+// writeHeapProfile writes a heap profile to <prefix>-<n>x<p>.pprof
+// (nothing if prefix is empty).
+func writeHeapProfile(prefix string, n, p int) error {
+	if prefix == "" {
+		return nil
+	}
+	f, err := os.Create(fmt.Sprintf("%s-%dx%d.pprof", prefix, n, p))
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
+}
+
+// residentBytes is the process's resident set (VmRSS), 0 where
+// /proc/self/status is not readable.
+func residentBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 func heapInUse() uint64 {

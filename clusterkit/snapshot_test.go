@@ -1,0 +1,109 @@
+package clusterkit
+
+import (
+	"maps"
+	"slices"
+	"testing"
+)
+
+// TestSnapshotWithChunksMatchesFullBuild checks the incremental snapshot
+// (only the changed chunks rebuilt) against a full build, for every step
+// of a join (incoming, then serving) and from every node's side, lookups
+// included.
+func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
+	cfg := clusterConfig{FormatVersion: 2, PartitionCount: 100, ReplicationFactor: 3, Hash: "xxhash64"}
+	in, _ := apply(t, reconcileInput{cfg: cfg, members: members("a", "b", "c", "d")})
+	steps := []*assignment{in.assign}
+	in.members = members("a", "b", "c", "d", "e")
+	in, _ = apply(t, in)
+	steps = append(steps, in.assign)
+	ready := readyRecord{}
+	for p, ps := range in.assign.Partitions {
+		for _, inc := range ps.Incoming {
+			if inc.Node == "e" && p%2 == 0 { // half of e's handoffs done
+				ready[p] = inc.Since
+			}
+		}
+	}
+	in.ready = map[string]readyRecord{"e": ready}
+	in, _ = apply(t, in)
+	steps = append(steps, in.assign)
+	if len(slices.Collect(changedChunkList(steps[1], steps[2]))) == 0 {
+		t.Fatal("the ready records changed nothing: the test tests nothing")
+	}
+	for _, me := range []string{"a", "e"} {
+		for i := 1; i < len(steps); i++ {
+			prev := newSnapshot(me, in.members, steps[i-1], 7, "a")
+			for p := range prev.serving {
+				if p%3 == 0 {
+					prev.nodesOf(p) // some built, some not
+				}
+			}
+			got := prev.withChunks(me, membersSnapshot(in.members, 7, "b"), steps[i], steps[i-1], slices.Collect(changedChunkList(steps[i-1], steps[i])), nil)
+			want := newSnapshot(me, in.members, steps[i], 7, "b")
+			compareSnapshots(t, me, i, got, want)
+		}
+		// A member the map does not name joins: the same map, new members.
+		last := steps[len(steps)-1]
+		joined := members("a", "b", "c", "d", "e", "z")
+		prev := newSnapshot(me, in.members, last, 7, "b")
+		got := prev.withChunks(me, membersSnapshot(joined, 8, "b"), last, last, nil, nil)
+		compareSnapshots(t, me, len(steps), got, newSnapshot(me, joined, last, 8, "b"))
+		// A named node leaves and another turns unhealthy, with a map
+		// change: their partitions are rebuilt (offline, unhealthy).
+		left := members("a", "b", "d", "e", "z")
+		sick := left["d"]
+		sick.Healthy = false
+		left["d"] = sick
+		got = newSnapshot(me, in.members, steps[1], 7, "b").withChunks(me, membersSnapshot(left, 9, "b"), last, steps[1],
+			slices.Collect(changedChunkList(steps[1], last)), []string{"c", "d"})
+		compareSnapshots(t, me, len(steps)+1, got, newSnapshot(me, left, last, 9, "b"))
+	}
+}
+
+// changedChunkList yields the chunks in which a and b differ.
+func changedChunkList(a, b *assignment) func(func(int) bool) {
+	return func(yield func(int) bool) {
+		for c := range chunkCount(len(a.Partitions)) {
+			lo, hi := chunkRange(c, len(a.Partitions))
+			for p := lo; p < hi; p++ {
+				if !samePartition(a.Partitions[p], b.Partitions[p]) {
+					if !yield(c) {
+						return
+					}
+					break
+				}
+			}
+		}
+	}
+}
+
+func compareSnapshots(t *testing.T, me string, step int, got, want *snapshot) {
+	t.Helper()
+	trim := func(h []int) []int {
+		for len(h) > 0 && h[len(h)-1] == 0 {
+			h = h[:len(h)-1]
+		}
+		return h
+	}
+	if got.version != want.version || got.leader != want.leader || got.settled != want.settled || got.mine != want.mine ||
+		!slices.Equal(trim(got.live), trim(want.live)) || !slices.Equal(got.liveOf, want.liveOf) ||
+		!slices.Equal(got.isPrimary, want.isPrimary) || !slices.Equal(got.isReplica, want.isReplica) ||
+		!slices.Equal(got.away, want.away) || got.maintenance != want.maintenance {
+		t.Fatalf("%s, step %d: incremental snapshot differs:\ngot  v%d settled=%v mine=%+v live=%v\nwant v%d settled=%v mine=%+v live=%v",
+			me, step, got.version, got.settled, got.mine, got.live, want.version, want.settled, want.mine, want.live)
+	}
+	for p := range want.partitions {
+		g, w := got.partitions[p], want.partitions[p]
+		if g.ID != w.ID || g.Epoch != w.Epoch || g.PrimaryNode != w.PrimaryNode || !slices.Equal(g.ReplicaNodes, w.ReplicaNodes) ||
+			!slices.Equal(g.IncomingNodes, w.IncomingNodes) {
+			t.Fatalf("%s, step %d, partition %d: got %+v, want %+v", me, step, p, g, w)
+		}
+		if !slices.EqualFunc(got.nodesOf(p), want.nodesOf(p), func(x, y Node) bool { return sameNodeValue(&x, &y) }) {
+			t.Fatalf("%s, step %d, partition %d: nodes %v, want %v", me, step, p, got.nodesOf(p), want.nodesOf(p))
+		}
+	}
+	if !maps.EqualFunc(got.byID, want.byID, sameNodeValue) {
+		t.Fatalf("%s, step %d: members differ", me, step)
+	}
+}
