@@ -211,7 +211,7 @@ func parsePartitionID(id string, count int) (int, bool) {
 }
 
 func partitionView(s *snapshot, i int, key *string) partitionJSON {
-	nodes := s.nodesOf(i)
+	nodes := s.serving[i]
 	out := partitionJSON{Partition: s.partitions[i], Key: key, AssignmentVersion: s.version,
 		Nodes: make([]memberJSON, len(nodes))}
 	for j := range nodes {

@@ -14,11 +14,10 @@ import (
 type snapshot struct {
 	version    int64
 	partitions []Partition
-	// serving[p] is partition p's serving nodes (primary first), built on
-	// the first lookup of p (see nodesOf) and shared with the next
-	// snapshot while p and its nodes' records stay unchanged: a node that
-	// never looks p up does not hold a copy of its nodes' records.
-	serving []atomic.Pointer[[]Node]
+	// serving[p] is partition p's serving nodes (primary first; empty, not
+	// nil, when none serves), built with the partition and shared with the
+	// next snapshot while p and its nodes' records stay unchanged.
+	serving [][]Node
 	// isPrimary and isReplica are this node's roles, per partition.
 	isPrimary []bool
 	isReplica []bool
@@ -118,7 +117,7 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 	s.setMapState(a)
 	P := len(a.Partitions)
 	s.partitions = make([]Partition, P)
-	s.serving = make([]atomic.Pointer[[]Node], P)
+	s.serving = make([][]Node, P)
 	s.isPrimary = make([]bool, P)
 	s.isReplica = make([]bool, P)
 	s.liveOf = make([]uint8, P)
@@ -130,7 +129,7 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 	for p, ps := range a.Partitions {
 		if reuse && samePartition(ps, prevMap.Partitions[p]) && !slices.ContainsFunc(ps.Serving, func(id string) bool { return changed[id] }) {
 			s.partitions[p] = prev.partitions[p]
-			s.serving[p].Store(prev.serving[p].Load())
+			s.serving[p] = prev.serving[p]
 			s.isPrimary[p], s.isReplica[p], s.liveOf[p] = prev.isPrimary[p], prev.isReplica[p], prev.liveOf[p]
 		} else {
 			s.buildPartition(me, p, ps)
@@ -166,10 +165,7 @@ func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment,
 	}
 	s.partitions, s.isPrimary = slices.Clone(prev.partitions), slices.Clone(prev.isPrimary)
 	s.isReplica, s.liveOf = slices.Clone(prev.isReplica), slices.Clone(prev.liveOf)
-	s.serving = make([]atomic.Pointer[[]Node], len(prev.serving))
-	for p := range s.serving {
-		s.serving[p].Store(prev.serving[p].Load())
-	}
+	s.serving = slices.Clone(prev.serving)
 	rebuilt := map[int]bool{}
 	for _, c := range chunks {
 		lo, hi := chunkRange(c, len(a.Partitions))
@@ -200,7 +196,6 @@ func (s *snapshot) rebuild(me string, p int, old, ps partitionState) {
 	s.tally(me, p, old, -1)
 	s.isPrimary[p], s.isReplica[p], s.liveOf[p] = false, false, 0
 	s.buildPartition(me, p, ps)
-	s.serving[p].Store(nil)
 	s.tally(me, p, ps, 1)
 }
 
@@ -260,27 +255,21 @@ func (s *snapshot) buildPartition(me string, p int, ps partitionState) {
 		part.IncomingNodes = append(part.IncomingNodes, in.Node)
 	}
 	s.partitions[p] = part
+	s.serving[p] = s.nodesFor(part)
 }
 
-// nodesOf returns partition p's serving nodes, primary first (empty, not
-// nil, when none serves). The first call for p builds them, later calls
-// and the snapshots that share p's entry return the same slice: safe for
-// concurrent use, lock-free, allocation-free once built.
-func (s *snapshot) nodesOf(p int) []Node {
-	if n := s.serving[p].Load(); n != nil {
-		return *n
+// nodesFor builds the serving nodes of part, primary first, from the
+// snapshot's member records (empty, not nil, when none serves).
+func (s *snapshot) nodesFor(part Partition) []Node {
+	if part.PrimaryNode == "" {
+		return []Node{}
 	}
-	part := &s.partitions[p]
-	nodes := []Node{}
-	if part.PrimaryNode != "" {
-		nodes = make([]Node, 1+len(part.ReplicaNodes))
-		nodes[0] = s.node(part.PrimaryNode)
-		for i, id := range part.ReplicaNodes {
-			nodes[1+i] = s.node(id)
-		}
+	nodes := make([]Node, 1+len(part.ReplicaNodes))
+	nodes[0] = s.node(part.PrimaryNode)
+	for i, id := range part.ReplicaNodes {
+		nodes[1+i] = s.node(id)
 	}
-	s.serving[p].CompareAndSwap(nil, &nodes)
-	return *s.serving[p].Load()
+	return nodes
 }
 
 // changedNodes returns the IDs whose Node differs between a and b (present
