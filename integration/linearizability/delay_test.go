@@ -1,0 +1,82 @@
+package linearizability
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/clusterkit-go/clusterkit/internal/pki"
+)
+
+// settleAway waits until the running nodes agree on a map without a node
+// that lost its lease (killed or frozen). ClusterKit holds such a node's
+// slots for its RebalanceDelay (30 s) before it places new replicas; the
+// scenarios would spend most of their time waiting for it. So, every 3 s
+// until the map settles, the leader is asked to end the delay (POST
+// /rebalance/end-delay, an operator's action): the replicas are placed
+// and the data handed off exactly as when the delay runs out, only sooner.
+// A request made before the leader saw the lease expire ends nothing, so
+// it is repeated. Not for an etcd voter's node: once its delay is over,
+// the leader removes its member after 5 s (goneBound), and the voter
+// scenarios would then restart a plain node.
+func (f *faults) settleAway(ctx context.Context, what string) error {
+	begin := time.Now()
+	for {
+		if err := f.endDelay(ctx); err != nil {
+			f.t.Logf("  %s: end-delay: %v", what, err)
+		}
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := f.cluster.WaitSettled(sctx)
+		cancel()
+		if err == nil {
+			f.t.Logf("  %s: settled after %v", what, time.Since(begin).Round(time.Millisecond))
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+}
+
+// endDelay posts /rebalance/end-delay to a running node over HTTPS (the
+// cluster token is refused over plain HTTP), trusting the cluster's CA as
+// node-1 stored it, and returns once the leader applied it.
+func (f *faults) endDelay(ctx context.Context) error {
+	_, pool, err := pki.Dir(filepath.Join(f.cluster.Dir(), "node-1", "tls")).LoadNode()
+	if err != nil {
+		return err
+	}
+	var addr string
+	for _, n := range f.cluster.Running() {
+		if !n.Frozen() {
+			addr = n.HTTP
+			break
+		}
+	}
+	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer cl.CloseIdleConnections()
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, "https://"+addr+"/rebalance/end-delay", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+clusterToken)
+	resp, err := cl.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("POST %s/rebalance/end-delay: %s: %s", addr, resp.Status, body)
+	}
+	return nil
+}
+
+// clusterToken is the ClusterToken localcluster gives every node.
+const clusterToken = "localcluster"
