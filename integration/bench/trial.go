@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -83,21 +84,22 @@ func joinStep(ctx context.Context, c *kvCluster, r *faultTrial) error {
 	return nil
 }
 
-// plainVictim returns the i-th plain node (no etcd member, not the leader):
-// the crash and freeze steps measure a node whose loss etcd does not see.
-func plainVictim(ctx context.Context, c *kvCluster, i int) (*localcluster.Node, error) {
+// plainVictim returns the first running plain node (no etcd member, not
+// the leader): the crash and freeze steps measure a node whose loss etcd
+// does not see.
+func plainVictim(ctx context.Context, c *kvCluster) (*localcluster.Node, error) {
 	plain, err := c.plainNodes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(plain) <= i {
-		return nil, fmt.Errorf("only %d plain nodes: %v", len(plain), plain)
+	if len(plain) == 0 {
+		return nil, errors.New("no plain node but the leader")
 	}
-	return c.Node(plain[i]), nil
+	return c.Node(plain[0]), nil
 }
 
 func crashStep(ctx context.Context, c *kvCluster, r *faultTrial) error {
-	victim, err := plainVictim(ctx, c, 0)
+	victim, err := plainVictim(ctx, c)
 	if err != nil {
 		return fmt.Errorf("crash: %w", err)
 	}
@@ -118,7 +120,7 @@ func crashStep(ctx context.Context, c *kvCluster, r *faultTrial) error {
 }
 
 func freezeStep(ctx context.Context, c *kvCluster, r *faultTrial) error {
-	victim, err := plainVictim(ctx, c, 0) // the crashed node is gone
+	victim, err := plainVictim(ctx, c) // the crashed node is gone
 	if err != nil {
 		return fmt.Errorf("freeze: %w", err)
 	}

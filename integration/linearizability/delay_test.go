@@ -15,21 +15,22 @@ import (
 // settleAway waits until the running nodes agree on a map without a node
 // that lost its lease (killed or frozen). ClusterKit holds such a node's
 // slots for its RebalanceDelay (30 s) before it places new replicas; the
-// scenarios would spend most of their time waiting for it. So, every 3 s
+// scenarios would spend most of their time waiting for it. So, every second
 // until the map settles, the leader is asked to end the delay (POST
 // /rebalance/end-delay, an operator's action): the replicas are placed
 // and the data handed off exactly as when the delay runs out, only sooner.
 // A request made before the leader saw the lease expire ends nothing, so
-// it is repeated. Not for an etcd voter's node: once its delay is over,
-// the leader removes its member after 5 s (goneBound), and the voter
-// scenarios would then restart a plain node.
+// it is repeated. For an etcd voter's node the margin is the same as with
+// the delay running out: the leader removes its member 5 s (goneBound)
+// after the delay ended, and the scenario restarts or thaws it as soon as
+// the map settled, as before.
 func (f *faults) settleAway(ctx context.Context, what string) error {
 	begin := time.Now()
 	for {
 		if err := f.endDelay(ctx); err != nil {
 			f.t.Logf("  %s: end-delay: %v", what, err)
 		}
-		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
 		_, err := f.cluster.WaitSettled(sctx)
 		cancel()
 		if err == nil {

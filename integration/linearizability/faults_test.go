@@ -158,13 +158,7 @@ func (f *faults) freezeNode(ctx context.Context, n *localcluster.Node) error {
 		n.Thaw()
 		return err
 	}
-	// An etcd voter's node is left its delay: ended early, its member
-	// would be removed (see settleAway) before it is thawed.
-	settle := f.settleAway
-	if slices.Contains(voters, n.ID) {
-		settle = f.settle
-	}
-	if err := settle(ctx, n.ID+" frozen (the others without it)"); err != nil {
+	if err := f.settleAway(ctx, n.ID+" frozen (the others without it)"); err != nil {
 		n.Thaw()
 		return err
 	}
@@ -182,7 +176,7 @@ func (f *faults) freezeNode(ctx context.Context, n *localcluster.Node) error {
 func (f *faults) killVoter(ctx context.Context) error {
 	n := f.cluster.Node(voters[1+f.round%2])
 	n.Kill()
-	if err := f.settle(ctx, n.ID+" (etcd voter) killed"); err != nil {
+	if err := f.settleAway(ctx, n.ID+" (etcd voter) killed"); err != nil {
 		return err
 	}
 	if _, err := f.cluster.Start(ctx, n.ID); err != nil {
