@@ -3,9 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,30 +18,13 @@ import (
 // node n's GET /cluster names them (refreshed by its etcd upkeep, once a
 // second).
 func etcdRoles(ctx context.Context, n *localcluster.Node) (map[string]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.HTTP+"/cluster", nil)
+	v, err := n.ReadView(ctx)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: GET /cluster: %s", n.ID, resp.Status)
-	}
-	var v struct {
-		Members []struct {
-			ID   string `json:"id"`
-			Role string `json:"etcd_role"`
-		} `json:"members"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return nil, fmt.Errorf("%s: GET /cluster: %w", n.ID, err)
 	}
 	roles := make(map[string]string, len(v.Members))
 	for _, m := range v.Members {
-		roles[m.ID] = m.Role
+		roles[m.ID] = m.EtcdRole
 	}
 	return roles, nil
 }
