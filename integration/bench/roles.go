@@ -98,31 +98,37 @@ func (c *kvCluster) plainNodes(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// joinWindow returns when node id's log says its etcd member was added
-// as a learner and when it joined as a voter (the last such join).
+// joinWindow returns when node id's log last says its etcd member joined
+// as a voter, and when that member was added as a learner before it (a
+// node may have added and given back a learner earlier, at formation).
 func (c *kvCluster) joinWindow(id string) (added, voter time.Time, err error) {
 	f, err := os.Open(filepath.Join(c.Dir(), id+".log"))
 	if err != nil {
 		return added, voter, err
 	}
 	defer f.Close()
+	var lastAdd time.Time
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		at, _, _ := strings.Cut(line, "\t")
-		switch {
-		case strings.Contains(line, "added as learner"):
-			added, err = time.Parse("2006-01-02T15:04:05.000Z0700", at)
-		case strings.Contains(line, "joined the cluster as a voter"):
-			voter, err = time.Parse("2006-01-02T15:04:05.000Z0700", at)
+		learner, joined := strings.Contains(line, "added as learner"), strings.Contains(line, "joined the cluster as a voter")
+		if !learner && !joined {
+			continue
 		}
+		stamp, _, _ := strings.Cut(line, "\t")
+		at, err := time.Parse("2006-01-02T15:04:05.000Z0700", stamp)
 		if err != nil {
 			return added, voter, fmt.Errorf("%s's log: time of %q: %w", id, line, err)
 		}
+		if learner {
+			lastAdd = at
+		} else {
+			added, voter = lastAdd, at
+		}
 	}
-	if added.IsZero() || voter.Before(added) {
-		return added, voter, fmt.Errorf("%s's log names no learner then voter (added %v, voter %v)", id, added, voter)
+	if added.IsZero() {
+		return added, voter, fmt.Errorf("%s's log names no learner then voter", id)
 	}
 	return added, voter, sc.Err()
 }

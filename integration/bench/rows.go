@@ -77,7 +77,7 @@ func clusterRows(ctx context.Context, c config) ([]row, error) {
 	}
 	rows = append(rows,
 		row{what: "memory: node with an embedded etcd voter (kvstore process RSS; private = its anonymous memory, the rest is the executable's shared pages; 10 nodes)", ours: voter.cell(), published: "25 MB (10 nodes)", measured: "15–16 MB"},
-		row{what: "memory: node whose etcd member is a learner (largest RSS from its add to its promotion, " + learnerFor.cell() + ", after a voter left; ClusterKit keeps no learner longer)", ours: learner.cell()},
+		row{what: "memory: node whose etcd member joins as a learner after a voter left (largest RSS from its add on, until a node names it a voter; promoted after " + learnerFor.cell() + ": ClusterKit keeps no learner longer)", ours: learner.cell()},
 		row{what: "memory: plain client of the embedded voters (RSS, 10 nodes)", ours: plain.cell(), published: "25 MB (10 nodes)", measured: "15–16 MB"},
 		row{what: "memory: client of an external etcd (RSS, 3 nodes)", ours: ext.cell()},
 	)
