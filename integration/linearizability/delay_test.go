@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/clusterkit-go/clusterkit/internal/pki"
@@ -15,32 +16,37 @@ import (
 // settleAway waits until the running nodes agree on a map without a node
 // that lost its lease (killed or frozen). ClusterKit holds such a node's
 // slots for its RebalanceDelay (30 s) before it places new replicas; the
-// scenarios would spend most of their time waiting for it. So, every second
-// until the map settles, the leader is asked to end the delay (POST
-// /rebalance/end-delay, an operator's action): the replicas are placed
-// and the data handed off exactly as when the delay runs out, only sooner.
-// A request made before the leader saw the lease expire ends nothing, so
-// it is repeated. For an etcd voter's node the margin is the same as with
-// the delay running out: the leader removes its member 5 s (goneBound)
-// after the delay ended, and the scenario restarts or thaws it as soon as
-// the map settled, as before.
+// scenarios would spend most of their time waiting for it. So, every
+// second until the map settles, the leader is asked to end the delay
+// (POST /rebalance/end-delay, an operator's action): the replicas are
+// placed and the data handed off exactly as when the delay runs out, only
+// sooner. A request made before the leader saw the lease expire ends
+// nothing, so it is repeated. The requests run beside the wait (one can
+// take its full 5 s when it goes through a frozen etcd member), so the
+// settled map is seen as soon as it is: for an etcd voter's node the
+// leader removes its member 5 s (goneBound) after the delay ended, and the
+// scenario restarts or thaws it right after the map settled, as it did
+// when the delay ran out.
 func (f *faults) settleAway(ctx context.Context, what string) error {
 	begin := time.Now()
-	for {
-		if err := f.endDelay(ctx); err != nil {
-			f.t.Logf("  %s: end-delay: %v", what, err)
+	asking, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for asking.Err() == nil {
+			if err := f.endDelay(asking); err != nil && asking.Err() == nil {
+				f.t.Logf("  %s: end-delay: %v", what, err)
+			}
+			sleep(asking, time.Second)
 		}
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := f.cluster.WaitSettled(sctx)
-		cancel()
-		if err == nil {
-			f.t.Logf("  %s: settled after %v", what, time.Since(begin).Round(time.Millisecond))
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
+	})
+	_, err := f.cluster.WaitSettled(ctx)
+	stop()
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	f.t.Logf("  %s: settled after %v", what, time.Since(begin).Round(time.Millisecond))
+	return nil
 }
 
 // endDelay posts /rebalance/end-delay to a running node over HTTPS (the
