@@ -76,6 +76,43 @@ func (f *faults) plain() []*localcluster.Node {
 	return out
 }
 
+// waitVoters waits (at most 30 s) until a running node names node-1 …
+// node-3 as the etcd voters and no learner: a voter that rejoined (after
+// a graceful leave or the removal of its member) is a learner for a few
+// seconds, and a voter fault then would take etcd's quorum, which is not
+// the scenario. A voter that is no longer one fails the scenario.
+func waitVoters(ctx context.Context, c *localcluster.Cluster) error {
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	last := "no answer"
+	for {
+		for _, n := range c.Running() {
+			if n.Frozen() {
+				continue
+			}
+			v, err := n.ReadView(wctx)
+			if err != nil {
+				continue
+			}
+			var roles []string
+			for _, m := range v.Members {
+				if m.EtcdRole != "none" {
+					roles = append(roles, m.ID+":"+m.EtcdRole)
+				}
+			}
+			slices.Sort(roles)
+			last = strings.Join(roles, " ")
+			if last == "node-1:voter node-2:voter node-3:voter" {
+				return nil
+			}
+			break
+		}
+		if err := sleep(wctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("etcd members are %s, want the voters %v and no learner: %w", last, voters, err)
+		}
+	}
+}
+
 func (f *faults) settle(ctx context.Context, what string) error {
 	t := time.Now()
 	if _, err := f.cluster.WaitSettled(ctx); err != nil {
@@ -174,6 +211,9 @@ func (f *faults) freezeNode(ctx context.Context, n *localcluster.Node) error {
 
 // killVoter kills node-2 and node-3 in turn.
 func (f *faults) killVoter(ctx context.Context) error {
+	if err := waitVoters(ctx, f.cluster); err != nil {
+		return err
+	}
 	n := f.cluster.Node(voters[1+f.round%2])
 	n.Kill()
 	if err := f.settleAway(ctx, n.ID+" (etcd voter) killed"); err != nil {
@@ -186,12 +226,18 @@ func (f *faults) killVoter(ctx context.Context) error {
 }
 
 func (f *faults) freezeVoter(ctx context.Context) error {
+	if err := waitVoters(ctx, f.cluster); err != nil {
+		return err
+	}
 	return f.freezeNode(ctx, f.cluster.Node(voters[2-f.round%2]))
 }
 
 // leaveVoter stops an etcd voter gracefully; writes may pause for a
 // moment but not stall the cluster.
 func (f *faults) leaveVoter(ctx context.Context) error {
+	if err := waitVoters(ctx, f.cluster); err != nil {
+		return err
+	}
 	n := f.cluster.Node(voters[2-f.round%2])
 	begin := f.w.h.now()
 	if err := n.Stop(ctx); err != nil {
