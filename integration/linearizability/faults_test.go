@@ -12,8 +12,10 @@ import (
 	"github.com/clusterkit-go/clusterkit/examples/kvstore/store"
 )
 
-// voters are the nodes whose embedded etcd members vote: the first three
-// (ClusterKit's default Embedded.MaxVoters).
+// voters are the nodes whose embedded etcd members vote at first: the
+// first three (ClusterKit's default Embedded.MaxVoters). A restarted voter
+// may lose its seat to a plain node; the voter scenarios read the current
+// voters (waitVoters), plain leaves node-1 … node-3 out.
 var voters = []string{"node-1", "node-2", "node-3"}
 
 // scenario is one fault, injected while the clients run; it returns once
@@ -76,12 +78,15 @@ func (f *faults) plain() []*localcluster.Node {
 	return out
 }
 
-// waitVoters waits (at most 30 s) until a running node names node-1 …
-// node-3 as the etcd voters and no learner: a voter that rejoined (after
-// a graceful leave or the removal of its member) is a learner for a few
-// seconds, and a voter fault then would take etcd's quorum, which is not
-// the scenario. A voter that is no longer one fails the scenario.
-func waitVoters(ctx context.Context, c *localcluster.Cluster) error {
+// waitVoters waits (at most 30 s) until a running node names three etcd
+// voters and no learner, and returns the voters other than node-1, which
+// the voter scenarios take their victim from. A voter that rejoined
+// (after a graceful leave or the removal of its member) is a learner for
+// a few seconds, and a voter fault then would take etcd's quorum, which
+// is not the scenario; a restarted voter may also find its seat taken by
+// a plain node (etcd lacked a voter for joinDelay), so the voters are
+// read, not assumed.
+func waitVoters(ctx context.Context, c *localcluster.Cluster) ([]string, error) {
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	last := "no answer"
@@ -94,21 +99,30 @@ func waitVoters(ctx context.Context, c *localcluster.Cluster) error {
 			if err != nil {
 				continue
 			}
-			var roles []string
+			var roles, others []string
+			learner := false
 			for _, m := range v.Members {
-				if m.EtcdRole != "none" {
-					roles = append(roles, m.ID+":"+m.EtcdRole)
+				switch m.EtcdRole {
+				case "voter":
+					if m.ID != "node-1" {
+						others = append(others, m.ID)
+					}
+				case "none":
+					continue
+				default:
+					learner = true
 				}
+				roles = append(roles, m.ID+":"+m.EtcdRole)
 			}
-			slices.Sort(roles)
 			last = strings.Join(roles, " ")
-			if last == "node-1:voter node-2:voter node-3:voter" {
-				return nil
+			if !learner && len(others) == len(voters)-1 && slices.Contains(roles, "node-1:voter") {
+				slices.Sort(others)
+				return others, nil
 			}
 			break
 		}
 		if err := sleep(wctx, 100*time.Millisecond); err != nil {
-			return fmt.Errorf("etcd members are %s, want the voters %v and no learner: %w", last, voters, err)
+			return nil, fmt.Errorf("etcd members are %s, want 3 voters (node-1 one of them) and no learner: %w", last, err)
 		}
 	}
 }
@@ -209,12 +223,14 @@ func (f *faults) freezeNode(ctx context.Context, n *localcluster.Node) error {
 	return nil
 }
 
-// killVoter kills node-2 and node-3 in turn.
+// killVoter kills a voter other than node-1 (node-2 and node-3 in turn
+// while they hold the seats).
 func (f *faults) killVoter(ctx context.Context) error {
-	if err := waitVoters(ctx, f.cluster); err != nil {
+	vs, err := waitVoters(ctx, f.cluster)
+	if err != nil {
 		return err
 	}
-	n := f.cluster.Node(voters[1+f.round%2])
+	n := f.cluster.Node(vs[f.round%len(vs)])
 	n.Kill()
 	if err := f.settleAway(ctx, n.ID+" (etcd voter) killed"); err != nil {
 		return err
@@ -226,19 +242,21 @@ func (f *faults) killVoter(ctx context.Context) error {
 }
 
 func (f *faults) freezeVoter(ctx context.Context) error {
-	if err := waitVoters(ctx, f.cluster); err != nil {
+	vs, err := waitVoters(ctx, f.cluster)
+	if err != nil {
 		return err
 	}
-	return f.freezeNode(ctx, f.cluster.Node(voters[2-f.round%2]))
+	return f.freezeNode(ctx, f.cluster.Node(vs[(f.round+1)%len(vs)]))
 }
 
 // leaveVoter stops an etcd voter gracefully; writes may pause for a
 // moment but not stall the cluster.
 func (f *faults) leaveVoter(ctx context.Context) error {
-	if err := waitVoters(ctx, f.cluster); err != nil {
+	vs, err := waitVoters(ctx, f.cluster)
+	if err != nil {
 		return err
 	}
-	n := f.cluster.Node(voters[2-f.round%2])
+	n := f.cluster.Node(vs[(f.round+1)%len(vs)])
 	begin := f.w.h.now()
 	if err := n.Stop(ctx); err != nil {
 		return fmt.Errorf("graceful stop of %s: %w", n.ID, err)

@@ -135,10 +135,10 @@ func startFaultCluster(ctx context.Context, t *testing.T) (*faults, *bool) {
 		if _, err := c.Start(ctx, fmt.Sprintf("node-%d", i)); err != nil {
 			t.Fatal(err)
 		}
-		// The scenarios take node-1 … node-3 for the etcd voters: a
-		// later node must not win a seat from a slow join.
+		// node-1 … node-3 start as the etcd voters: a later node must
+		// not win a seat from a slow join.
 		if i == len(voters) {
-			if err := waitVoters(ctx, c); err != nil {
+			if _, err := waitVoters(ctx, c); err != nil {
 				t.Fatal(err)
 			}
 		}
