@@ -15,5 +15,5 @@
 // lines into RELIABILITY.md. `go run ./integration/bench` measures the
 // whole system (lookups, formation, faults, memory, and the kvbench and
 // scalebench tables). CLUSTERKIT_MANY_ROUNDS sets TestManyNodesAtOnce's
-// rounds (default 2); CLUSTERKIT_SOAK the soak's length (default 60 s).
+// rounds (default 2); CLUSTERKIT_SOAK the soak's length (default 2 min).
 package integration

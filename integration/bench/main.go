@@ -14,8 +14,11 @@
 //	                 failed over / repaired, SIGSTOP → seen / repaired /
 //	                 back after SIGCONT, leader handover after a SIGKILL and
 //	                 after a graceful stop
-//	memory           RSS of the processes: an embedded-etcd voter, a plain
-//	                 client of the voters, a client of an external etcd
+//	memory           RSS and private (anonymous) memory of the processes:
+//	                 an embedded-etcd voter, a node while its member is a
+//	                 learner (learner.go), a plain client of the voters
+//	                 (roles as GET /cluster names them), a client of an
+//	                 external etcd
 //	KV throughput    integration/kvbench, run as it is (one trial)
 //	scale            integration/scalebench, run as it is: formation, join
 //	                 → agree (the rebalance at that size) and crash →

@@ -11,29 +11,62 @@ import (
 	"github.com/clusterkit-go/clusterkit/embedetcd"
 )
 
-// rssMB returns the resident set size of process pid in MB (VmRSS).
-func rssMB(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// memory is what a process holds, in MB: rss is its resident set,
+// anon the part of it that is its own (Anonymous in smaps_rollup: heap,
+// stacks, runtime). The rest of rss is the executable's pages, clean and
+// shared with every process of the same binary.
+type memory struct{ rss, anon float64 }
+
+// memoryOf reads process pid's memory from /proc/<pid>/smaps_rollup.
+func memoryOf(pid int) (memory, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
-		return 0, fmt.Errorf("memory of process %d: %w", pid, err)
+		return memory{}, fmt.Errorf("memory of process %d: %w", pid, err)
 	}
+	var m memory
+	found := 0
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			if err != nil {
-				return 0, fmt.Errorf("VmRSS of process %d: %q", pid, v)
-			}
-			return float64(kb) / 1024, nil
+		key, v, ok := strings.Cut(line, ":")
+		if !ok || (key != "Rss" && key != "Anonymous") {
+			continue
 		}
+		kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		if err != nil {
+			return memory{}, fmt.Errorf("%s of process %d: %q", key, pid, v)
+		}
+		if key == "Rss" {
+			m.rss = float64(kb) / 1024
+		} else {
+			m.anon = float64(kb) / 1024
+		}
+		found++
 	}
-	return 0, fmt.Errorf("no VmRSS for process %d", pid)
+	if found != 2 {
+		return memory{}, fmt.Errorf("no Rss and Anonymous for process %d", pid)
+	}
+	return m, nil
 }
 
-// externalRSS starts n kvstore nodes as clients of one etcd member (in
-// this process) and returns each one's RSS in MB once all agree. Each node
+// memories collects memory samples of one kind of node.
+type memories []memory
+
+// cell renders the RSS and, after it, the private part.
+func (ms memories) cell() string {
+	var rss, anon floats
+	for _, m := range ms {
+		rss, anon = append(rss, m.rss), append(anon, m.anon)
+	}
+	if len(ms) == 0 {
+		return "not measured"
+	}
+	return rss.cell("%.1f", "MB") + "; private " + anon.cell("%.1f", "MB")
+}
+
+// externalMemory starts n kvstore nodes as clients of one etcd member (in
+// this process) and returns each one's memory once all agree. Each node
 // is the only one of its localcluster, so none is given -join (which
 // external mode refuses).
-func externalRSS(ctx context.Context, cfg config, n int) ([]float64, error) {
+func externalMemory(ctx context.Context, cfg config, n int) (memories, error) {
 	dir, err := os.MkdirTemp("", "bench-external-")
 	if err != nil {
 		return nil, err
@@ -66,13 +99,13 @@ func externalRSS(ctx context.Context, cfg config, n int) ([]float64, error) {
 			return nil, err
 		}
 	}
-	var out []float64
+	var out memories
 	for _, c := range clusters {
-		mb, err := rssMB(c.Running()[0].Pid())
+		m, err := memoryOf(c.Running()[0].Pid())
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, mb)
+		out = append(out, m)
 	}
 	return out, nil
 }

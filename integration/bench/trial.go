@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/clusterkit-go/clusterkit/examples/kvstore/localcluster"
 	"github.com/clusterkit-go/clusterkit/examples/kvstore/store"
 )
 
@@ -17,19 +19,20 @@ type faultTrial struct {
 	freezeSeen, freezeRepair time.Duration
 	thawAgree                time.Duration
 	leaderCrash, leaderGrace time.Duration
-	rssVoter, rssPlain       []float64 // MB
+	voter, plain, learner    memories // at formation; the learner at its peak
+	learnerFor               time.Duration
 }
 
-// runFaultTrial forms a 10-node cluster (node-1…node-3 host the etcd
+// runFaultTrial forms a 10-node cluster (three of them host the etcd
 // voters, the others are plain clients of them) and measures, in order:
-// the memory of every node; a join (node-11) until all agree, and that
-// rebalance's duration as the leader reported it; a SIGKILL of a plain
-// node (seen = first OnNodeLeave anywhere, failed over = every primary
-// elsewhere, repaired = all agree on a settled map without it); a SIGSTOP
-// of another plain node for 2 × TTL + 1 s (the same three, then its
-// SIGCONT until all agree with it again); a SIGKILL of the leader until a
-// survivor names another; a graceful stop (SIGTERM) of the leader the
-// survivors then name until a survivor names another.
+// the memory of every node; a learner (learnerStep); a join (node-11)
+// until all agree, and that rebalance's duration as the leader reported
+// it; a SIGKILL of a plain node (seen = first OnNodeLeave anywhere, failed
+// over = every primary elsewhere, repaired = all agree on a settled map
+// without it); a SIGSTOP of another plain node for 2 × TTL + 1 s (the same
+// three, then its SIGCONT until all agree with it again); a SIGKILL of the
+// leader until a survivor names another; a graceful stop (SIGTERM) of the
+// leader the survivors then name until a survivor names another.
 func runFaultTrial(ctx context.Context, cfg config) (faultTrial, error) {
 	var r faultTrial
 	c, formed, err := formCluster(ctx, cfg, 10)
@@ -38,18 +41,22 @@ func runFaultTrial(ctx context.Context, cfg config) (faultTrial, error) {
 	}
 	defer c.Close()
 	r.formed = formed
+	roles, err := c.settledRoles(ctx)
+	if err != nil {
+		return r, err
+	}
 	for _, n := range c.Running() {
-		mb, err := rssMB(n.Pid())
+		m, err := memoryOf(n.Pid())
 		if err != nil {
 			return r, err
 		}
-		if n.ID == "node-1" || n.ID == "node-2" || n.ID == "node-3" {
-			r.rssVoter = append(r.rssVoter, mb)
+		if roles[n.ID] == "voter" {
+			r.voter = append(r.voter, m)
 		} else {
-			r.rssPlain = append(r.rssPlain, mb)
+			r.plain = append(r.plain, m)
 		}
 	}
-	steps := []func(context.Context, *kvCluster, *faultTrial) error{joinStep, crashStep, freezeStep, leaderSteps}
+	steps := []func(context.Context, *kvCluster, *faultTrial) error{learnerStep, joinStep, crashStep, freezeStep, leaderSteps}
 	for _, s := range steps {
 		if err := s(ctx, c, &r); err != nil {
 			return r, err
@@ -77,11 +84,27 @@ func joinStep(ctx context.Context, c *kvCluster, r *faultTrial) error {
 	return nil
 }
 
+// plainVictim returns the first running plain node (no etcd member, not
+// the leader): the crash and freeze steps measure a node whose loss etcd
+// does not see.
+func plainVictim(ctx context.Context, c *kvCluster) (*localcluster.Node, error) {
+	plain, err := c.plainNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(plain) == 0 {
+		return nil, errors.New("no plain node but the leader")
+	}
+	return c.Node(plain[0]), nil
+}
+
 func crashStep(ctx context.Context, c *kvCluster, r *faultTrial) error {
-	victim := c.Node("node-5")
+	victim, err := plainVictim(ctx, c)
+	if err != nil {
+		return fmt.Errorf("crash: %w", err)
+	}
 	mark, begin := c.events.Len(), time.Now()
 	victim.Kill()
-	var err error
 	if r.crashSeen, err = c.firstEvent(ctx, mark, begin, store.EventLeave, victim.ID); err != nil {
 		return err
 	}
@@ -97,11 +120,13 @@ func crashStep(ctx context.Context, c *kvCluster, r *faultTrial) error {
 }
 
 func freezeStep(ctx context.Context, c *kvCluster, r *faultTrial) error {
-	victim := c.Node("node-6")
+	victim, err := plainVictim(ctx, c) // the crashed node is gone
+	if err != nil {
+		return fmt.Errorf("freeze: %w", err)
+	}
 	mark, begin := c.events.Len(), time.Now()
 	victim.Freeze()
 	defer victim.Thaw()
-	var err error
 	if r.freezeSeen, err = c.firstEvent(ctx, mark, begin, store.EventLeave, victim.ID); err != nil {
 		return err
 	}

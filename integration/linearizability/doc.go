@@ -5,6 +5,6 @@
 // linearizable per key. See faults_test.go for the scenarios;
 // CLUSTERKIT_LINEARIZABILITY_SOAK=<duration> repeats them for that long.
 // TestSoak (soak_test.go) picks the same faults at random for
-// CLUSTERKIT_SOAK (default 60 s) while an observer checks that no two
+// CLUSTERKIT_SOAK (default 2 min) while an observer checks that no two
 // observed maps name different primaries for one partition and epoch.
 package linearizability

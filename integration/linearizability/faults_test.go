@@ -12,8 +12,10 @@ import (
 	"github.com/clusterkit-go/clusterkit/examples/kvstore/store"
 )
 
-// voters are the nodes whose embedded etcd members vote: the first three
-// (ClusterKit's default Embedded.MaxVoters).
+// voters are the nodes whose embedded etcd members vote at first: the
+// first three (ClusterKit's default Embedded.MaxVoters). A restarted voter
+// may lose its seat to a plain node; the voter scenarios read the current
+// voters (waitVoters), plain leaves node-1 … node-3 out.
 var voters = []string{"node-1", "node-2", "node-3"}
 
 // scenario is one fault, injected while the clients run; it returns once
@@ -76,6 +78,55 @@ func (f *faults) plain() []*localcluster.Node {
 	return out
 }
 
+// waitVoters waits (at most 30 s) until a running node names three etcd
+// voters and no learner, and returns the voters other than node-1, which
+// the voter scenarios take their victim from. A voter that rejoined
+// (after a graceful leave or the removal of its member) is a learner for
+// a few seconds, and a voter fault then would take etcd's quorum, which
+// is not the scenario; a restarted voter may also find its seat taken by
+// a plain node (etcd lacked a voter for joinDelay), so the voters are
+// read, not assumed.
+func waitVoters(ctx context.Context, c *localcluster.Cluster) ([]string, error) {
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	last := "no answer"
+	for {
+		for _, n := range c.Running() {
+			if n.Frozen() {
+				continue
+			}
+			v, err := n.ReadView(wctx)
+			if err != nil {
+				continue
+			}
+			var roles, others []string
+			learner := false
+			for _, m := range v.Members {
+				switch m.EtcdRole {
+				case "voter":
+					if m.ID != "node-1" {
+						others = append(others, m.ID)
+					}
+				case "none":
+					continue
+				default:
+					learner = true
+				}
+				roles = append(roles, m.ID+":"+m.EtcdRole)
+			}
+			last = strings.Join(roles, " ")
+			if !learner && len(others) == len(voters)-1 && slices.Contains(roles, "node-1:voter") {
+				slices.Sort(others)
+				return others, nil
+			}
+			break
+		}
+		if err := sleep(wctx, 100*time.Millisecond); err != nil {
+			return nil, fmt.Errorf("etcd members are %s, want 3 voters (node-1 one of them) and no learner: %w", last, err)
+		}
+	}
+}
+
 func (f *faults) settle(ctx context.Context, what string) error {
 	t := time.Now()
 	if _, err := f.cluster.WaitSettled(ctx); err != nil {
@@ -102,7 +153,7 @@ func (f *faults) killPrimary(ctx context.Context) error {
 		return fmt.Errorf("no plain node is a primary: %s", describe(v))
 	}
 	victim.Kill()
-	if err := f.settle(ctx, victim.ID+" killed"); err != nil {
+	if err := f.settleAway(ctx, victim.ID+" killed"); err != nil {
 		return err
 	}
 	if _, err := f.cluster.Start(ctx, victim.ID); err != nil {
@@ -158,7 +209,7 @@ func (f *faults) freezeNode(ctx context.Context, n *localcluster.Node) error {
 		n.Thaw()
 		return err
 	}
-	if err := f.settle(ctx, n.ID+" frozen (the others without it)"); err != nil {
+	if err := f.settleAway(ctx, n.ID+" frozen (the others without it)"); err != nil {
 		n.Thaw()
 		return err
 	}
@@ -172,11 +223,16 @@ func (f *faults) freezeNode(ctx context.Context, n *localcluster.Node) error {
 	return nil
 }
 
-// killVoter kills node-2 and node-3 in turn.
+// killVoter kills a voter other than node-1 (node-2 and node-3 in turn
+// while they hold the seats).
 func (f *faults) killVoter(ctx context.Context) error {
-	n := f.cluster.Node(voters[1+f.round%2])
+	vs, err := waitVoters(ctx, f.cluster)
+	if err != nil {
+		return err
+	}
+	n := f.cluster.Node(vs[f.round%len(vs)])
 	n.Kill()
-	if err := f.settle(ctx, n.ID+" (etcd voter) killed"); err != nil {
+	if err := f.settleAway(ctx, n.ID+" (etcd voter) killed"); err != nil {
 		return err
 	}
 	if _, err := f.cluster.Start(ctx, n.ID); err != nil {
@@ -186,13 +242,21 @@ func (f *faults) killVoter(ctx context.Context) error {
 }
 
 func (f *faults) freezeVoter(ctx context.Context) error {
-	return f.freezeNode(ctx, f.cluster.Node(voters[2-f.round%2]))
+	vs, err := waitVoters(ctx, f.cluster)
+	if err != nil {
+		return err
+	}
+	return f.freezeNode(ctx, f.cluster.Node(vs[(f.round+1)%len(vs)]))
 }
 
 // leaveVoter stops an etcd voter gracefully; writes may pause for a
 // moment but not stall the cluster.
 func (f *faults) leaveVoter(ctx context.Context) error {
-	n := f.cluster.Node(voters[2-f.round%2])
+	vs, err := waitVoters(ctx, f.cluster)
+	if err != nil {
+		return err
+	}
+	n := f.cluster.Node(vs[(f.round+1)%len(vs)])
 	begin := f.w.h.now()
 	if err := n.Stop(ctx); err != nil {
 		return fmt.Errorf("graceful stop of %s: %w", n.ID, err)

@@ -135,6 +135,13 @@ func startFaultCluster(ctx context.Context, t *testing.T) (*faults, *bool) {
 		if _, err := c.Start(ctx, fmt.Sprintf("node-%d", i)); err != nil {
 			t.Fatal(err)
 		}
+		// node-1 … node-3 start as the etcd voters: a later node must
+		// not win a seat from a slow join.
+		if i == len(voters) {
+			if _, err := waitVoters(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	f := &faults{t: t, cluster: c, events: events, w: newWorkload(c, keys), next: nodes + 1}
 	if err := f.settle(ctx, fmt.Sprintf("%d nodes formed", nodes)); err != nil {

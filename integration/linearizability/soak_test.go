@@ -17,9 +17,10 @@ import (
 // soakDefault.
 const envSoakDuration = "CLUSTERKIT_SOAK"
 
-// soakDefault keeps TestSoak short in the README's plain test run; the
-// issue's soak is CLUSTERKIT_SOAK=2m in CI and 10m or more by hand.
-const soakDefault = 60 * time.Second
+// soakDefault is the soak of the plain test run, which CI runs (issue
+// 15: "default 2 minutes in CI, longer behind a flag"); run it for 10m or
+// more by hand with CLUSTERKIT_SOAK.
+const soakDefault = 2 * time.Minute
 
 // maxNodes bounds the cluster's growth by random joins.
 const maxNodes = 8
@@ -27,7 +28,7 @@ const maxNodes = 8
 // TestSoak injects random faults — joins, graceful leaves, SIGKILLs
 // followed by restarts, SIGSTOPs past the lease followed by SIGCONT, of
 // plain nodes and of etcd voters — one after another in random order for
-// CLUSTERKIT_SOAK (default 60 s), under the clients of
+// CLUSTERKIT_SOAK (default 2 min), under the clients of
 // TestLinearizableUnderFaults. Throughout, an observer reads every running
 // node's map every 100 ms: two observations of one partition and epoch
 // naming different primaries fail the test. At the end the history,

@@ -129,7 +129,8 @@ func write(w io.Writer, runs map[string]*outcome) {
 		"The tests run on real processes (cknode, kvstore) with the race detector; timings are on %s, a shared machine, and are reported, not asserted.\n\n",
 		describeMachine())
 	fmt.Fprintf(w, "Run of %s UTC. A scenario that kills or freezes a node and then waits until every map settled "+
-		"includes the rebalance delay (Options.RebalanceDelay, 30 s by default) before replacement replicas are placed; "+
+		"includes the rebalance delay (Options.RebalanceDelay, 30 s by default) before replacement replicas are placed "+
+		"(the linearizability tests end it through POST /rebalance/end-delay once the lease expired); "+
 		"the failover itself (replicas promoted to primary) is the \"failed over\" or \"leave seen\" figure.\n\n",
 		latest.UTC().Format("2006-01-02 15:04"))
 	fmt.Fprintln(w, "| scenario | fault | asserted | last run | figures | reproduce |")

@@ -52,6 +52,6 @@ var scenarios = []scenario{
 		"every put arrives once, in order", "etcdserver"},
 	{pkgLinear, "TestLinearizableUnderFaults", "kvstore (sync mode) under 6 clients while, twice each: SIGKILL of a primary + restart, a join, a graceful leave, SIGSTOP past the lease, SIGKILL of a voter + restart, SIGSTOP of a voter, graceful leave of a voter + restart",
 		"the history (final reads included) is linearizable per key (porcupine): no acknowledged write lost; no other node evicted while one is frozen; a voter's graceful leave stalls writes ≤ 2 s", ""},
-	{pkgLinear, "TestSoak", "the same faults picked at random, one after another, for CLUSTERKIT_SOAK (default 60 s) under the same clients",
+	{pkgLinear, "TestSoak", "the same faults picked at random, one after another, for CLUSTERKIT_SOAK (default 2 min) under the same clients",
 		"one primary per (partition, epoch) across every map read from every node every 100 ms; the history is linearizable: no acknowledged write lost", ""},
 }

@@ -15,6 +15,9 @@ type View struct {
 	Settled           bool   `json:"settled"`
 	Members           []struct {
 		ID string `json:"id"`
+		// EtcdRole is the node's embedded etcd member: voter, learner
+		// or none.
+		EtcdRole string `json:"etcd_role"`
 	} `json:"members"`
 	Partitions []struct {
 		Index    int      `json:"index"`
