@@ -232,6 +232,13 @@ func TestTwoFrozenNodesEnterMaintenance(t *testing.T) {
 	}
 	if !entered || !left {
 		t.Errorf("maintenance mode entered %v, left %v; want both", entered, left)
+		// Maintenance needs both leaves within Options.Maintenance.Window
+		// of each other: show when each node saw them.
+		for _, r := range c.log.since(begin) {
+			if r.Kind == "leave" || r.Kind == "rejoin" || r.Kind == "rb_start" {
+				t.Logf("%s at +%v: %s %s %s", r.Self, time.Duration(r.T-begin.UnixNano()), r.Kind, r.Node, r.Reason)
+			}
+		}
 	}
 }
 
