@@ -161,6 +161,13 @@ func checkVoters(t testing.TB, nodes []*nodeProc, want int) {
 		}
 		if time.Now().After(deadline) {
 			t.Errorf("etcd members: %d voters and %d learners (%v), want %d voters and no learner", voters, learners, err, want)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if resp, err := cli.MemberList(ctx); err == nil {
+				for _, m := range resp.Members {
+					t.Logf("member %x %q learner=%v peers %v clients %v", m.ID, m.Name, m.IsLearner, m.PeerURLs, m.ClientURLs)
+				}
+			}
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
