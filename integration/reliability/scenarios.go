@@ -13,6 +13,7 @@ type scenario struct {
 const (
 	pkgIntegration = "./integration/"
 	pkgLinear      = "./integration/linearizability/"
+	pkgClusterKit  = "./clusterkit/"
 )
 
 // scenarios lists every fault scenario the integration tests run, in the
@@ -50,6 +51,14 @@ var scenarios = []scenario{
 		"lookups keep answering from the last map; health critical; recovery without a restart", "etcdserver"},
 	{pkgIntegration, "TestWatcherCatchUpOnEtcd34", "writes while a watcher's consumer does not read (etcd 3.4 progress notifications, etcd #15220)",
 		"every put arrives once, in order", "etcdserver"},
+	{pkgIntegration, "TestSecureClusterOfProcesses", "3 node processes with default (secure) options probed by clients and peers without a certificate of the cluster CA, a wrong secret and a wrong CA pin; nodes crashed and stopped, then restarted",
+		"every etcd client and peer port refuses them (no read, no write); a wrong secret or pin learns nothing; plain clients get certificates; restarts keep their stored certificates; DataDir/tls is owner-only", ""},
+	{pkgIntegration, "TestExternalEtcdMutualTLS", "nodes on Debian's etcd 3.4 with --client-cert-auth: no certificate, one from another CA, a CA that did not sign etcd's",
+		"each refused Start fails with ErrTLS naming the endpoint and leaves no member key and no extra lease; nodes with the right files form", "etcdserver"},
+	{pkgIntegration, "TestExternalEtcdPasswordAuth", "etcd 3.4 with auth on: wrong password, unknown user, no credentials, a user of another prefix, a read-only user",
+		"each refused Start fails with ErrUnauthorized before anything is registered and leaves nothing behind", "etcdserver"},
+	{pkgClusterKit, "TestCorruptStateIsIgnoredAndRepaired", "malformed or foreign values written under a live cluster's prefix (bad JSON, unknown format version, wrong partition count, unknown node slot, a member record with a bad address, a malformed failing-handoffs record)",
+		"every node ignores each one with a logged error and one count of clusterkit_state_decode_errors_total, keeps serving its last good map, no panic; all agree again once the leader rewrote what it must", ""},
 	{pkgLinear, "TestLinearizableUnderFaults", "kvstore (sync mode) under 6 clients while, twice each: SIGKILL of a primary + restart, a join, a graceful leave, SIGSTOP past the lease, SIGKILL of a voter + restart, SIGSTOP of a voter, graceful leave of a voter + restart",
 		"the history (final reads included) is linearizable per key (porcupine): no acknowledged write lost; no other node evicted while one is frozen; a voter's graceful leave stalls writes ≤ 2 s", ""},
 	{pkgLinear, "TestSoak", "the same faults picked at random, one after another, for CLUSTERKIT_SOAK (default 2 min) under the same clients",
