@@ -91,11 +91,9 @@ type Config struct {
 
 	// MaxVoters, when not 0, bounds the voters Join makes: a fresh join
 	// gives up with ErrEnoughVoters when the cluster has MaxVoters voters,
-	// checked linearizably before the learner is added, before each retry
-	// of a refused add, once it is added (before its server starts) and
-	// before it is promoted (etcd admits one learner at a time, so
-	// concurrent joins cannot overshoot, and a join that loses the race
-	// starts no server). A restart from a data dir is not bounded.
+	// checked before the learner is added and again, linearizably, before
+	// it is promoted (etcd admits one learner at a time, so concurrent
+	// joins cannot overshoot). A restart from a data dir is not bounded.
 	MaxVoters int
 
 	// AutoCompaction is the history kept by etcd's periodic

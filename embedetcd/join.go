@@ -186,13 +186,6 @@ func (j *joiner) join(ctx context.Context) (*Member, error) {
 		}
 		return nil, err
 	}
-	// Another join's learner may have been promoted between the check
-	// and the add: give the seat back before starting a server for it.
-	if learner {
-		if err := j.checkVoters(ctx); err != nil {
-			return j.undo(nil, id, err)
-		}
-	}
 	return j.startAndPromote(ctx, id, learner, time.Now())
 }
 
@@ -291,9 +284,8 @@ func (j *joiner) checkVoters(ctx context.Context) error {
 }
 
 // addLearner adds this member as a learner, retrying refusals that pass
-// with time until the cluster has MaxVoters voters (ErrEnoughVoters).
-// learner is false only when an earlier attempt's never-started record
-// turned out to be a voter.
+// with time. learner is false only when an earlier attempt's never-started
+// record turned out to be a voter.
 func (j *joiner) addLearner(ctx context.Context) (id uint64, learner bool, err error) {
 	s := j.s
 	b := newBackoff(50*time.Millisecond, time.Second)
@@ -325,11 +317,6 @@ func (j *joiner) addLearner(ctx context.Context) (id uint64, learner bool, err e
 		s.log.Debug("add learner refused; retrying", zap.Error(err))
 		if werr := b.wait(ctx); werr != nil {
 			return 0, false, j.fail("add learner", werr, err)
-		}
-		// The refusal is mostly another join's learner ("too many
-		// learner members"), which may have taken the last seat.
-		if err := j.checkVoters(ctx); err != nil {
-			return 0, false, err
 		}
 	}
 }
