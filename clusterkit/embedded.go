@@ -25,12 +25,16 @@ func (r *run) startEmbedded(ctx context.Context, cfg embedetcd.Config) error {
 		return fmt.Errorf("clusterkit: start embedded etcd: %w", err)
 	}
 	r.member.Store(m)
-	r.ck.log.Info("embedded etcd started", zap.String("client_url", m.ClientURL()), zap.Duration("took", time.Since(start)))
+	r.ck.log.Info("embedded etcd started", zap.String("client_url", m.ClientURL()), zap.Bool("learner", m.IsLearner()),
+		zap.Duration("took", time.Since(start)))
 	cli, err := r.newClient(clientEndpoints(m))
 	if err != nil {
 		return err
 	}
 	r.setClient(cli)
+	if m.IsLearner() {
+		r.settleLearner(m)
+	}
 	return nil
 }
 
@@ -70,16 +74,61 @@ func (r *run) joinEmbedded(ctx context.Context, cfg embedetcd.Config, endpoints 
 	return nil
 }
 
-// etcdJoin is a background join of this node's member.
+// etcdJoin is a background job that makes this node's member a voter:
+// a join, or the promotion of a member restarted as a learner.
 type etcdJoin struct {
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the join has ended
+	done   chan struct{} // closed when the job has ended
 }
 
 // startJoin starts a background join of this node's member through
-// endpoints, unless one runs or teardown began. On success the member is
-// published in r.member. Safe for concurrent use.
+// endpoints, unless a join runs or teardown began. On success the member
+// is published in r.member. Safe for concurrent use.
 func (r *run) startJoin(cfg embedetcd.Config, endpoints []string) {
+	r.startEtcdJob(func(ctx context.Context) {
+		start := time.Now()
+		m, err := embedetcd.Join(ctx, cfg, endpoints)
+		if errors.Is(err, embedetcd.ErrEnoughVoters) {
+			r.ck.log.Info("etcd has enough voters; this node is a plain client", zapErr(err))
+			return
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				r.ck.log.Warn("joining etcd as a voter failed; a plain client until the upkeep tries again", zapErr(err))
+			}
+			return
+		}
+		r.member.Store(m)
+		r.eps.set(append(endpoints, m.ClientURL())...)
+		r.ck.log.Info("embedded etcd joined as voter", zap.String("client_url", m.ClientURL()), zap.Duration("took", time.Since(start)))
+	})
+}
+
+// settleLearner finishes in the background the join of this node's member
+// m, which restarted from its data as a learner (the node died while its
+// member joined): see embedetcd.Settle. Promoted, m stays this node's
+// member; given back (etcd has its voters) or failed, m has stopped and
+// the node is a plain client until the upkeep makes it join anew.
+func (r *run) settleLearner(m *embedetcd.Member) {
+	r.startEtcdJob(func(ctx context.Context) {
+		err := embedetcd.Settle(ctx, m)
+		switch {
+		case err == nil:
+			r.ck.log.Info("this node's etcd member restarted as a learner and is now a voter")
+			return
+		case errors.Is(err, embedetcd.ErrEnoughVoters):
+			r.ck.log.Info("this node's etcd member restarted as a learner; etcd has enough voters, so it left: a plain client", zapErr(err))
+		case ctx.Err() == nil:
+			r.ck.log.Warn("promoting this node's restarted learner failed; a plain client until the upkeep tries again", zapErr(err))
+		}
+		r.member.CompareAndSwap(m, nil)
+	})
+}
+
+// startEtcdJob runs job in the background on the run's WaitGroup, unless
+// a job runs or teardown began; teardown cancels job's context and waits
+// for it (stopEtcdJoin). Safe for concurrent use.
+func (r *run) startEtcdJob(job func(ctx context.Context)) {
 	r.joinMu.Lock()
 	defer r.joinMu.Unlock()
 	if r.leaving.Load() || r.joinRunning() {
@@ -91,21 +140,7 @@ func (r *run) startJoin(cfg embedetcd.Config, endpoints []string) {
 	r.wg.Go(func() {
 		defer close(j.done)
 		defer cancel()
-		start := time.Now()
-		m, err := embedetcd.Join(jctx, cfg, endpoints)
-		if errors.Is(err, embedetcd.ErrEnoughVoters) {
-			r.ck.log.Info("etcd has enough voters; this node is a plain client", zapErr(err))
-			return
-		}
-		if err != nil {
-			if jctx.Err() == nil {
-				r.ck.log.Warn("joining etcd as a voter failed; a plain client until the upkeep tries again", zapErr(err))
-			}
-			return
-		}
-		r.member.Store(m)
-		r.eps.set(append(endpoints, m.ClientURL())...)
-		r.ck.log.Info("embedded etcd joined as voter", zap.String("client_url", m.ClientURL()), zap.Duration("took", time.Since(start)))
+		job(jctx)
 	})
 }
 

@@ -93,8 +93,8 @@ func (r *run) etcdUpkeepLoop() {
 // makes it join anew.
 func (r *run) dropRemovedMember() {
 	m := r.member.Load()
-	if m == nil || !errors.Is(m.Err(), embedetcd.ErrRemoved) {
-		return
+	if m == nil || !errors.Is(m.Err(), embedetcd.ErrRemoved) || r.joining() {
+		return // a background join or settle cleans up its own member
 	}
 	_ = m.Stop() // already stopped; waits for its goroutines
 	cfg, err := r.embedConfig()

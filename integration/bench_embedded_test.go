@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -37,12 +38,14 @@ func onFreshClusters(b *testing.B, n, voters int, iteration func(tb testing.TB, 
 func BenchmarkVoterStop(b *testing.B) {
 	var stops, settled []time.Duration
 	onFreshClusters(b, 4, 0, func(tb testing.TB, c *procCluster, nodes []*nodeProc) {
+		voters, _ := etcdRoles(tb, nodes)
+		victim := voters[1] // not the bootstrap node
 		begin := time.Now()
-		nodes[1].term() // n2: a voter, not the bootstrap node
-		done := c.waitSettled(append([]*nodeProc{nodes[0]}, nodes[2:]...), 60*time.Second)
+		victim.term()
+		done := c.waitSettled(slices.DeleteFunc(slices.Clone(nodes), func(n *nodeProc) bool { return n == victim }), 60*time.Second)
 		settled = append(settled, done.Sub(begin))
-		nodes[1].waitCleanExit(tb)
-		stops = append(stops, nodes[1].stopTook())
+		victim.waitCleanExit(tb)
+		stops = append(stops, victim.stopTook())
 	})
 	b.ReportMetric(percentile(stops, 50), "stop-p50-ms")
 	b.ReportMetric(percentile(stops, 100), "stop-max-ms")
@@ -76,13 +79,17 @@ func BenchmarkRollingRestart(b *testing.B) {
 func BenchmarkQuorumLossRestart(b *testing.B) {
 	var agree []time.Duration
 	onFreshClusters(b, 4, 3, func(tb testing.TB, c *procCluster, nodes []*nodeProc) {
-		nodes[1].kill()
-		nodes[2].kill()
-		nodes[1].restart(c.bin)
-		nodes[2].restart(c.bin)
+		voters, _ := etcdRoles(tb, nodes)
+		victims := voters[1:]
+		for _, n := range victims {
+			n.kill()
+		}
+		for _, n := range victims {
+			n.restart(c.bin)
+		}
 		begin := time.Now()
 		var wg sync.WaitGroup
-		for _, n := range nodes[1:3] {
+		for _, n := range victims {
 			wg.Go(n.waitStarted)
 		}
 		wg.Wait()

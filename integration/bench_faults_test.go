@@ -28,10 +28,7 @@ func BenchmarkFrozenVoter(b *testing.B) {
 	collateral, noSrc, others := 0, 0, 0
 	for b.Loop() {
 		c, nodes := formFour(b, ttl)
-		victim := nodes[1]
-		if etcdLeader(b, nodes) == victim {
-			victim = nodes[2]
-		}
+		victim := voterNotLeading(b, nodes)
 		begin := time.Now()
 		res := freezeFor(b, c, nodes, 2*ttl, victim)
 		leave = append(leave, res.leaveSeen)
@@ -58,7 +55,8 @@ func BenchmarkKilledBackWithinDelay(b *testing.B) {
 	noSrc, others := 0, 0
 	for b.Loop() {
 		c, nodes := formFour(b, ttl)
-		victim := nodes[3]
+		_, plain := etcdRoles(b, nodes)
+		victim := plain[0]
 		begin := time.Now()
 		victim.kill()
 		deadline := time.Now().Add(15 * time.Second)

@@ -27,11 +27,14 @@ import (
 // together with their original options: the cluster must come back.
 func TestQuorumLossRestart(t *testing.T) {
 	c, nodes := formEmbedded(t, 4)
-	nodes[1].kill()
-	nodes[2].kill()
+	voters, _ := etcdRoles(t, nodes)
+	victims := voters[1:]
+	for _, n := range victims {
+		n.kill()
+	}
 	begin := time.Now()
 	var wg sync.WaitGroup
-	for _, n := range nodes[1:3] {
+	for _, n := range victims {
 		n.restart(c.bin)
 		wg.Go(n.waitStarted)
 	}
@@ -109,7 +112,10 @@ func TestAllStopAtOnce(t *testing.T) {
 func formEight(t testing.TB) (*procCluster, []*nodeProc) { return formEmbedded(t, 8) }
 
 // formEmbedded starts n embedded nodes n1…, three of them etcd voters,
-// with a 2 s lease and the extra cknode flags, and waits until they agree.
+// with a 2 s lease and the extra cknode flags, and waits until they agree
+// and etcd has its voters and no learner (the nodes' members join in the
+// background, so a fault right after the map settled would meet a join
+// under way).
 func formEmbedded(t testing.TB, n int, extra ...string) (*procCluster, []*nodeProc) {
 	c := newProcCluster(t, append([]string{"-ttl", "2s", "-partitions", "64", "-rf", "3", "-voters", "3"}, extra...)...)
 	var nodes []*nodeProc
@@ -117,7 +123,34 @@ func formEmbedded(t testing.TB, n int, extra ...string) (*procCluster, []*nodePr
 		nodes = append(nodes, c.add(fmt.Sprintf("n%d", i+1)))
 	}
 	c.waitSettled(nodes, 90*time.Second)
+	checkVoters(t, nodes, min(n, 3))
 	return c, nodes
+}
+
+// etcdRoles splits nodes (in their order) into those whose etcd members
+// are voters and the others (plain clients, or learners).
+func etcdRoles(t testing.TB, nodes []*nodeProc) (voters, others []*nodeProc) {
+	t.Helper()
+	cli := runningEtcdClient(t, nodes)
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatalf("etcd member list: %v", err)
+	}
+	voter := map[string]bool{}
+	for _, m := range resp.Members {
+		voter[m.Name] = !m.IsLearner
+	}
+	for _, n := range nodes {
+		if voter[n.id] {
+			voters = append(voters, n)
+		} else {
+			others = append(others, n)
+		}
+	}
+	return voters, others
 }
 
 // stopAllAtOnce SIGTERMs every node together and waits for all to exit,
@@ -167,6 +200,9 @@ func checkVoters(t testing.TB, nodes []*nodeProc, want int) {
 				for _, m := range resp.Members {
 					t.Logf("member %x %q learner=%v peers %v clients %v", m.ID, m.Name, m.IsLearner, m.PeerURLs, m.ClientURLs)
 				}
+			}
+			for _, n := range nodes {
+				t.Logf("%s's etcd membership log:\n%s", n.id, n.logLines("etcd", "member", "learner", "voter", "quorum"))
 			}
 			return
 		}

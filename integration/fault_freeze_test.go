@@ -23,9 +23,11 @@ type freezeResult struct {
 const faultDelay = 30 * time.Second
 
 // formFour forms the fault tests' standard cluster: four node processes on
-// embedded etcd (n1 bootstraps; n1–n3 run etcd voters, n4 is a plain
-// client), LeaseTTL ttl, 64 partitions, RF 3, a rebalance delay of
-// faultDelay, and the extra cknode flags given.
+// embedded etcd (n1 bootstraps; three run etcd voters, one is a plain
+// client: which, depends on the order their background joins ended, see
+// etcdRoles), LeaseTTL ttl, 64 partitions, RF 3, a rebalance delay of
+// faultDelay, and the extra cknode flags given. It returns once the map
+// settled and etcd has its three voters and no learner.
 func formFour(t testing.TB, ttl time.Duration, extra ...string) (*procCluster, []*nodeProc) {
 	flags := append([]string{"-ttl", ttl.String(), "-partitions", "64", "-rf", "3", "-voters", "3",
 		"-rebalance-delay", faultDelay.String()}, extra...)
@@ -35,6 +37,7 @@ func formFour(t testing.TB, ttl time.Duration, extra ...string) (*procCluster, [
 		nodes = append(nodes, c.add(id))
 	}
 	c.waitSettled(nodes, 60*time.Second)
+	checkVoters(t, nodes, 3)
 	return c, nodes
 }
 
@@ -148,13 +151,29 @@ func etcdLeader(t testing.TB, nodes []*nodeProc) *nodeProc {
 	return nil
 }
 
+// voterNotLeading returns a node whose etcd member is a voter but not the
+// Raft leader: freezing it leaves etcd its quorum and its leader.
+func voterNotLeading(t testing.TB, nodes []*nodeProc) *nodeProc {
+	t.Helper()
+	leader := etcdLeader(t, nodes)
+	voters, _ := etcdRoles(t, nodes)
+	for _, n := range voters {
+		if n != leader {
+			return n
+		}
+	}
+	t.Fatal("no etcd voter but the leader")
+	return nil
+}
+
 // TestFrozenPlainNode freezes a node without an etcd member for 2×TTL: it
 // is noticed by lease expiry, its primaries fail over, and it comes back
 // to its own slots as the same process; nothing else is lost.
 func TestFrozenPlainNode(t *testing.T) {
 	const ttl = 2 * time.Second
 	c, nodes := formFour(t, ttl)
-	victim := nodes[3]
+	_, plain := etcdRoles(t, nodes)
+	victim := plain[0]
 	res := freezeFor(t, c, nodes, 2*ttl, victim)
 	checkFreeze(t, res, victim)
 	if res.leaveSeen == 0 {
@@ -170,11 +189,7 @@ func TestFrozenPlainNode(t *testing.T) {
 func TestFrozenVoter(t *testing.T) {
 	const ttl = 2 * time.Second
 	c, nodes := formFour(t, ttl)
-	leader := etcdLeader(t, nodes)
-	victim := nodes[1]
-	if victim == leader {
-		victim = nodes[2]
-	}
+	victim := voterNotLeading(t, nodes)
 	res := freezeFor(t, c, nodes, 2*ttl, victim)
 	checkFreeze(t, res, victim)
 }
@@ -214,10 +229,8 @@ func TestFrozenEtcdLeader(t *testing.T) {
 func TestTwoFrozenNodesEnterMaintenance(t *testing.T) {
 	const ttl = 2 * time.Second
 	c, nodes := formFour(t, ttl, "-maint-share", "0.25")
-	victims := []*nodeProc{nodes[2], nodes[3]}
-	if etcdLeader(t, nodes) == nodes[2] {
-		victims[0] = nodes[1]
-	}
+	_, plain := etcdRoles(t, nodes)
+	victims := []*nodeProc{voterNotLeading(t, nodes), plain[0]}
 	begin := time.Now()
 	res := freezeFor(t, c, nodes, 3*ttl, victims...)
 	checkFreeze(t, res, victims...)
@@ -263,7 +276,8 @@ func maintenanceSeen(recs []record) (entered, left bool) {
 func TestKilledNodeBackWithinDelay(t *testing.T) {
 	const ttl = 2 * time.Second
 	c, nodes := formFour(t, ttl)
-	victim := nodes[3]
+	_, plain := etcdRoles(t, nodes)
+	victim := plain[0]
 	begin := time.Now()
 	victim.kill()
 	// Wait until the survivors report the failover (or give up after 10 s).

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -144,6 +145,7 @@ func (l *recordLog) since(t time.Time) []record {
 type procCluster struct {
 	t     testing.TB
 	bin   string
+	dir   string // the nodes' dirs; removed after killAll
 	log   *recordLog
 	nodes []*nodeProc
 	flags []string // extra cknode flags for every node
@@ -151,7 +153,10 @@ type procCluster struct {
 }
 
 func newProcCluster(t testing.TB, flags ...string) *procCluster {
-	c := &procCluster{t: t, bin: cknodePath(t), log: &recordLog{}, flags: flags}
+	// The temp dir is made before killAll is registered, so that the
+	// clean-ups (last registered, first run) kill the processes before
+	// their dirs are removed: a running node writes into its dir.
+	c := &procCluster{t: t, bin: cknodePath(t), dir: t.TempDir(), log: &recordLog{}, flags: flags}
 	t.Cleanup(c.killAll)
 	return c
 }
@@ -168,7 +173,11 @@ func (c *procCluster) add(id string) *nodeProc {
 // flags come last (a repeated flag's last value wins).
 func (c *procCluster) spawn(id string, extra ...string) *nodeProc {
 	c.t.Helper()
-	n := &nodeProc{t: c.t, id: id, http: freePort(c.t), dir: c.t.TempDir(), log: c.log}
+	dir, err := os.MkdirTemp(c.dir, id)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	n := &nodeProc{t: c.t, id: id, http: freePort(c.t), dir: dir, log: c.log}
 	n.args = append([]string{"-id", id, "-http", n.http, "-data", filepath.Join(n.dir, "data"),
 		"-log", filepath.Join(n.dir, "node.log")}, c.flags...)
 	if c.etcd != "" {
@@ -301,6 +310,23 @@ func (n *nodeProc) tail() string {
 			data = data[len(data)-4000:]
 		}
 		fmt.Fprintf(&b, "--- %s %s (end):\n%s\n", n.id, f, data)
+	}
+	return b.String()
+}
+
+// logLines returns the lines of the node's log (all its runs) that hold
+// any of words (the last 30,000 bytes of them), for failure messages. The
+// etcd server's own lines are left out: its warnings drown the rest.
+func (n *nodeProc) logLines(words ...string) string {
+	data, _ := os.ReadFile(filepath.Join(n.dir, "node.log"))
+	var b strings.Builder
+	for line := range strings.Lines(string(data)) {
+		if !strings.Contains(line, "\tetcd.etcd\t") && slices.ContainsFunc(words, func(w string) bool { return strings.Contains(line, w) }) {
+			b.WriteString(line)
+		}
+	}
+	if s := b.String(); len(s) > 30000 {
+		return "…" + s[len(s)-30000:]
 	}
 	return b.String()
 }
