@@ -7,6 +7,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/clusterkit-go/clusterkit/integration/internal/reliability"
 )
 
 // TestLearnerKilledMidJoinRestarts SIGKILLs a node while its etcd member
@@ -34,11 +36,14 @@ func TestLearnerKilledMidJoinRestarts(t *testing.T) {
 	nodes[1].thaw()
 	t.Logf("n3's learner %x started and was killed before its promotion", id)
 
+	restarted := time.Now()
 	n3.restart(c.bin)
 	n3.waitStarted()
 	nodes = append(nodes, n3)
 	c.waitSettled(nodes, 60*time.Second)
 	checkVoters(t, nodes, 3)
+	t.Logf("3 voters %v after the restart", time.Since(restarted))
+	reliability.Summary(t, map[string]any{"three_voters_after_restart": time.Since(restarted)})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	resp, err := cli.MemberList(ctx)

@@ -301,27 +301,33 @@ func (n *nodeProc) stderrTail() string {
 	return s
 }
 
-// tail returns the end of the node's stderr and log, for failure messages.
+// tail returns the end of the node's stderr and of its log without the
+// etcd server's lines, for failure messages.
 func (n *nodeProc) tail() string {
 	var b strings.Builder
-	for _, f := range []string{"stderr", "node.log"} {
-		data, _ := os.ReadFile(filepath.Join(n.dir, f))
-		if len(data) > 4000 {
-			data = data[len(data)-4000:]
-		}
-		fmt.Fprintf(&b, "--- %s %s (end):\n%s\n", n.id, f, data)
+	data, _ := os.ReadFile(filepath.Join(n.dir, "stderr"))
+	if len(data) > 4000 {
+		data = data[len(data)-4000:]
 	}
+	fmt.Fprintf(&b, "--- %s stderr (end):\n%s\n", n.id, data)
+	log := n.logLines()
+	if len(log) > 6000 {
+		log = log[len(log)-6000:]
+	}
+	fmt.Fprintf(&b, "--- %s node.log without etcd's lines (end):\n%s\n", n.id, log)
 	return b.String()
 }
 
 // logLines returns the lines of the node's log (all its runs) that hold
-// any of words (the last 30,000 bytes of them), for failure messages. The
-// etcd server's own lines are left out: its warnings drown the rest.
+// any of words, or all lines without words (the last 30,000 bytes of
+// them), for failure messages. The etcd server's own lines are left out:
+// its warnings drown the rest.
 func (n *nodeProc) logLines(words ...string) string {
 	data, _ := os.ReadFile(filepath.Join(n.dir, "node.log"))
 	var b strings.Builder
 	for line := range strings.Lines(string(data)) {
-		if !strings.Contains(line, "\tetcd.etcd\t") && slices.ContainsFunc(words, func(w string) bool { return strings.Contains(line, w) }) {
+		if !strings.Contains(line, "\tetcd.etcd\t") &&
+			(len(words) == 0 || slices.ContainsFunc(words, func(w string) bool { return strings.Contains(line, w) })) {
 			b.WriteString(line)
 		}
 	}

@@ -45,6 +45,8 @@ var scenarios = []scenario{
 		"after the rebalance delay its member is removed and a plain node becomes a voter: 3 voters, no learner", ""},
 	{pkgIntegration, "TestStuckLearnerRemoved", "a learner added that never starts",
 		"the leader removes it; voters unchanged", ""},
+	{pkgIntegration, "TestLearnerKilledMidJoinRestarts", "SIGKILL of a node whose etcd member is a started learner not yet promoted, then a restart with the same options",
+		"the member restarts as a learner and is promoted in place (same member ID): 3 voters, no learner", ""},
 	{pkgIntegration, "TestDebianEtcdCluster", "4 nodes on Debian's etcd-server 3.4: a graceful leave and a crash",
 		"the survivors see both leaves with the right reasons and agree", "etcdserver"},
 	{pkgIntegration, "TestEtcdOutage", "the etcd process killed under a running cluster (etcd 3.4), then restarted",
