@@ -73,7 +73,7 @@ func (r *run) start(ctx context.Context) error {
 	if err := r.followState(ctx); err != nil {
 		return err
 	}
-	if err := r.register(ctx); err != nil {
+	if err := r.registerAtStart(ctx); err != nil {
 		return err
 	}
 	if r.tls != nil {

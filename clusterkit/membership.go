@@ -153,6 +153,24 @@ func (r *run) campaignWhileMember(reg *leases.Registration) {
 	r.campaignLoop(ctx, reg)
 }
 
+// registerAtStart registers for Start, retrying while etcd does not answer
+// in time (a request timeout: etcd electing a leader, or slow while a
+// whole cluster restarts at once) until ctx ends; any other error ends
+// Start at once.
+func (r *run) registerAtStart(ctx context.Context) error {
+	b := newBackoff(100*time.Millisecond, time.Second)
+	for {
+		err := r.register(ctx)
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		r.ck.log.Warn("registering timed out; retrying", zapErr(err))
+		if !b.wait(ctx) {
+			return err
+		}
+	}
+}
+
 // registerAgain registers until it succeeds (true) or the run ends or
 // teardown begins (false; teardown closes a registration made meanwhile).
 // It tries at least every second: when etcd comes back, the old record is

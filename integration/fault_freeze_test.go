@@ -252,6 +252,10 @@ func TestTwoFrozenNodesEnterMaintenance(t *testing.T) {
 				t.Logf("%s at +%v: %s %s %s", r.Self, time.Duration(r.T-begin.UnixNano()), r.Kind, r.Node, r.Reason)
 			}
 		}
+		t.Logf("froze %v at %v", idsOf(victims), begin.UTC().Format(time.RFC3339Nano))
+		for _, n := range nodes {
+			t.Logf("%s's log without etcd's lines:\n%s", n.id, n.logLines())
+		}
 	}
 }
 
