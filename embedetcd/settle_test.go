@@ -35,20 +35,28 @@ func learnerDataDir(t *testing.T, ctx context.Context, m1 *Member, cfg Config) {
 	}
 }
 
+// restartedLearner starts m1 and restarts m2 (MaxVoters maxVoters) from
+// the data of a learner of m1's cluster that died before its promotion.
+func restartedLearner(t *testing.T, ctx context.Context, maxVoters int) (m1, m2 *Member, cfg Config) {
+	t.Helper()
+	m1 = startT(t, ctx, FastTestConfig("m1", t.TempDir()))
+	cfg = FastTestConfig("m2", t.TempDir())
+	cfg.MaxVoters = maxVoters
+	learnerDataDir(t, ctx, m1, cfg)
+	m2 = startT(t, ctx, cfg)
+	if !m2.IsLearner() {
+		t.Fatal("the restarted member is not a learner: the test prepared no learner")
+	}
+	return m1, m2, cfg
+}
+
 // TestSettlePromotesRestartedLearner: a member whose join died between its
 // learner's start and its promotion restarts as a learner; before Settle
 // existed it stayed one (holding etcd's one learner slot) until someone
 // removed it. Settle promotes it, keeping its member ID.
 func TestSettlePromotesRestartedLearner(t *testing.T) {
 	ctx := testCtx(t)
-	m1 := startT(t, ctx, FastTestConfig("m1", t.TempDir()))
-	cfg := FastTestConfig("m2", t.TempDir())
-	cfg.MaxVoters = 3
-	learnerDataDir(t, ctx, m1, cfg)
-	m2 := startT(t, ctx, cfg)
-	if !m2.IsLearner() {
-		t.Fatal("the restarted member is not a learner: the test prepared no learner")
-	}
+	m1, m2, _ := restartedLearner(t, ctx, 3)
 	id := m2.ID()
 	if err := Settle(ctx, m2); err != nil {
 		t.Fatalf("Settle: %v", err)
@@ -68,14 +76,7 @@ func TestSettlePromotesRestartedLearner(t *testing.T) {
 // starts clean.
 func TestSettleGivesTheSeatBack(t *testing.T) {
 	ctx := testCtx(t)
-	m1 := startT(t, ctx, FastTestConfig("m1", t.TempDir()))
-	cfg := FastTestConfig("m2", t.TempDir())
-	cfg.MaxVoters = 1
-	learnerDataDir(t, ctx, m1, cfg)
-	m2 := startT(t, ctx, cfg)
-	if !m2.IsLearner() {
-		t.Fatal("the restarted member is not a learner: the test prepared no learner")
-	}
+	m1, m2, cfg := restartedLearner(t, ctx, 1)
 	err := Settle(ctx, m2)
 	if !errors.Is(err, ErrEnoughVoters) {
 		t.Fatalf("Settle = %v, want ErrEnoughVoters", err)
