@@ -123,7 +123,7 @@ func decodeSlot(b []byte) (*wireSlot, error) {
 // they are resolved when a version commits).
 func decodeChunk(b []byte, c, partitions int) (*wireChunk, error) {
 	var w wireChunk
-	if err := json.Unmarshal(b, &w); err != nil {
+	if err := unmarshalChunk(b, &w); err != nil {
 		return nil, err
 	}
 	lo, hi := chunkRange(c, partitions)

@@ -1,0 +1,100 @@
+package clusterkit
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+	"testing/quick"
+)
+
+// checkLikeJSON fails unless unmarshalChunk and json.Unmarshal agree on b:
+// both fail, or both succeed with the same value.
+func checkLikeJSON(t *testing.T, b []byte) {
+	t.Helper()
+	var want, got wireChunk
+	errWant := json.Unmarshal(b, &want)
+	errGot := unmarshalChunk(b, &got)
+	if (errWant == nil) != (errGot == nil) {
+		t.Fatalf("%q: error %v, json.Unmarshal says %v", b, errGot, errWant)
+	}
+	if errWant == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: got %#v, json.Unmarshal gives %#v", b, got, want)
+	}
+}
+
+func TestUnmarshalChunkAgreesWithJSON(t *testing.T) {
+	for _, s := range []string{
+		`{"v":3,"p":[[1,3,0,1,2,-1],[0,0,-1]]}`,
+		` { "p" : [ [ 1 , 2 ] , [ ] ] , "v" : 12 } `, `{"v":1,"p":[]}`, `{"v":1}`, `{}`, `{"p":[[]]}`,
+		`{"v":-0,"p":[[-9223372036854775808,9223372036854775807]]}`,
+		`{"v":1,"p":[[9223372036854775808]]}`, `{"v":1,"p":[[1.0]]}`, `{"v":1e3}`, `{"v":01}`, `{"v":-}`,
+		`{"V":2,"P":[[1]]}`, `{"v":1,"v":2}`, `{"v":1,"p":[[1]],"p":[[2,3]]}`, `{"v":1,"x":{"a":[1]}}`,
+		`{"v":null,"p":null}`, `{"v":1,"p":[null,[1,null]]}`, `null`, ``, `{`, `{"v":1,}`, `{"v":1,"p":[[1,]]}`,
+		`{"v":1,"p":[[1][2]]}`, `{"v":1} x`, `{"v":"1"}`, `{"v":true}`, `[1]`, `{"\u0076":4}`, `{"v":1}` + "\n",
+		`{"v":12345678901234567890}`, `{"v":1,"p":[[1 2]]}`, `{"v" 1}`, `{"v":1 "p":[]}`, `{}}`, `{} `,
+	} {
+		t.Run(s, func(t *testing.T) { checkLikeJSON(t, []byte(s)) })
+	}
+}
+
+// TestUnmarshalChunkTakesTheFastPath checks that what the leader writes
+// (json.Marshal of a wireChunk) is parsed by hand, with the same value.
+func TestUnmarshalChunkTakesTheFastPath(t *testing.T) {
+	f := func(tag int64, parts [][]int64) bool {
+		b, err := json.Marshal(wireChunk{Tag: tag, P: parts})
+		if err != nil {
+			return false
+		}
+		var fast wireChunk
+		if !fastChunk(b, &fast) {
+			t.Logf("%s: not parsed by hand", b)
+			return false
+		}
+		checkLikeJSON(t, b)
+		return true
+	}
+	if err := quick.Check(f, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDecodeChunkErrorIsReported checks that a chunk json rejects is still
+// reported by decodeChunk (and so counted as a decode error).
+func TestDecodeChunkErrorIsReported(t *testing.T) {
+	_, err := decodeChunk([]byte(`{"v":1,"p":[[1.5]]}`), 0, 8)
+	var typeErr *json.UnmarshalTypeError
+	if err == nil || !errors.As(err, &typeErr) {
+		t.Fatalf("got %v, want json's type error", err)
+	}
+}
+
+func FuzzUnmarshalChunk(f *testing.F) {
+	for _, s := range []string{`{"v":3,"p":[[1,3,0,1,2,-1],[0,0,-1]]}`, `{"v":1,"p":[[1.0]]}`, `{"V":2}`, ` {"p":[[]],"v":0} `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkLikeJSON(t, b) })
+}
+
+func BenchmarkUnmarshalChunk(b *testing.B) {
+	w := wireChunk{Tag: 1234}
+	for i := range chunkPartitions {
+		w.P = append(w.P, []int64{int64(i + 7), 3, int64(i), int64(i + 100), int64(i + 200), -1})
+	}
+	value, _ := json.Marshal(w)
+	for _, c := range []struct {
+		name string
+		fn   func([]byte, *wireChunk) error
+	}{{"hand", unmarshalChunk}, {"encoding_json", func(b []byte, w *wireChunk) error { return json.Unmarshal(b, w) }}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(value)))
+			for b.Loop() {
+				var got wireChunk
+				if err := c.fn(value, &got); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
