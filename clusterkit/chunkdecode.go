@@ -121,7 +121,7 @@ func (p *chunkParser) int() (int64, bool) {
 	}
 	if p.i < len(p.b) {
 		switch p.b[p.i] {
-		case ' ', '\t', '\n', '\r', ',', ']', '}':
+		case ' ', '\t', '\n', '\r', ',', ']', '}', '"':
 		default:
 			return 0, false
 		}
@@ -191,4 +191,59 @@ func (p *chunkParser) arrays(w *wireChunk) bool {
 		lo = hi
 	}
 	return true
+}
+
+// unmarshalReadyMap decodes a ready record's value (a JSON object of
+// partition index → map version) exactly as json.Unmarshal into a
+// map[int]int64 does. Values in the form json.Marshal writes (keys that
+// are decimal integers without sign or leading zeros, integer values) are
+// parsed by hand; anything else goes to json.Unmarshal. Every node decodes
+// every other node's ready record each time it changes.
+func unmarshalReadyMap(b []byte) (map[int]int64, error) {
+	if m, ok := fastReady(b); ok {
+		return m, nil
+	}
+	var m map[int]int64
+	err := json.Unmarshal(b, &m)
+	return m, err
+}
+
+// fastReady parses b when it is in json.Marshal's form of a
+// map[int]int64 and reports whether it did.
+func fastReady(b []byte) (map[int]int64, bool) {
+	p := chunkParser{b: b}
+	if !p.byte('{') {
+		return nil, false
+	}
+	m := make(map[int]int64, len(b)/8)
+	if !p.byte('}') {
+		for {
+			// The key is the digits right inside the quotes (int would
+			// skip leading whitespace, which json.Unmarshal rejects there).
+			if !p.byte('"') || p.i >= len(p.b) || (p.b[p.i] != '-' && (p.b[p.i] < '0' || p.b[p.i] > '9')) {
+				return nil, false
+			}
+			k, ok := p.int()
+			if !ok || p.i >= len(p.b) || p.b[p.i] != '"' {
+				return nil, false
+			}
+			p.i++
+			if !p.byte(':') {
+				return nil, false
+			}
+			v, ok := p.int()
+			if !ok {
+				return nil, false
+			}
+			m[int(k)] = v
+			if !p.byte(',') {
+				break
+			}
+		}
+		if !p.byte('}') {
+			return nil, false
+		}
+	}
+	p.space()
+	return m, p.i == len(p.b)
 }

@@ -98,3 +98,73 @@ func BenchmarkUnmarshalChunk(b *testing.B) {
 		})
 	}
 }
+
+// checkReadyLikeJSON fails unless unmarshalReadyMap and json.Unmarshal
+// into a map[int]int64 agree on b.
+func checkReadyLikeJSON(t *testing.T, b []byte) {
+	t.Helper()
+	var want map[int]int64
+	errWant := json.Unmarshal(b, &want)
+	got, errGot := unmarshalReadyMap(b)
+	if (errWant == nil) != (errGot == nil) {
+		t.Fatalf("%q: error %v, json.Unmarshal says %v", b, errGot, errWant)
+	}
+	if errWant == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: got %#v, json.Unmarshal gives %#v", b, got, want)
+	}
+}
+
+func TestUnmarshalReadyAgreesWithJSON(t *testing.T) {
+	for _, s := range []string{
+		`{"1":5,"17":5,"16383":12}`, ` { "0" : -1 , "2":3 } `, `{}`, `{} `, `{}}`, `null`, `{"1":5,"1":6}`,
+		`{" 1":5}`, `{"1 ":5}`, `{"+1":5}`, `{"01":5}`, `{"-0":5}`, `{"-3":5}`, `{"1":1.5}`, `{"1":null}`, `{"a":1}`,
+		`{"1":5,}`, `{"1":5`, `{"1"5}`, `{"1":5"2":6}`, `{"9223372036854775808":1}`, `{"1":9223372036854775808}`, `{"\u0031":2}`,
+		`[]`, ``, `{"1":"5"}`,
+	} {
+		t.Run(s, func(t *testing.T) { checkReadyLikeJSON(t, []byte(s)) })
+	}
+}
+
+// TestUnmarshalReadyTakesTheFastPath checks that a ready record as
+// readyRecord.marshal writes it is parsed by hand, with the same value.
+func TestUnmarshalReadyTakesTheFastPath(t *testing.T) {
+	f := func(m map[int]int64) bool {
+		b, err := readyRecord(m).marshal()
+		if err != nil {
+			return false
+		}
+		if _, ok := fastReady(b); !ok {
+			t.Logf("%s: not parsed by hand", b)
+			return false
+		}
+		checkReadyLikeJSON(t, b)
+		return true
+	}
+	if err := quick.Check(f, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzUnmarshalReady(f *testing.F) {
+	for _, s := range []string{`{"1":5,"17":5}`, `{" 1":5}`, `{"01":2}`, `{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkReadyLikeJSON(t, b) })
+}
+
+// FuzzCheckPartitionShape checks that the shape check of a chunk's
+// partition fails exactly when decodePartition (every slot known) does.
+func FuzzCheckPartitionShape(f *testing.F) {
+	f.Add([]byte{1, 3, 0, 1, 2, 0xff})
+	f.Add([]byte{1, 2, 0, 1, 3, 1, 2, 3, 4, 5})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		a := make([]int64, len(raw))
+		for i, c := range raw {
+			a[i] = int64(int8(c))
+		}
+		_, want := decodePartition(a, func(int64) (string, bool) { return "x", true })
+		if got := checkPartitionShape(a); (got == nil) != (want == nil) || (got != nil && got.Error() != want.Error()) {
+			t.Fatalf("%v: got %v, decodePartition says %v", a, got, want)
+		}
+	})
+}
