@@ -12,9 +12,15 @@ import (
 // both fail, or both succeed with the same value.
 func checkLikeJSON(t *testing.T, b []byte) {
 	t.Helper()
-	var want, got wireChunk
+	agreesWithJSON(t, b, func(b []byte) (w wireChunk, err error) { return w, unmarshalChunk(b, &w) })
+}
+
+// agreesWithJSON fails unless decode and json.Unmarshal into a T agree on b.
+func agreesWithJSON[T any](t *testing.T, b []byte, decode func([]byte) (T, error)) {
+	t.Helper()
+	var want T
 	errWant := json.Unmarshal(b, &want)
-	errGot := unmarshalChunk(b, &got)
+	got, errGot := decode(b)
 	if (errWant == nil) != (errGot == nil) {
 		t.Fatalf("%q: error %v, json.Unmarshal says %v", b, errGot, errWant)
 	}
@@ -41,17 +47,25 @@ func TestUnmarshalChunkAgreesWithJSON(t *testing.T) {
 // TestUnmarshalChunkTakesTheFastPath checks that what the leader writes
 // (json.Marshal of a wireChunk) is parsed by hand, with the same value.
 func TestUnmarshalChunkTakesTheFastPath(t *testing.T) {
-	f := func(tag int64, parts [][]int64) bool {
-		b, err := json.Marshal(wireChunk{Tag: tag, P: parts})
+	checkFastPath(t, func(tag int64, parts [][]int64) ([]byte, error) {
+		return json.Marshal(wireChunk{Tag: tag, P: parts})
+	}, func(b []byte) bool { return fastChunk(b, &wireChunk{}) }, checkLikeJSON)
+}
+
+// checkFastPath checks, for values that encode (a func of random
+// arguments) writes, that fast parses them and like agrees.
+func checkFastPath[A, B any](t *testing.T, encode func(A, B) ([]byte, error), fast func([]byte) bool, like func(*testing.T, []byte)) {
+	t.Helper()
+	f := func(a A, b B) bool {
+		value, err := encode(a, b)
 		if err != nil {
 			return false
 		}
-		var fast wireChunk
-		if !fastChunk(b, &fast) {
-			t.Logf("%s: not parsed by hand", b)
+		if !fast(value) {
+			t.Logf("%s: not parsed by hand", value)
 			return false
 		}
-		checkLikeJSON(t, b)
+		like(t, value)
 		return true
 	}
 	if err := quick.Check(f, nil); err != nil {
@@ -103,15 +117,7 @@ func BenchmarkUnmarshalChunk(b *testing.B) {
 // into a map[int]int64 agree on b.
 func checkReadyLikeJSON(t *testing.T, b []byte) {
 	t.Helper()
-	var want map[int]int64
-	errWant := json.Unmarshal(b, &want)
-	got, errGot := unmarshalReadyMap(b)
-	if (errWant == nil) != (errGot == nil) {
-		t.Fatalf("%q: error %v, json.Unmarshal says %v", b, errGot, errWant)
-	}
-	if errWant == nil && !reflect.DeepEqual(got, want) {
-		t.Fatalf("%q: got %#v, json.Unmarshal gives %#v", b, got, want)
-	}
+	agreesWithJSON(t, b, unmarshalReadyMap)
 }
 
 func TestUnmarshalReadyAgreesWithJSON(t *testing.T) {
@@ -128,21 +134,8 @@ func TestUnmarshalReadyAgreesWithJSON(t *testing.T) {
 // TestUnmarshalReadyTakesTheFastPath checks that a ready record as
 // readyRecord.marshal writes it is parsed by hand, with the same value.
 func TestUnmarshalReadyTakesTheFastPath(t *testing.T) {
-	f := func(m map[int]int64) bool {
-		b, err := readyRecord(m).marshal()
-		if err != nil {
-			return false
-		}
-		if _, ok := fastReady(b); !ok {
-			t.Logf("%s: not parsed by hand", b)
-			return false
-		}
-		checkReadyLikeJSON(t, b)
-		return true
-	}
-	if err := quick.Check(f, nil); err != nil {
-		t.Fatal(err)
-	}
+	checkFastPath(t, func(m map[int]int64, _ bool) ([]byte, error) { return readyRecord(m).marshal() },
+		func(b []byte) bool { _, ok := fastReady(b); return ok }, checkReadyLikeJSON)
 }
 
 func FuzzUnmarshalReady(f *testing.F) {
