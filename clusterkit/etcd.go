@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clusterkit-go/clusterkit/embedetcd"
+	"github.com/clusterkit-go/clusterkit/watcher"
 )
 
 // connect makes r.cli: a client of Options.Etcd.Endpoints (external
@@ -180,6 +181,16 @@ func (ck *ClusterKit) EtcdEndpoints(ctx context.Context) ([]string, error) {
 // machine a dropped connection costs every node a re-registration.
 func keepAliveTimeout(ttl time.Duration) time.Duration {
 	return max(2*time.Second, ttl/3)
+}
+
+// stateReadTimeout bounds each read of the whole cluster prefix (the
+// first one, and those after a compaction): the watcher's default 5 s,
+// or the lease TTL when that is longer. At 16,384 partitions the read is
+// about a megabyte (every map chunk, member and ready record), and a
+// node that joins while etcd streams a change to hundreds of watchers
+// would otherwise fail its Start though its lease tolerates the wait.
+func stateReadTimeout(ttl time.Duration) time.Duration {
+	return max(watcher.DefaultRequestTimeout, ttl)
 }
 
 // etcdClientConfig is the etcd client configuration for ec's credentials

@@ -20,3 +20,17 @@ func TestKeepAliveTimeoutFollowsLeaseTTL(t *testing.T) {
 		})
 	}
 }
+
+func TestStateReadTimeoutFollowsLeaseTTL(t *testing.T) {
+	for _, c := range []struct{ ttl, want time.Duration }{
+		{time.Second, 5 * time.Second},
+		{DefaultLeaseTTL, 5 * time.Second},
+		{30 * time.Second, 30 * time.Second},
+	} {
+		t.Run(c.ttl.String(), func(t *testing.T) {
+			if got := stateReadTimeout(c.ttl); got != c.want {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}
