@@ -1,6 +1,9 @@
 package clusterkit
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // unmarshalChunk decodes a map chunk's value (wireChunk) exactly as
 // json.Unmarshal does: the same value when it succeeds, an error when it
@@ -215,7 +218,7 @@ func fastReady(b []byte) (map[int]int64, bool) {
 	if !p.byte('{') {
 		return nil, false
 	}
-	m := make(map[int]int64, len(b)/8)
+	m := make(map[int]int64, bytes.Count(b, []byte{':'})) // one per entry
 	if !p.byte('}') {
 		for {
 			// The key is the digits right inside the quotes (int would
