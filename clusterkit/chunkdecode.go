@@ -199,9 +199,9 @@ func (p *chunkParser) arrays(w *wireChunk) bool {
 // unmarshalReadyMap decodes a ready record's value (a JSON object of
 // partition index → map version) exactly as json.Unmarshal into a
 // map[int]int64 does. Values in the form json.Marshal writes (keys that
-// are decimal integers without sign or leading zeros, integer values) are
-// parsed by hand; anything else goes to json.Unmarshal. Every node decodes
-// every other node's ready record each time it changes.
+// are decimal integers without a plus sign or leading zeros, integer
+// values) are parsed by hand; anything else goes to json.Unmarshal. Every
+// node decodes every other node's ready record each time it changes.
 func unmarshalReadyMap(b []byte) (map[int]int64, error) {
 	if m, ok := fastReady(b); ok {
 		return m, nil

@@ -42,8 +42,8 @@ type snapshot struct {
 // batch was applied to v, and returns the snapshot in effect. A batch
 // that changed neither the map (oldAssign is the map before it), the
 // members nor the leader (ready records, history, requests) keeps the
-// current snapshot; otherwise the new one reuses the unchanged entries of
-// the current one, unless the batch is an initial read. The caller holds
+// current snapshot; otherwise the new one shares the unchanged chunks of
+// the current one (snapchunk.go), unless the batch is an initial read. The caller holds
 // the lock that serializes writes of v.
 func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader string, initial bool, oldAssign *assignment, membersChanged bool) *snapshot {
 	prev := ptr.Load()
