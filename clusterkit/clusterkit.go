@@ -82,7 +82,7 @@ func New(opts Options) (*ClusterKit, error) {
 func (ck *ClusterKit) IsPrimary(p *Partition) bool {
 	s := ck.snap.Load()
 	i, ok := s.index(p)
-	return ok && s.isPrimary[i]
+	return ok && s.primaryAt(i)
 }
 
 // IsReplica reports whether this node serves p as a non-primary replica in
@@ -91,7 +91,7 @@ func (ck *ClusterKit) IsPrimary(p *Partition) bool {
 func (ck *ClusterKit) IsReplica(p *Partition) bool {
 	s := ck.snap.Load()
 	i, ok := s.index(p)
-	return ok && s.isReplica[i]
+	return ok && s.replicaAt(i)
 }
 
 // GetMyNodeID returns this node's ID.
@@ -116,10 +116,9 @@ func clusterOf(s *snapshot, name string, partitions, rf int) *Cluster {
 		Maintenance:       s.maintenance,
 		AwayNodes:         slices.Clone(s.away),
 		Nodes:             make([]Node, len(s.members)),
-		Partitions:        make([]Partition, len(s.partitions)),
+		Partitions:        s.partitionList(),
 	}
 	copy(c.Nodes, s.members)
-	copy(c.Partitions, s.partitions)
 	return c
 }
 
@@ -128,8 +127,8 @@ func clusterOf(s *snapshot, name string, partitions, rf int) *Cluster {
 func (ck *ClusterKit) GetPartitionsForNode(id string) []*Partition {
 	s := ck.snap.Load()
 	var out []*Partition
-	for i := range s.partitions {
-		p := &s.partitions[i]
+	for i := range s.count {
+		p := s.part(i)
 		if p.PrimaryNode == id {
 			out = append(out, p)
 			continue

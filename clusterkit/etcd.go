@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clusterkit-go/clusterkit/embedetcd"
+	"github.com/clusterkit-go/clusterkit/watcher"
 )
 
 // connect makes r.cli: a client of Options.Etcd.Endpoints (external
@@ -99,6 +100,7 @@ func (r *run) newClient(endpoints []string) (*clientv3.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.DialKeepAliveTimeout = keepAliveTimeout(o.LeaseTTL)
 	if r.tls != nil {
 		cfg.TLS = r.tls.clientConfig()
 	}
@@ -169,6 +171,26 @@ func (ck *ClusterKit) EtcdEndpoints(ctx context.Context) ([]string, error) {
 		return nil, ErrNotStarted
 	}
 	return ck.etcdEndpoints(ctx, r.cli)
+}
+
+// keepAliveTimeout is how long a node's etcd client waits for the answer
+// to a transport keep-alive ping before it drops the connection: 2 s, or
+// a third of the lease TTL when that is longer. A node whose lease allows
+// a pause of ttl must not cut its connection (and then lose the lease
+// while it dials again) over a shorter one; with many nodes on a loaded
+// machine a dropped connection costs every node a re-registration.
+func keepAliveTimeout(ttl time.Duration) time.Duration {
+	return max(2*time.Second, ttl/3)
+}
+
+// stateReadTimeout bounds each read of the whole cluster prefix (the
+// first one, and those after a compaction): the watcher's default 5 s,
+// or the lease TTL when that is longer. At 16,384 partitions the read is
+// about a megabyte (every map chunk, member and ready record), and a
+// node that joins while etcd streams a change to hundreds of watchers
+// would otherwise fail its Start though its lease tolerates the wait.
+func stateReadTimeout(ttl time.Duration) time.Duration {
+	return max(watcher.DefaultRequestTimeout, ttl)
 }
 
 // etcdClientConfig is the etcd client configuration for ec's credentials

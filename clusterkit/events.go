@@ -216,7 +216,7 @@ func (f *follower) partitionEvents(p int, old, ps partitionState, base Partition
 		// It held a slot of the partition before and kept its data: it
 		// only needs what it missed.
 		ev.CopyToNode, ev.CatchUp = &to, slices.Contains(old.Target, in.Node)
-		from := snap.serving[p]
+		from := snap.servingAt(p)
 		for i := range from {
 			ev.CopyFromNodes = append(ev.CopyFromNodes, &from[i])
 		}

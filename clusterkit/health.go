@@ -58,7 +58,7 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 			h.DrainingPartitions += op.Partitions
 		}
 	}
-	h.Status, h.Reasons = judgeHealth(h, len(s.partitions) > 0, ck.opts.ReplicationFactor)
+	h.Status, h.Reasons = judgeHealth(h, s.count > 0, ck.opts.ReplicationFactor)
 	return h
 }
 

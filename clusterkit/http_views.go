@@ -107,7 +107,7 @@ func (ck *ClusterKit) handleCluster(w http.ResponseWriter, r *http.Request) {
 		PartitionCount: ck.opts.PartitionCount, ReplicationFactor: ck.opts.ReplicationFactor,
 		AssignmentVersion: s.version, MembershipRevision: s.membershipRev, Settled: s.settled,
 		Maintenance: s.maintenance, AwayNodes: s.away, Operations: ops,
-		Members: make([]memberJSON, len(s.members)), Partitions: s.partitions,
+		Members: make([]memberJSON, len(s.members)), Partitions: s.partitionList(),
 	}
 	roles := ck.etcdRoles()
 	for i := range s.members {
@@ -171,12 +171,12 @@ func (ck *ClusterKit) handlePartitions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := ck.snap.Load()
-	if len(s.partitions) == 0 {
+	if s.count == 0 {
 		writeError(w, http.StatusServiceUnavailable, "this node holds no partition map yet")
 		return
 	}
 	if !byKey {
-		writeJSON(w, http.StatusOK, partitionsJSON{AssignmentVersion: s.version, Partitions: s.partitions})
+		writeJSON(w, http.StatusOK, partitionsJSON{AssignmentVersion: s.version, Partitions: s.partitionList()})
 		return
 	}
 	p := s.partitionOf(keys[0])
@@ -188,13 +188,13 @@ func (ck *ClusterKit) handlePartitions(w http.ResponseWriter, r *http.Request) {
 func (ck *ClusterKit) handlePartition(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	s := ck.snap.Load()
-	if len(s.partitions) == 0 {
+	if s.count == 0 {
 		writeError(w, http.StatusServiceUnavailable, "this node holds no partition map yet")
 		return
 	}
-	i, ok := parsePartitionID(id, len(s.partitions))
+	i, ok := parsePartitionID(id, s.count)
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no partition %q: use partition-<n> or <n> with 0 ≤ n < %d", id, len(s.partitions)))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no partition %q: use partition-<n> or <n> with 0 ≤ n < %d", id, s.count))
 		return
 	}
 	writeJSON(w, http.StatusOK, partitionView(s, i, nil))
@@ -211,8 +211,8 @@ func parsePartitionID(id string, count int) (int, bool) {
 }
 
 func partitionView(s *snapshot, i int, key *string) partitionJSON {
-	nodes := s.serving[i]
-	out := partitionJSON{Partition: s.partitions[i], Key: key, AssignmentVersion: s.version,
+	nodes := s.servingAt(i)
+	out := partitionJSON{Partition: *s.part(i), Key: key, AssignmentVersion: s.version,
 		Nodes: make([]memberJSON, len(nodes))}
 	for j := range nodes {
 		out.Nodes[j] = memberOf(&nodes[j])
@@ -261,7 +261,7 @@ func (ck *ClusterKit) notReady(s *snapshot) []string {
 	if !ck.etcdConnected() {
 		reasons = append(reasons, "not connected to etcd")
 	}
-	if len(s.partitions) == 0 {
+	if s.count == 0 {
 		reasons = append(reasons, "no partition map yet")
 	}
 	return reasons

@@ -129,7 +129,7 @@ func (r *run) followState(ctx context.Context) error {
 			decodeErrors: func(kind string) { ck.metrics.decodeErrors.WithLabelValues(kind).Inc() }},
 		notifier: r.notifier, ready: r.ready, snap: &ck.snap, afterApply: r.afterApply,
 	})
-	opts := []watcher.Option{watcher.WithLogger(ck.log)}
+	opts := []watcher.Option{watcher.WithLogger(ck.log), watcher.WithRequestTimeout(stateReadTimeout(ck.opts.LeaseTTL))}
 	if len(ck.opts.Etcd.Endpoints) == 0 {
 		// Every member is embedded etcd of a ClusterKit build: no Status
 		// request (etcd #21966, #22189) to learn the version.

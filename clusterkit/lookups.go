@@ -31,7 +31,7 @@ func (l *lookups) GetPrimary(p *Partition) *Node {
 	if !ok {
 		return nil
 	}
-	if nodes := s.serving[i]; len(nodes) > 0 {
+	if nodes := s.servingAt(i); len(nodes) > 0 {
 		return &nodes[0]
 	}
 	return nil
@@ -45,7 +45,7 @@ func (l *lookups) GetReplicas(p *Partition) []Node {
 	if !ok {
 		return nil
 	}
-	if nodes := s.serving[i]; len(nodes) > 0 {
+	if nodes := s.servingAt(i); len(nodes) > 0 {
 		return nodes[1:]
 	}
 	return []Node{}
@@ -59,5 +59,5 @@ func (l *lookups) GetNodes(p *Partition) []Node {
 	if !ok {
 		return nil
 	}
-	return s.serving[i]
+	return s.servingAt(i)
 }

@@ -123,7 +123,7 @@ func decodeSlot(b []byte) (*wireSlot, error) {
 // they are resolved when a version commits).
 func decodeChunk(b []byte, c, partitions int) (*wireChunk, error) {
 	var w wireChunk
-	if err := json.Unmarshal(b, &w); err != nil {
+	if err := unmarshalChunk(b, &w); err != nil {
 		return nil, err
 	}
 	lo, hi := chunkRange(c, partitions)
@@ -134,11 +134,44 @@ func decodeChunk(b []byte, c, partitions int) (*wireChunk, error) {
 		return nil, fmt.Errorf("%d partitions, chunk %d has %d", len(w.P), c, hi-lo)
 	}
 	for i, p := range w.P {
-		if _, err := decodePartition(p, func(int64) (string, bool) { return "", true }); err != nil {
+		if err := checkPartitionShape(p); err != nil {
 			return nil, fmt.Errorf("partition %d: %w", lo+i, err)
 		}
 	}
 	return &w, nil
+}
+
+// checkPartitionShape returns the error decodePartition returns for a
+// (with every slot known), without building the partition.
+func checkPartitionShape(a []int64) error {
+	list := func(n int64) error {
+		if n < 0 || n > int64(len(a)) {
+			return fmt.Errorf("bad length %d", n)
+		}
+		a = a[n:]
+		return nil
+	}
+	if len(a) < 3 || a[0] < 0 {
+		return fmt.Errorf("malformed partition %v", a)
+	}
+	n := a[1]
+	a = a[2:]
+	if err := list(n); err != nil {
+		return err
+	}
+	if len(a) == 0 {
+		return fmt.Errorf("truncated partition")
+	}
+	n, a = a[0], a[1:]
+	if n != -1 {
+		if err := list(n); err != nil {
+			return err
+		}
+	}
+	if len(a)%2 != 0 {
+		return fmt.Errorf("odd incoming list")
+	}
+	return nil
 }
 
 // encodePartition is the wire array of ps; slot gives a node's slot.

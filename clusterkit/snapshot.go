@@ -12,15 +12,12 @@ import (
 // built whenever either changes and published through an atomic pointer:
 // the lookups read it without locks and without allocating.
 type snapshot struct {
-	version    int64
-	partitions []Partition
-	// serving[p] is partition p's serving nodes (primary first; empty, not
-	// nil, when none serves), built with the partition and shared with the
-	// next snapshot while p and its nodes' records stay unchanged.
-	serving [][]Node
-	// isPrimary and isReplica are this node's roles, per partition.
-	isPrimary []bool
-	isReplica []bool
+	version int64
+	// count is the number of partitions (0 before the first map); chunks
+	// holds their entries, chunkPartitions per chunk (snapchunk.go), each
+	// shared with the next snapshot while none of its partitions changed.
+	count  int
+	chunks []*snapChunk
 	// members are the live members sorted by ID; byID also names nodes the
 	// map still mentions after they left (Status NodeOffline).
 	members []Node
@@ -32,11 +29,9 @@ type snapshot struct {
 	settled bool
 	// mine counts this node's partitions by role.
 	mine roleCounts
-	// liveOf[p] is partition p's number of live (not offline) serving
-	// nodes; live[k] counts the partitions with k of them, so health is
-	// judged without a pass over the map.
-	liveOf []uint8
-	live   []int
+	// live[k] counts the partitions with k live serving nodes (see
+	// snapChunk.liveOf), so health is judged without a pass over the map.
+	live []int
 	// maintenance is why placement is frozen ("" when it is not); away
 	// are the nodes whose lease expired and whose slots are reserved.
 	maintenance string
@@ -47,8 +42,8 @@ type snapshot struct {
 // batch was applied to v, and returns the snapshot in effect. A batch
 // that changed neither the map (oldAssign is the map before it), the
 // members nor the leader (ready records, history, requests) keeps the
-// current snapshot; otherwise the new one reuses the unchanged entries of
-// the current one, unless the batch is an initial read. The caller holds
+// current snapshot; otherwise the new one shares the unchanged chunks of
+// the current one (snapchunk.go), unless the batch is an initial read. The caller holds
 // the lock that serializes writes of v.
 func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader string, initial bool, oldAssign *assignment, membersChanged bool) *snapshot {
 	prev := ptr.Load()
@@ -61,7 +56,7 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 	}
 	s := membersSnapshot(v.members, v.memberRev, leader)
 	chunks, known := v.parts.changedChunks(v.assign, oldAssign)
-	if prev != nil && known && prev.version == oldAssign.Version && len(prev.partitions) == len(v.assign.Partitions) {
+	if prev != nil && known && prev.version == oldAssign.Version && prev.count == len(v.assign.Partitions) {
 		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, named(v.parts.slotOf, changedNodes(prev, s)))
 	} else {
 		s = nextSnapshot(me, v.members, v.assign, v.memberRev, leader, prev, oldAssign)
@@ -104,9 +99,9 @@ func newSnapshot(me string, members map[string]memberRecord, a *assignment, memb
 }
 
 // nextSnapshot builds the snapshot that follows prev (built from the map
-// prevMap; both may be nil): a partition whose state and serving nodes'
-// records are unchanged shares prev's entries, so a change costs the
-// partitions it touched, not the whole map.
+// prevMap; both may be nil): a chunk whose partitions' states and serving
+// nodes' records are unchanged is shared with prev, so a change costs the
+// chunks it touched, not the whole map.
 func nextSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string,
 	prev *snapshot, prevMap *assignment) *snapshot {
 	s := membersSnapshot(members, membershipRev, leader)
@@ -116,33 +111,33 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 	s.version = a.Version
 	s.setMapState(a)
 	P := len(a.Partitions)
-	s.partitions = make([]Partition, P)
-	s.serving = make([][]Node, P)
-	s.isPrimary = make([]bool, P)
-	s.isReplica = make([]bool, P)
-	s.liveOf = make([]uint8, P)
-	reuse := prev != nil && prevMap != nil && len(prev.partitions) == P && len(prevMap.Partitions) == P
+	s.count, s.chunks = P, make([]*snapChunk, chunkCount(P))
+	w := &chunkWriter{s: s}
+	reuse := prev != nil && prevMap != nil && prev.count == P && len(prevMap.Partitions) == P
 	var changed map[string]bool
 	if reuse {
 		changed = changedNodes(prev, s)
 	}
-	for p, ps := range a.Partitions {
-		if reuse && samePartition(ps, prevMap.Partitions[p]) && !slices.ContainsFunc(ps.Serving, func(id string) bool { return changed[id] }) {
-			s.partitions[p] = prev.partitions[p]
-			s.serving[p] = prev.serving[p]
-			s.isPrimary[p], s.isReplica[p], s.liveOf[p] = prev.isPrimary[p], prev.isReplica[p], prev.liveOf[p]
+	unchanged := func(p int) bool {
+		ps := a.Partitions[p]
+		return reuse && samePartition(ps, prevMap.Partitions[p]) && !slices.ContainsFunc(ps.Serving, func(id string) bool { return changed[id] })
+	}
+	for c := range s.chunks {
+		lo, hi := chunkRange(c, P)
+		same := true
+		for p := lo; p < hi && same; p++ {
+			same = unchanged(p)
+		}
+		if same {
+			s.chunks[c] = prev.chunks[c]
 		} else {
-			s.buildPartition(me, p, ps)
-		}
-		s.mine.count(s.isPrimary[p], s.isReplica[p])
-		for len(s.live) <= int(s.liveOf[p]) {
-			s.live = append(s.live, 0)
-		}
-		s.live[s.liveOf[p]]++
-		for _, in := range ps.Incoming {
-			if in.Node == me {
-				s.mine.incoming++
+			ch := w.chunk(c)
+			for p := lo; p < hi; p++ {
+				s.buildPartition(ch, me, p, a.Partitions[p])
 			}
+		}
+		for p := lo; p < hi; p++ {
+			s.tally(me, p, a.Partitions[p], 1)
 		}
 	}
 	return s
@@ -152,26 +147,24 @@ func nextSnapshot(me string, members map[string]memberRecord, a *assignment, mem
 // snapshot of map a for node me, from prev (the snapshot of prevMap),
 // when a differs from prevMap only in the given chunks and, among the
 // nodes the map names, only those of renamed changed their records: the
-// other partitions' entries are copied, and the counts adjusted by the
-// changed partitions only, so a change costs a copy of the arrays plus
-// the partitions it touched.
+// other chunks are shared with prev, and the counts adjusted by the
+// changed partitions only, so a change costs a copy of the chunk pointers
+// plus the chunks it touched. prev is not modified.
 func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment, chunks []int, renamed []string) *snapshot {
 	s.version, s.mine, s.live = a.Version, prev.mine, slices.Clone(prev.live)
 	s.setMapState(a)
+	s.count, s.chunks = prev.count, prev.chunks
 	if len(chunks) == 0 && len(renamed) == 0 {
-		// No partition changed: share prev's (immutable) entries.
-		s.partitions, s.isPrimary, s.isReplica, s.liveOf, s.serving = prev.partitions, prev.isPrimary, prev.isReplica, prev.liveOf, prev.serving
-		return s
+		return s // no partition changed: share prev's (immutable) chunks
 	}
-	s.partitions, s.isPrimary = slices.Clone(prev.partitions), slices.Clone(prev.isPrimary)
-	s.isReplica, s.liveOf = slices.Clone(prev.isReplica), slices.Clone(prev.liveOf)
-	s.serving = slices.Clone(prev.serving)
+	s.chunks = slices.Clone(prev.chunks)
+	w := &chunkWriter{s: s}
 	rebuilt := map[int]bool{}
 	for _, c := range chunks {
 		lo, hi := chunkRange(c, len(a.Partitions))
 		for p := lo; p < hi; p++ {
 			if old, ps := prevMap.Partitions[p], a.Partitions[p]; !samePartition(ps, old) {
-				s.rebuild(me, p, old, ps)
+				s.rebuild(w, me, p, old, ps)
 				rebuilt[p] = true
 			}
 		}
@@ -185,17 +178,17 @@ func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment,
 			if rebuilt[p] {
 				old = ps
 			}
-			s.rebuild(me, p, old, ps)
+			s.rebuild(w, me, p, old, ps)
 		}
 	}
 	return s
 }
 
 // rebuild replaces partition p's entries, built from old, by ps's.
-func (s *snapshot) rebuild(me string, p int, old, ps partitionState) {
+func (s *snapshot) rebuild(w *chunkWriter, me string, p int, old, ps partitionState) {
 	s.tally(me, p, old, -1)
-	s.isPrimary[p], s.isReplica[p], s.liveOf[p] = false, false, 0
-	s.buildPartition(me, p, ps)
+	c, _ := chunkOf(p)
+	s.buildPartition(w.chunk(c), me, p, ps)
 	s.tally(me, p, ps, 1)
 }
 
@@ -217,19 +210,21 @@ func (s *snapshot) setMapState(a *assignment) {
 	s.settled = slices.EqualFunc(a.Planned, live, sameNode) && a.incomingCount() == 0
 }
 
-// tally adds (d 1) or removes (d -1) partition p's part of the counts:
-// this node's roles and incoming partitions, and the live histogram.
+// tally adds (d 1) or removes (d -1) partition p's part of the counts
+// (its entries as they stand): this node's roles and incoming
+// partitions, and the live histogram.
 func (s *snapshot) tally(me string, p int, ps partitionState, d int) {
 	switch {
-	case s.isPrimary[p]:
+	case s.primaryAt(p):
 		s.mine.primary += d
-	case s.isReplica[p]:
+	case s.replicaAt(p):
 		s.mine.replica += d
 	}
-	for len(s.live) <= int(s.liveOf[p]) {
+	live := int(s.liveAt(p))
+	for len(s.live) <= live {
 		s.live = append(s.live, 0)
 	}
-	s.live[s.liveOf[p]] += d
+	s.live[live] += d
 	for _, in := range ps.Incoming {
 		if in.Node == me {
 			s.mine.incoming += d
@@ -237,25 +232,28 @@ func (s *snapshot) tally(me string, p int, ps partitionState, d int) {
 	}
 }
 
-// buildPartition fills partition p's entries from ps.
-func (s *snapshot) buildPartition(me string, p int, ps partitionState) {
+// buildPartition fills partition p's entries, in ch (its chunk, owned by
+// the snapshot under construction), from ps.
+func (s *snapshot) buildPartition(ch *snapChunk, me string, p int, ps partitionState) {
+	_, i := chunkOf(p)
 	part := Partition{ID: PartitionID(p), Index: p, Epoch: ps.Epoch, ReplicaNodes: []string{}, IncomingNodes: []string{}}
+	ch.isPrimary[i], ch.isReplica[i], ch.liveOf[i] = false, false, 0
 	for _, id := range ps.Serving {
 		if n, ok := s.byID[id]; ok && n.Status != NodeOffline {
-			s.liveOf[p]++
+			ch.liveOf[i]++
 		}
 	}
 	if len(ps.Serving) > 0 {
 		part.PrimaryNode = ps.Serving[0]
 		part.ReplicaNodes = slices.Clone(ps.Serving[1:])
-		s.isPrimary[p] = ps.Serving[0] == me
-		s.isReplica[p] = slices.Contains(ps.Serving[1:], me)
+		ch.isPrimary[i] = ps.Serving[0] == me
+		ch.isReplica[i] = slices.Contains(ps.Serving[1:], me)
 	}
 	for _, in := range ps.Incoming {
 		part.IncomingNodes = append(part.IncomingNodes, in.Node)
 	}
-	s.partitions[p] = part
-	s.serving[p] = s.nodesFor(part)
+	ch.partitions[i] = part
+	ch.serving[i] = s.nodesFor(part)
 }
 
 // nodesFor builds the serving nodes of part, primary first, from the
@@ -304,7 +302,7 @@ func (s *snapshot) node(id string) Node {
 
 // index returns p's index if p names a partition of this snapshot.
 func (s *snapshot) index(p *Partition) (int, bool) {
-	if s == nil || p == nil || p.Index < 0 || p.Index >= len(s.partitions) {
+	if s == nil || p == nil || p.Index < 0 || p.Index >= s.count {
 		return 0, false
 	}
 	return p.Index, true
@@ -312,17 +310,8 @@ func (s *snapshot) index(p *Partition) (int, bool) {
 
 // partitionOf returns the partition of key, or nil before the first map.
 func (s *snapshot) partitionOf(key string) *Partition {
-	if s == nil || len(s.partitions) == 0 {
+	if s == nil || s.count == 0 {
 		return nil
 	}
-	return &s.partitions[placement.PartitionOf(key, len(s.partitions))]
-}
-
-func (c *roleCounts) count(primary, replica bool) {
-	switch {
-	case primary:
-		c.primary++
-	case replica:
-		c.replica++
-	}
+	return s.part(placement.PartitionOf(key, s.count))
 }

@@ -37,6 +37,11 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 			got := prev.withChunks(me, membersSnapshot(in.members, 7, "b"), steps[i], steps[i-1], slices.Collect(changedChunkList(steps[i-1], steps[i])), nil)
 			want := newSnapshot(me, in.members, steps[i], 7, "b")
 			compareSnapshots(t, me, i, got, want)
+			// The published snapshot prev is left as it was (chunks are
+			// copied before they change): no reader sees a half-applied map.
+			compareSnapshots(t, me, i, prev, newSnapshot(me, in.members, steps[i-1], 7, "a"))
+			// A full build that follows prev gives the same snapshot.
+			compareSnapshots(t, me, i, nextSnapshot(me, in.members, steps[i], 7, "b", prev, steps[i-1]), want)
 		}
 		// A member the map does not name joins: the same map, new members.
 		last := steps[len(steps)-1]
@@ -53,6 +58,8 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 		got = newSnapshot(me, in.members, steps[1], 7, "b").withChunks(me, membersSnapshot(left, 9, "b"), last, steps[1],
 			slices.Collect(changedChunkList(steps[1], last)), []string{"c", "d"})
 		compareSnapshots(t, me, len(steps)+1, got, newSnapshot(me, left, last, 9, "b"))
+		compareSnapshots(t, me, len(steps)+1, nextSnapshot(me, left, last, 9, "b", newSnapshot(me, in.members, steps[1], 7, "b"), steps[1]),
+			newSnapshot(me, left, last, 9, "b"))
 	}
 }
 
@@ -82,20 +89,23 @@ func compareSnapshots(t *testing.T, me string, step int, got, want *snapshot) {
 		return h
 	}
 	if got.version != want.version || got.leader != want.leader || got.settled != want.settled || got.mine != want.mine ||
-		!slices.Equal(trim(got.live), trim(want.live)) || !slices.Equal(got.liveOf, want.liveOf) ||
-		!slices.Equal(got.isPrimary, want.isPrimary) || !slices.Equal(got.isReplica, want.isReplica) ||
+		!slices.Equal(trim(got.live), trim(want.live)) || got.count != want.count ||
 		!slices.Equal(got.away, want.away) || got.maintenance != want.maintenance {
 		t.Fatalf("%s, step %d: incremental snapshot differs:\ngot  v%d settled=%v mine=%+v live=%v\nwant v%d settled=%v mine=%+v live=%v",
 			me, step, got.version, got.settled, got.mine, got.live, want.version, want.settled, want.mine, want.live)
 	}
-	for p := range want.partitions {
-		g, w := got.partitions[p], want.partitions[p]
+	for p := range want.count {
+		if got.primaryAt(p) != want.primaryAt(p) || got.replicaAt(p) != want.replicaAt(p) || got.liveAt(p) != want.liveAt(p) {
+			t.Fatalf("%s, step %d, partition %d: primary/replica/live %v/%v/%d, want %v/%v/%d", me, step, p,
+				got.primaryAt(p), got.replicaAt(p), got.liveAt(p), want.primaryAt(p), want.replicaAt(p), want.liveAt(p))
+		}
+		g, w := *got.part(p), *want.part(p)
 		if g.ID != w.ID || g.Epoch != w.Epoch || g.PrimaryNode != w.PrimaryNode || !slices.Equal(g.ReplicaNodes, w.ReplicaNodes) ||
 			!slices.Equal(g.IncomingNodes, w.IncomingNodes) {
 			t.Fatalf("%s, step %d, partition %d: got %+v, want %+v", me, step, p, g, w)
 		}
-		if !slices.EqualFunc(got.serving[p], want.serving[p], func(x, y Node) bool { return sameNodeValue(&x, &y) }) {
-			t.Fatalf("%s, step %d, partition %d: nodes %v, want %v", me, step, p, got.serving[p], want.serving[p])
+		if !slices.EqualFunc(got.servingAt(p), want.servingAt(p), func(x, y Node) bool { return sameNodeValue(&x, &y) }) {
+			t.Fatalf("%s, step %d, partition %d: nodes %v, want %v", me, step, p, got.servingAt(p), want.servingAt(p))
 		}
 	}
 	if !maps.EqualFunc(got.byID, want.byID, sameNodeValue) {

@@ -368,8 +368,8 @@ func unmarshalAssignment(b []byte) (*assignment, error) {
 func (r readyRecord) marshal() ([]byte, error) { return json.Marshal(map[int]int64(r)) }
 
 func unmarshalReady(b []byte) (readyRecord, error) {
-	var m map[int]int64
-	if err := json.Unmarshal(b, &m); err != nil {
+	m, err := unmarshalReadyMap(b)
+	if err != nil {
 		return nil, fmt.Errorf("decode ready record: %w", err)
 	}
 	return readyRecord(m), nil

@@ -87,10 +87,15 @@ func (c *cluster) startNodes(ctx context.Context, n, batch int) error {
 	return nil
 }
 
+// startAttempts bounds the Starts of one node (at 300 × 16,384 a
+// joining node's config write missed its 5 s three times in a row while
+// etcd streamed each change to 260 watchers).
+const startAttempts = 5
+
 // startNode creates and starts one node. A Start that fails (on this
 // loaded machine, a registration can miss ClusterKit's 5 s request
-// timeout while a hundred nodes decode maps) is tried again, up to three
-// times, and counted in c.retries.
+// timeout while a hundred nodes decode maps) is tried again, up to
+// startAttempts times in all, and counted in c.retries.
 func (c *cluster) startNode(ctx context.Context, o clusterkit.Options) (*clusterkit.ClusterKit, error) {
 	ck, err := clusterkit.New(o)
 	if err != nil {
@@ -101,7 +106,7 @@ func (c *cluster) startNode(ctx context.Context, o clusterkit.Options) (*cluster
 		if err == nil {
 			return ck, nil
 		}
-		if attempt == 3 || ctx.Err() != nil {
+		if attempt == startAttempts || ctx.Err() != nil {
 			ck.Halt()
 			return nil, fmt.Errorf("start %s (attempt %d): %w", o.NodeID, attempt, err)
 		}

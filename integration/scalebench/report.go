@@ -34,9 +34,12 @@ func (s stat) format(div float64, prec int, u string) string {
 
 // summary is one size over its trials.
 type summary struct {
-	Nodes, Partitions, Trials                   int
-	Formation, Join, Crash, Expired             stat // seconds
-	JoinWrites, JoinMapWrites, JoinPut, JoinOut stat // JoinPut, JoinOut: bytes
+	Nodes, Partitions, Trials int
+	// LeaseTTL is the nodes' lease TTL in seconds (0 in files saved
+	// before it was recorded: those runs used 3 s).
+	LeaseTTL                                    float64 `json:",omitempty"`
+	Formation, Join, Crash, Expired             stat    // seconds
+	JoinWrites, JoinMapWrites, JoinPut, JoinOut stat    // JoinPut, JoinOut: bytes
 	CrashWrites, CrashMapWrites, CrashOut       stat
 	MaxWrite, HeapPerNode, RSSPerNode           stat // bytes
 	// Bursts of BurstK starts, then halts: time, map versions, rebalances.
@@ -54,7 +57,7 @@ func summarize(rs []result) summary {
 		return statOf(xs)
 	}
 	return summary{
-		Nodes: rs[0].nodes, Partitions: rs[0].partitions, Trials: len(rs),
+		Nodes: rs[0].nodes, Partitions: rs[0].partitions, Trials: len(rs), LeaseTTL: rs[0].ttl.Seconds(),
 		Formation:            get(func(r result) float64 { return r.formation.Seconds() }),
 		Join:                 get(func(r result) float64 { return r.join.took.Seconds() }),
 		Crash:                get(func(r result) float64 { return r.crash.took.Seconds() }),
@@ -87,8 +90,8 @@ func printTable(w io.Writer, sizes []summary) {
 	fmt.Fprintln(w, "| N × P | trials | formation | join → all agree | join: writes (map) | join: put | join: sent to clients | crash → repaired | of which lease expiry seen | crash: writes (map) | crash: sent to clients | largest write | heap / node | RSS / node |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range sizes {
-		fmt.Fprintf(w, "| %d × %d | %d | %s | %s | %s (%s) | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s |\n",
-			s.Nodes, s.Partitions, s.Trials,
+		fmt.Fprintf(w, "| %d × %d%s | %d | %s | %s | %s (%s) | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s |\n",
+			s.Nodes, s.Partitions, s.ttlNote(), s.Trials,
 			s.Formation.format(1, 1, " s"), s.Join.format(1, 2, " s"),
 			s.JoinWrites.format(1, 0, ""), s.JoinMapWrites.format(1, 0, ""),
 			s.JoinPut.format(mb, 2, " MB"), s.JoinOut.format(mb, 1, " MB"),
@@ -98,6 +101,14 @@ func printTable(w io.Writer, sizes []summary) {
 			s.MaxWrite.format(1e3, 0, " KB"), s.HeapPerNode.format(mb, 2, " MB"), s.RSSPerNode.format(mb, 1, " MB"))
 	}
 	printBursts(w, sizes)
+}
+
+// ttlNote names a lease TTL other than the default 3 s (a light mode).
+func (s summary) ttlNote() string {
+	if s.LeaseTTL == 0 || s.LeaseTTL == 3 {
+		return ""
+	}
+	return fmt.Sprintf(" (TTL %g s)", s.LeaseTTL)
 }
 
 // printBursts writes the bursts' table (sizes that ran none are left out).

@@ -47,6 +47,7 @@ type step struct {
 // result is one trial of one size.
 type result struct {
 	nodes, partitions int
+	ttl               time.Duration // the nodes' LeaseTTL
 	formation         time.Duration
 	heapPerNode       float64 // bytes of the process heap in use per node after formation
 	rssPerNode        float64 // the process's resident set per node after formation (etcd included)
@@ -60,7 +61,7 @@ type result struct {
 // runTrial forms a cluster of n nodes × p partitions on a fresh etcd,
 // joins one more node, halts one that does not lead, and halts the rest.
 func runTrial(c config, n, p int) (res result, err error) {
-	res.nodes, res.partitions = n, p
+	res.nodes, res.partitions, res.ttl = n, p, c.ttl
 	dir, err := os.MkdirTemp("", "scalebench-")
 	if err != nil {
 		return res, err
