@@ -47,12 +47,22 @@ func (e *endpointGuard) setLocked(eps []string) {
 // follow sets the endpoints to the client URLs of members' started voters
 // (what clientv3's Sync would set) when they differ from the last set, so
 // that the node learns members that joined after it and forgets removed
-// ones. It reports whether it changed them; with no started voter it
-// keeps them.
-func (e *endpointGuard) follow(members []*etcdserverpb.Member) bool {
+// ones. When own, this node's member's client URL, is one of a started
+// voter, it is the only endpoint: a voter's node talks to its own member,
+// which runs in this process and forwards to the Raft leader over etcd's
+// peer links. A request the client put on another member that is frozen
+// (SIGSTOP: its TCP connections stay open) would otherwise hang until
+// gRPC's keep-alive gives the connection up (~7 s), and a leader's
+// failover write with it. It reports whether it changed the endpoints;
+// with no started voter it keeps them.
+func (e *endpointGuard) follow(members []*etcdserverpb.Member, own string) bool {
 	var eps []string
 	for _, m := range members {
 		if m.Name != "" && !m.IsLearner {
+			if own != "" && slices.Contains(m.ClientURLs, own) {
+				eps = []string{own}
+				break
+			}
 			eps = append(eps, m.ClientURLs...)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+
 	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
 	"github.com/clusterkit-go/clusterkit/leases"
 )
@@ -41,7 +43,7 @@ func TestEndpointsFollowWhileDialing(t *testing.T) {
 				return
 			}
 			e.set(url, dead)
-			if !e.follow(resp.Members) {
+			if !e.follow(resp.Members, "") {
 				t.Errorf("follow did not replace %v by the members' URLs", []string{url, dead})
 				return
 			}
@@ -70,7 +72,38 @@ func TestEndpointsFollowWhileDialing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.follow(resp.Members) {
+	if e.follow(resp.Members, "") {
 		t.Fatal("follow changed endpoints that already match the members")
+	}
+}
+
+// TestFollowKeepsAVoterOnItsOwnMember: a node whose own member is a
+// started voter talks only to it (a request put on a frozen peer would
+// hang until gRPC's keep-alive gives up: the leader's failover write in
+// TestTwoFrozenNodesEnterMaintenance did); a plain node or a learner's
+// node follows every started voter.
+func TestFollowKeepsAVoterOnItsOwnMember(t *testing.T) {
+	srv := etcdtest.Start(t)
+	e := &endpointGuard{cli: etcdtest.NewClient(t, srv.Endpoints()...)}
+	const a, b, c = "http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"
+	members := []*etcdserverpb.Member{
+		{ID: 1, Name: "a", ClientURLs: []string{a}},
+		{ID: 2, Name: "b", ClientURLs: []string{b}},
+		{ID: 3, Name: "c", ClientURLs: []string{c}, IsLearner: true},
+		{ID: 4, Name: "", ClientURLs: nil}, // added, not started
+	}
+	for _, tc := range []struct {
+		own  string
+		want []string
+	}{
+		{b, []string{b}},
+		{"", []string{a, b}},
+		{c, []string{a, b}}, // its member is a learner
+		{a, []string{a}},
+	} {
+		e.follow(members, tc.own)
+		if got := e.cli.Endpoints(); !slices.Equal(got, tc.want) {
+			t.Errorf("follow with own %q: endpoints %v, want %v", tc.own, got, tc.want)
+		}
 	}
 }

@@ -64,7 +64,7 @@ func (r *run) etcdUpkeepLoop() {
 			continue
 		}
 		r.noteEtcdRoles(members)
-		if r.eps.follow(members) {
+		if r.eps.follow(members, r.ownClientURL()) {
 			r.ck.log.Debug("etcd endpoints follow the members", zap.Strings("endpoints", r.cli.Endpoints()))
 		}
 		if r.ck.IsLeader() {
@@ -83,6 +83,21 @@ func (r *run) etcdUpkeepLoop() {
 		if time.Since(short) >= joinDelay && r.member.Load() == nil && !r.joining() && r.nextJoiner(members) {
 			r.joinAsVoter()
 		}
+	}
+}
+
+// ownClientURL is the client URL of this node's running etcd member, or ""
+// when it runs none (a plain client, or its member stopped).
+func (r *run) ownClientURL() string {
+	m := r.member.Load()
+	if m == nil {
+		return ""
+	}
+	select {
+	case <-m.Done():
+		return ""
+	default:
+		return m.ClientURL()
 	}
 }
 
