@@ -78,3 +78,16 @@ func (e *endpointGuard) follow(members []*etcdserverpb.Member, own string) bool 
 	e.setLocked(eps)
 	return true
 }
+
+// leave replaces the endpoints by others when they are own alone (a
+// voter's client on its member, which stopped) and others is not empty,
+// and reports whether it did.
+func (e *endpointGuard) leave(own string, others []string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(others) == 0 || !slices.Equal(e.last, []string{own}) {
+		return false
+	}
+	e.setLocked(others)
+	return true
+}

@@ -78,7 +78,7 @@ func TestEndpointsFollowWhileDialing(t *testing.T) {
 }
 
 // TestFollowKeepsAVoterOnItsOwnMember: a node whose own member is a
-// started voter talks only to it (a request put on a frozen peer would
+// started voter talks only to it, and to the other voters once it stopped (a request put on a frozen peer would
 // hang until gRPC's keep-alive gives up: the leader's failover write in
 // TestTwoFrozenNodesEnterMaintenance did); a plain node or a learner's
 // node follows every started voter.
@@ -105,5 +105,13 @@ func TestFollowKeepsAVoterOnItsOwnMember(t *testing.T) {
 		if got := e.cli.Endpoints(); !slices.Equal(got, tc.want) {
 			t.Errorf("follow with own %q: endpoints %v, want %v", tc.own, got, tc.want)
 		}
+	}
+	// a's member stopped (removed while frozen): its client leaves it for
+	// the voters it knew of, once.
+	if !e.leave(a, []string{b}) || !slices.Equal(e.cli.Endpoints(), []string{b}) {
+		t.Errorf("leave(a): endpoints %v, want [%s]", e.cli.Endpoints(), b)
+	}
+	if e.leave(a, []string{b}) {
+		t.Error("leave(a) again changed the endpoints")
 	}
 }

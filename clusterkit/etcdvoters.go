@@ -58,6 +58,10 @@ func (r *run) etcdUpkeepLoop() {
 		if r.leaving.Load() {
 			return
 		}
+		// Before the list: a stopped member cannot answer it, and a
+		// voter's client may talk to its own member alone (see follow).
+		r.avoidStoppedMember()
+		r.dropRemovedMember()
 		members, err := r.etcdMembers()
 		if err != nil {
 			r.ck.log.Debug("etcd upkeep: member list failed", zapErr(err))
@@ -72,7 +76,6 @@ func (r *run) etcdUpkeepLoop() {
 		} else {
 			clear(seen)
 		}
-		r.dropRemovedMember()
 		if !r.lacksVoters(members) {
 			short = time.Time{}
 			continue
@@ -98,6 +101,32 @@ func (r *run) ownClientURL() string {
 		return ""
 	default:
 		return m.ClientURL()
+	}
+}
+
+// avoidStoppedMember points the client at the other voters this node's
+// member last knew of once that member has stopped (removed while the
+// node was frozen, or failed): follow had left a voter's client on its
+// own member alone, and the member list that follow needs cannot be asked
+// of a stopped member.
+func (r *run) avoidStoppedMember() {
+	m := r.member.Load()
+	if m == nil {
+		return
+	}
+	select {
+	case <-m.Done():
+	default:
+		return
+	}
+	var others []string
+	for _, mm := range m.Members() {
+		if mm.ID != m.ID() && mm.Name != "" && !mm.IsLearner {
+			others = append(others, mm.ClientURLs...)
+		}
+	}
+	if r.eps.leave(m.ClientURL(), others) {
+		r.ck.log.Info("this node's etcd member stopped; the client goes to the other voters", zap.Strings("endpoints", others))
 	}
 }
 
