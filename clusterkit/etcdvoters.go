@@ -286,16 +286,24 @@ func (r *run) lacksVoters(members []*etcdserverpb.Member) bool {
 // nextJoiner reports whether this node is the one to join etcd now (see
 // lacksVoters): no node is leaving (a deploy or a mass stop is under way),
 // and this node is the lowest NodeID among the live nodes without a member.
+// A node whose record still names an etcd member that etcd no longer has
+// (removed while the node was frozen: it drops that member only once it
+// notices, seconds after its thaw) is passed over, so that the others do
+// not wait for it while etcd runs short of voters.
 func (r *run) nextJoiner(members []*etcdserverpb.Member) bool {
-	names := map[string]bool{}
+	names, urls := map[string]bool{}, map[string]bool{}
 	for _, m := range members {
 		names[m.Name] = true
+		for _, u := range m.ClientURLs {
+			urls[u] = true
+		}
 	}
 	me := r.ck.opts.NodeID
 	lowest := true
 	r.follower.read(func(v *view) {
 		for id, rec := range v.members {
-			if rec.State != memberActive || !names[id] && id < me {
+			holdsRemoved := rec.EtcdClientURL != "" && !urls[rec.EtcdClientURL]
+			if rec.State != memberActive || !names[id] && id < me && !holdsRemoved {
 				lowest = false
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,9 @@ import (
 // envSoakDuration=<duration> runs TestSoak for that long instead of
 // soakDefault.
 const envSoakDuration = "CLUSTERKIT_SOAK"
+
+// envSoakSeed replays the faults of a logged seed.
+const envSoakSeed = "CLUSTERKIT_SOAK_SEED"
 
 // soakDefault is the soak of the plain test run, which CI runs (issue
 // 15: "default 2 minutes in CI, longer behind a flag"); run it for 10m or
@@ -52,6 +56,13 @@ func TestSoak(t *testing.T) {
 	observing.Go(func() { obs.run(traffic, f.cluster) })
 
 	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(envSoakSeed); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: not a seed: %v", envSoakSeed, s, err)
+		}
+		seed = v
+	}
 	rng := rand.New(rand.NewPCG(seed, seed))
 	t.Logf("soak for %v, seed %d", soak, seed)
 	took := map[string][]time.Duration{}
