@@ -45,12 +45,7 @@ func clientEndpoints(m *embedetcd.Member) []string {
 	if !m.IsLearner() {
 		return []string{m.ClientURL()}
 	}
-	var eps []string
-	for _, mm := range m.Members() {
-		if !mm.IsLearner {
-			eps = append(eps, mm.ClientURLs...)
-		}
-	}
+	eps := m.OtherVoterURLs()
 	if len(eps) == 0 {
 		return []string{m.ClientURL()}
 	}

@@ -119,12 +119,7 @@ func (r *run) avoidStoppedMember() {
 	default:
 		return
 	}
-	var others []string
-	for _, mm := range m.Members() {
-		if mm.ID != m.ID() && mm.Name != "" && !mm.IsLearner {
-			others = append(others, mm.ClientURLs...)
-		}
-	}
+	others := m.OtherVoterURLs()
 	if r.eps.leave(m.ClientURL(), others) {
 		r.ck.log.Info("this node's etcd member stopped; the client goes to the other voters", zap.Strings("endpoints", others))
 	}

@@ -104,6 +104,19 @@ func (m *Member) Members() []MemberInfo {
 	return out
 }
 
+// OtherVoterURLs returns the client URLs of the started voters other than
+// this member, from its local state (see Members); it also answers after
+// the server stopped.
+func (m *Member) OtherVoterURLs() []string {
+	var urls []string
+	for _, mm := range m.Members() {
+		if mm.ID != m.id && mm.Name != "" && !mm.IsLearner {
+			urls = append(urls, mm.ClientURLs...)
+		}
+	}
+	return urls
+}
+
 // IsLeader reports whether this member is the Raft leader.
 func (m *Member) IsLeader() bool { return m.etcd.Server.Leader() == types.ID(m.id) }
 

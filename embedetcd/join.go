@@ -90,6 +90,18 @@ func join(ctx context.Context, cfg Config, endpoints []string, beforePromote fun
 			return nil, fmt.Errorf("%w: Join %q: endpoints[%d] %q must be a URL like http://host:port", ErrInvalidConfig, s.Name, i, ep)
 		}
 	}
+	cli, err := s.membershipClient(endpoints)
+	if err != nil {
+		return nil, fmt.Errorf("embedetcd: join %q: %w", s.Name, err)
+	}
+	defer cli.Close()
+	j := &joiner{s: s, cli: cli, beforePromote: beforePromote}
+	return j.join(ctx)
+}
+
+// membershipClient is the client of Join and Settle: endpoints, the
+// member's client TLS, callTimeout to dial, errors-only logging.
+func (s *settings) membershipClient(endpoints []string) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   slices.Clone(endpoints),
 		DialTimeout: callTimeout,
@@ -97,11 +109,9 @@ func join(ctx context.Context, cfg Config, endpoints []string, beforePromote fun
 		Logger:      s.log.Named("client").WithOptions(zap.IncreaseLevel(zapcore.ErrorLevel)),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("embedetcd: join %q: client for %v: %w", s.Name, endpoints, err)
+		return nil, fmt.Errorf("client for %v: %w", endpoints, err)
 	}
-	defer cli.Close()
-	j := &joiner{s: s, cli: cli, beforePromote: beforePromote}
-	return j.join(ctx)
+	return cli, nil
 }
 
 // joiner holds the state of one Join call; it is used by one goroutine.

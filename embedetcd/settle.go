@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // Settle finishes the join of a member that Start restarted as a learner:
@@ -29,23 +27,13 @@ func Settle(ctx context.Context, m *Member) error {
 	if !m.IsLearner() {
 		return nil
 	}
-	var endpoints []string
-	for _, mm := range m.Members() {
-		if !mm.IsLearner {
-			endpoints = append(endpoints, mm.ClientURLs...)
-		}
-	}
+	endpoints := m.OtherVoterURLs()
 	if len(endpoints) == 0 {
 		return fmt.Errorf("%w: settle learner %q: it knows no voter", ErrJoin, m.s.Name)
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: callTimeout,
-		TLS:         m.s.clientTLS,
-		Logger:      m.log.Named("client").WithOptions(zap.IncreaseLevel(zapcore.ErrorLevel)),
-	})
+	cli, err := m.s.membershipClient(endpoints)
 	if err != nil {
-		return fmt.Errorf("embedetcd: settle learner %q: client for %v: %w", m.s.Name, endpoints, err)
+		return fmt.Errorf("embedetcd: settle learner %q: %w", m.s.Name, err)
 	}
 	defer cli.Close()
 	j := &joiner{s: m.s, cli: cli}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -133,14 +134,8 @@ func etcdRoles(t testing.TB, nodes []*nodeProc) (voters, others []*nodeProc) {
 	t.Helper()
 	cli := runningEtcdClient(t, nodes)
 	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := cli.MemberList(ctx)
-	if err != nil {
-		t.Fatalf("etcd member list: %v", err)
-	}
 	voter := map[string]bool{}
-	for _, m := range resp.Members {
+	for _, m := range listMembers(t, cli) {
 		voter[m.Name] = !m.IsLearner
 	}
 	for _, n := range nodes {
@@ -229,6 +224,19 @@ func runningEtcdClient(t testing.TB, nodes []*nodeProc) *clientv3.Client {
 		t.Fatal(err)
 	}
 	return cli
+}
+
+// listMembers is etcd's member list, failing the test if etcd does not
+// answer within 5 s.
+func listMembers(t testing.TB, cli *clientv3.Client) []*etcdserverpb.Member {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatalf("etcd member list: %v", err)
+	}
+	return resp.Members
 }
 
 // countMembers counts etcd's voters and learners.

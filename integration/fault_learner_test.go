@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -71,13 +70,7 @@ func killStartedLearner(t *testing.T, c *procCluster, cli *clientv3.Client) (*no
 // a learner.
 func memberOf(t *testing.T, cli *clientv3.Client, id string) (uint64, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := cli.MemberList(ctx)
-	if err != nil {
-		t.Fatalf("etcd member list: %v", err)
-	}
-	for _, m := range resp.Members {
+	for _, m := range listMembers(t, cli) {
 		if m.Name == id || m.Name == "" {
 			return m.ID, m.IsLearner
 		}
