@@ -18,7 +18,8 @@
 //	                 an embedded-etcd voter, a node while its member is a
 //	                 learner (learner.go), a plain client of the voters
 //	                 (roles as GET /cluster names them), a client of an
-//	                 external etcd
+//	                 external etcd, and the floor: a bare etcd client
+//	                 process without ClusterKit (etcdfloor, floor.go)
 //	KV throughput    integration/kvbench, run as it is (one trial)
 //	scale            integration/scalebench, run as it is: formation, join
 //	                 → agree (the rebalance at that size) and crash →

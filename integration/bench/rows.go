@@ -69,6 +69,11 @@ func clusterRows(ctx context.Context, c config) ([]row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("external clients: %w", err)
 	}
+	progress("bare etcd clients (the memory floor)")
+	floor, err := floorMemory(ctx, 3)
+	if err != nil {
+		return nil, fmt.Errorf("memory floor: %w", err)
+	}
 	var voter, plain, learner memories
 	var learnerFor durations
 	for _, t := range ts {
@@ -80,6 +85,7 @@ func clusterRows(ctx context.Context, c config) ([]row, error) {
 		row{what: "memory: node whose etcd member joins as a learner after a voter left (largest RSS from its add on, until a node names it a voter; promoted after " + learnerFor.cell() + ": ClusterKit keeps no learner longer)", ours: learner.cell()},
 		row{what: "memory: plain client of the embedded voters (RSS, 10 nodes)", ours: plain.cell(), published: "25 MB (10 nodes)", measured: "15–16 MB"},
 		row{what: "memory: client of an external etcd (RSS, 3 nodes)", ours: ext.cell()},
+		row{what: "memory: the floor, a bare etcd client process without ClusterKit (lease kept alive, a watch, a write every 100 ms, Prometheus over HTTP: integration/bench/etcdfloor; RSS, 3 processes)", ours: floor.cell()},
 	)
 	return rows, nil
 }
