@@ -3,7 +3,6 @@ package leases_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
+	"github.com/clusterkit-go/clusterkit/internal/freeport"
 	"github.com/clusterkit-go/clusterkit/leases"
 )
 
@@ -159,7 +159,7 @@ func leaseIDs(t *testing.T, cli *clientv3.Client) []clientv3.LeaseID {
 // endpoint. It is for tests that need other ticks than etcdtest's, and for
 // examples, which have no *testing.T.
 func startEtcd(dir string, electionMs uint) (*embed.Etcd, string, error) {
-	peer, err := freeLoopbackAddr()
+	peer, err := freeport.Addr("127.0.0.1")
 	if err != nil {
 		return nil, "", err
 	}
@@ -186,15 +186,6 @@ func startEtcd(dir string, electionMs uint) (*embed.Etcd, string, error) {
 		return nil, "", fmt.Errorf("embedded etcd not ready after %s", timeout)
 	}
 	return e, "http://" + e.Clients[0].Addr().String(), nil
-}
-
-func freeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func newClient(endpoint string) (*clientv3.Client, error) {

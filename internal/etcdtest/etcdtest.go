@@ -8,7 +8,6 @@ package etcdtest
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"sync"
 	"testing"
@@ -17,6 +16,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/clusterkit-go/clusterkit/internal/freeport"
 )
 
 // Server is one embedded etcd member that can be stopped and restarted on
@@ -163,14 +164,14 @@ func (s *Server) Compact(ctx context.Context, cli *clientv3.Client) int64 {
 }
 
 // freeLoopbackAddr returns a 127.0.0.1 address whose port was free a moment
-// ago. etcd needs concrete peer ports; the tiny race with other processes is
+// ago, outside the kernel's ephemeral range (see internal/freeport). etcd
+// needs concrete peer ports; the tiny race with other explicit picks is
 // covered by the retry in Restart.
 func freeLoopbackAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr("127.0.0.1")
 	if err != nil {
 		t.Fatalf("etcdtest: find a free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
