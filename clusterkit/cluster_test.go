@@ -19,7 +19,12 @@ import (
 	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
 )
 
-func TestMain(m *testing.M) { leakcheck.Main(m) }
+// TestMain also runs the etcd members of etcdtest.StartCluster, which
+// start this binary again.
+func TestMain(m *testing.M) {
+	etcdtest.RunMemberIfChild()
+	leakcheck.Main(m)
+}
 
 // externalOptions returns fast test options for a node of an external etcd.
 func externalOptions(t *testing.T, srv *etcdtest.Server, id string) clusterkit.Options {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/clusterkit-go/clusterkit/embedetcd"
 	"github.com/clusterkit-go/clusterkit/watcher"
@@ -101,6 +103,13 @@ func (r *run) newClient(endpoints []string) (*clientv3.Client, error) {
 		return nil, err
 	}
 	cfg.DialKeepAliveTimeout = keepAliveTimeout(o.LeaseTTL)
+	if len(o.Etcd.Endpoints) == 0 {
+		// Embedded mode: every endpoint is a member's TCP client URL.
+		if r.conns == nil {
+			r.conns = &connSet{}
+		}
+		cfg.DialOptions = append(slices.Clip(cfg.DialOptions), grpc.WithContextDialer(r.conns.dial))
+	}
 	if r.tls != nil {
 		cfg.TLS = r.tls.clientConfig()
 	}

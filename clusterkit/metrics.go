@@ -41,6 +41,7 @@ type metrics struct {
 	leaderTxns          prometheus.Counter
 	maintenanceMode     prometheus.Gauge
 	awayNodes           prometheus.Gauge
+	unansweringMembers  prometheus.Gauge
 	lastAssignment      atomic.Int64 // unix nanoseconds of the last map change
 
 	// The scrape-time gauges' sources, set once by bind.
@@ -97,6 +98,8 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 	m.leaderTxns = prometheus.NewCounter(prometheus.CounterOpts(f("leader_txns_total", "Txns this node wrote as leader (a map change too large for one Txn takes several).")))
 	m.maintenanceMode = prometheus.NewGauge(prometheus.GaugeOpts(f("maintenance_mode", "1 while the partition map is in maintenance mode (placement frozen).")))
 	m.awayNodes = prometheus.NewGauge(prometheus.GaugeOpts(f("away_nodes", "Nodes whose lease expired and whose slots are reserved (rebalance delay).")))
+	m.unansweringMembers = prometheus.NewGauge(prometheus.GaugeOpts(f("etcd_members_unanswering",
+		"Embedded etcd members this node's client avoids because they did not answer its probes (frozen, overloaded or cut off).")))
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("assignment_age_seconds", "Seconds since this node's partition map last changed.")), func() float64 {
 		last := m.lastAssignment.Load()
 		if last == 0 {
@@ -119,7 +122,7 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 	for _, c := range []prometheus.Collector{m.members, m.isLeader, m.assignmentVersion, m.partitions, m.rebalancesStarted,
 		m.rebalancesCompleted, m.rebalanceDuration, m.handoffsPending, m.handoffFailures, m.hookDuration, m.hookPanics,
 		m.keepAliveFailures, m.etcdErrors, m.watchResyncs, m.decodeErrors, m.leaderTxns, m.maintenanceMode, m.awayNodes,
-		age, failing, connected, m.opsCollector()} {
+		m.unansweringMembers, age, failing, connected, m.opsCollector()} {
 		if err := reg.Register(c); err != nil {
 			// Leave the caller's registry as it was.
 			for _, r := range registered {

@@ -53,6 +53,7 @@ type run struct {
 	// goroutine that reads them starts; read-only afterwards.
 	cli      *clientv3.Client
 	eps      *endpointGuard // cli's endpoint list: every SetEndpoints and Dial (setClient)
+	conns    *connSet       // cli's TCP connections in embedded mode (newClient); nil otherwise
 	tls      *nodeTLS       // secure embedded mode: this node's certificate and secret
 	httpAddr string         // the bound HTTP address
 	http     *http.Server
@@ -100,7 +101,7 @@ type run struct {
 // setClient makes cli the run's etcd client (start only, before the run
 // is published).
 func (r *run) setClient(cli *clientv3.Client) {
-	r.cli, r.eps = cli, &endpointGuard{cli: cli}
+	r.cli, r.eps = cli, &endpointGuard{cli: cli, conns: r.conns}
 }
 
 func newRun(ck *ClusterKit) *run {

@@ -16,6 +16,8 @@ type freezeResult struct {
 	leaveSeen time.Duration // freeze → first OnNodeLeave about a victim (0: none)
 	repaired  time.Duration // thaw → every node settled again
 	recs      []record      // everything every node observed from the freeze on
+	frozen    time.Time     // when the victims were stopped
+	thawed    time.Time     // when they were resumed
 }
 
 // faultDelay is the rebalance delay of the fault tests' clusters: longer
@@ -55,7 +57,7 @@ func freezeFor(t testing.TB, c *procCluster, nodes []*nodeProc, d time.Duration,
 	thawed := time.Now()
 	done := c.waitSettled(nodes, 60*time.Second)
 	recs := c.log.since(begin)
-	res := freezeResult{repaired: done.Sub(thawed), recs: recs}
+	res := freezeResult{repaired: done.Sub(thawed), recs: recs, frozen: begin, thawed: thawed}
 	ids := idsOf(victims)
 	if at := first(recs, func(r record) bool { return r.Kind == "leave" && contains(ids, r.Node) }); !at.IsZero() {
 		res.leaveSeen = at.Sub(begin)
@@ -195,14 +197,24 @@ func TestFrozenVoter(t *testing.T) {
 }
 
 // TestFrozenEtcdLeader freezes the node that hosts the etcd raft leader
-// for 2×TTL. When it resumes, etcd may revoke every lease that expired in
-// its stale view (etcd #15247): every node then loses its lease at once,
-// registers again as the same process, and nothing may be lost.
+// (and, having bootstrapped, usually the ClusterKit leader) for 3×TTL. The
+// others must fail its primaries over while it is frozen, although their
+// clients had requests and watches on its member's connections (which a
+// freeze leaves open). When it resumes, etcd may revoke every lease that
+// expired in its stale view (etcd #15247): every node then loses its
+// lease at once, registers again as the same process, and nothing may be
+// lost.
 func TestFrozenEtcdLeader(t *testing.T) {
 	const ttl = 2 * time.Second
 	c, nodes := formFour(t, ttl)
 	victim := etcdLeader(t, nodes)
-	res := freezeFor(t, c, nodes, 2*ttl, victim)
+	res := freezeFor(t, c, nodes, 3*ttl, victim)
+	if at := firstFailover(c.log.since(time.Time{}), victim.id, res.frozen); at.IsZero() || !at.Before(res.thawed) {
+		t.Errorf("no node saw %s's primaries fail over while it was frozen (thawed at %s)", victim.id, res.thawed.UTC().Format(time.RFC3339Nano))
+		for _, n := range nodes {
+			t.Logf("%s's log without etcd's lines:\n%s", n.id, n.logLines())
+		}
+	}
 	// Collateral leaves are etcd's doing here (#15247), not ours: every
 	// node that left must come back as the same process, with its data.
 	for _, n := range nodes {
@@ -257,6 +269,24 @@ func TestTwoFrozenNodesEnterMaintenance(t *testing.T) {
 			t.Logf("%s's log without etcd's lines:\n%s", n.id, n.logLines())
 		}
 	}
+}
+
+// firstFailover returns when a node other than victim first saw, after
+// from, a partition's primary move off victim (zero: never). recs must
+// begin before from, with each partition's primary at that time.
+func firstFailover(recs []record, victim string, from time.Time) time.Time {
+	primary := map[int]string{}
+	for _, r := range recs {
+		if r.Kind != "map" || r.Self == victim {
+			continue
+		}
+		at := time.Unix(0, r.T)
+		if at.After(from) && primary[r.P] == victim && r.Primary != victim {
+			return at
+		}
+		primary[r.P] = r.Primary
+	}
+	return time.Time{}
 }
 
 // maintenanceSeen reports whether any node's records show maintenance
