@@ -31,22 +31,25 @@ type readyCache struct {
 	decoded map[string]decodedReady // node → its last decoded record
 }
 
-// decodedReady is one node's record as decoded from the value of mod
-// revision rev; rec is nil when that value was malformed (or JSON null).
+// decodedReady is one node's record for the value of mod revision rev:
+// that value decoded, or, when it was malformed, the record decoded before
+// it (nil if none).
 type decodedReady struct {
 	rev int64
 	rec readyRecord
 }
 
 // records returns the ready records of raw decoded, for reconcileInput.
-// A value is decoded the first time it is seen at a new mod revision; a
-// malformed one is left out, as if the node had reported nothing, and
-// reported to d (one logged error and one count of kind "ready") once per
-// revision. Since only the leader and previews decode ready records, a
-// malformed one is found there, on the next round after it arrives, and
-// not by the other nodes (which ignore it by never reading it). Entries of
-// nodes absent from raw are dropped. The records returned are shared
-// with the cache: read-only.
+// A value is decoded the first time it is seen at a new mod revision. A
+// malformed one is ignored as the view ignores any unusable value: the
+// node's last record decoded stands (none: the node reported nothing),
+// and it is reported to d (one logged error and one count of kind
+// "ready") once per revision. Since only the leader and previews decode
+// ready records, a malformed one is found there, on the first round or
+// preview after it arrives, and not by the other nodes, which never read
+// it; the last good record is the last one decoded, not necessarily the
+// last one delivered. Entries of nodes absent from raw are dropped. The
+// records returned are shared with the cache: read-only.
 func (c *readyCache) records(raw map[string]rawReady, d decoder) map[string]readyRecord {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -58,9 +61,8 @@ func (c *readyCache) records(raw map[string]rawReady, d decoder) map[string]read
 	for id, r := range raw {
 		e, ok := c.decoded[id]
 		if !ok || e.rev != r.rev {
-			e = decodedReady{rev: r.rev}
-			rec, err := unmarshalReady(r.value)
-			if err != nil {
+			e.rev = r.rev
+			if rec, err := unmarshalReady(r.value); err != nil {
 				d.bad("ready", d.keys.ready(id), err)
 			} else {
 				e.rec = rec

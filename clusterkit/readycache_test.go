@@ -15,8 +15,9 @@ import (
 // TestReadyCacheDecodesEachRevisionOnce feeds records the raw ready
 // records of successive views: a value is decoded once per mod revision
 // (the same record comes back, a malformed one is reported once), a
-// malformed record is left out until a good value replaces it, and a
-// deleted node's record is dropped.
+// malformed value is ignored (the node's last good record stands, none
+// for a node without one) until a good value replaces it, and a deleted
+// node's record is dropped.
 func TestReadyCacheDecodesEachRevisionOnce(t *testing.T) {
 	core, logs := observer.New(zapcore.ErrorLevel)
 	counted := map[string]int{}
@@ -60,13 +61,20 @@ func TestReadyCacheDecodesEachRevisionOnce(t *testing.T) {
 		t.Fatalf("%d counts after the good value, want 1", counted["ready"])
 	}
 
+	// A malformed value after a good one: the good one stands.
+	raw["a"] = rawReady{value: []byte(`{"1":`), rev: 14}
+	got = c.records(raw, d)
+	if want := (map[string]readyRecord{"a": {1: 3}, "b": {2: 5}}); !reflect.DeepEqual(got, want) || counted["ready"] != 2 {
+		t.Fatalf("after a malformed value of a: records %v, %d counts; want %v, 2", got, counted["ready"], want)
+	}
+
 	// A deleted record leaves the cache; re-created at a later revision it
 	// is decoded anew.
 	delete(raw, "a")
 	if got := c.records(raw, d); len(got) != 1 || len(c.decoded) != 1 {
 		t.Fatalf("after a's delete: records %v, cache %v", got, c.decoded)
 	}
-	raw["a"] = rawReady{value: []byte(`{"4":6}`), rev: 14}
+	raw["a"] = rawReady{value: []byte(`{"4":6}`), rev: 15}
 	if got := c.records(raw, d); !reflect.DeepEqual(got["a"], readyRecord{4: 6}) {
 		t.Fatalf("a re-created: %v", got["a"])
 	}
