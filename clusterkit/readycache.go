@@ -44,7 +44,8 @@ type decodedReady struct {
 // malformed one is ignored as the view ignores any unusable value: the
 // node's last record decoded stands (none: the node reported nothing),
 // and it is reported to d (one logged error and one count of kind
-// "ready") once per revision. Since only the leader and previews decode
+// "ready") once per revision (again only if a caller holding an older
+// view decoded an older revision in between). Since only the leader and previews decode
 // ready records, a malformed one is found there, on the first round or
 // preview after it arrives, and not by the other nodes, which never read
 // it; the last good record is the last one decoded, not necessarily the
