@@ -200,8 +200,8 @@ func (p *chunkParser) arrays(w *wireChunk) bool {
 // partition index → map version) exactly as json.Unmarshal into a
 // map[int]int64 does. Values in the form json.Marshal writes (keys that
 // are decimal integers without a plus sign or leading zeros, integer
-// values) are parsed by hand; anything else goes to json.Unmarshal. Every
-// node decodes every other node's ready record each time it changes.
+// values) are parsed by hand; anything else goes to json.Unmarshal. The
+// leader decodes each node's ready record once per change (readyCache).
 func unmarshalReadyMap(b []byte) (map[int]int64, error) {
 	if m, ok := fastReady(b); ok {
 		return m, nil

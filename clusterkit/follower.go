@@ -15,7 +15,8 @@ import (
 // view, publishes the new snapshot, derives the hook events (events.go)
 // and starts or cancels this node's handoffs (handoff.go). One goroutine
 // runs follow; others read the view under mu and wait for batches with
-// nextApply or waitFor.
+// nextApply or waitFor. Other nodes' ready records stay undecoded in the
+// view: the planner decodes them after read returns (readyCache).
 type follower struct {
 	decoder
 	me         string

@@ -125,8 +125,7 @@ func (r *run) leaderView() leaderState {
 	var st leaderState
 	now := time.Now()
 	o := &r.ck.opts
-	r.follower.read(func(v *view) {
-		st.in = v.reconcileInput(r.cfg, now)
+	st.in = r.plannerInput(now, func(v *view) {
 		st.viewRev, st.memberRev, st.readyRev, st.base = v.rev, v.memberRev, v.readyRev, v.mapBase()
 		st.needPlan = v.assign == nil || !liveMatches(v.assign.Planned, v.members) || st.base.repair
 		st.awaitingReady = v.assign != nil && v.assign.incomingCount() > 0

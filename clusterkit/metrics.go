@@ -94,7 +94,7 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 	m.etcdErrors = prometheus.NewCounterVec(prometheus.CounterOpts(f("etcd_request_errors_total", "Failed etcd requests, by operation.")), []string{"op"})
 	m.watchResyncs = prometheus.NewCounter(prometheus.CounterOpts(f("watch_resyncs_total", "Re-reads of the cluster state after a compacted or failed watch.")))
 	m.decodeErrors = prometheus.NewCounterVec(prometheus.CounterOpts(f("state_decode_errors_total",
-		"Values in etcd this node ignored as unusable (malformed, foreign, unknown format), by key kind.")), []string{"key_kind"})
+		"Values in etcd this node ignored as unusable (malformed, foreign, unknown format), by key kind; ready records only where they are decoded (the leader, plan previews).")), []string{"key_kind"})
 	m.leaderTxns = prometheus.NewCounter(prometheus.CounterOpts(f("leader_txns_total", "Txns this node wrote as leader (a map change too large for one Txn takes several).")))
 	m.maintenanceMode = prometheus.NewGauge(prometheus.GaugeOpts(f("maintenance_mode", "1 while the partition map is in maintenance mode (placement frozen).")))
 	m.awayNodes = prometheus.NewGauge(prometheus.GaugeOpts(f("away_nodes", "Nodes whose lease expired and whose slots are reserved (rebalance delay).")))

@@ -95,8 +95,7 @@ func (ck *ClusterKit) PreviewPlan(change PlanChange) (*PlanPreview, error) {
 	if err != nil {
 		return nil, err
 	}
-	var in reconcileInput
-	r.follower.read(func(v *view) { in = v.reconcileInput(r.cfg, time.Now()) })
+	in := r.plannerInput(time.Now(), nil)
 	if in.assign == nil {
 		return nil, ErrNotStarted
 	}

@@ -65,6 +65,9 @@ type run struct {
 	member atomic.Pointer[embedetcd.Member] // nil in external mode or as a plain client
 	reg    atomic.Pointer[leases.Registration]
 	ready  *readyState
+	// readyCache holds the other nodes' ready records decoded for the
+	// planner (leader rounds, previews); guarded by its own lock.
+	readyCache readyCache
 
 	joinMu sync.Mutex
 	join   *etcdJoin // the last background etcd join (nil: none); guarded by joinMu

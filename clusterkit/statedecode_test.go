@@ -127,6 +127,86 @@ func TestCorruptStateIsIgnoredAndRepaired(t *testing.T) {
 	}
 }
 
+// TestMalformedReadyRecordIsIgnoredByTheLeader overwrites, with a plain
+// etcd client, the ready record of a joining node whose handoffs are held
+// with a malformed value. Only the planner decodes other nodes' ready
+// records: the leader logs and counts it once (a later round or preview
+// over the same revision does not count it again), a follower only when
+// it previews a plan, nobody stops serving; once the node, released,
+// writes its record again, the leader completes its handoffs and all
+// agree.
+func TestMalformedReadyRecordIsIgnoredByTheLeader(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	regs := []*prometheus.Registry{prometheus.NewRegistry(), prometheus.NewRegistry(), prometheus.NewRegistry()}
+	release := make(chan struct{})
+	var nodes []*clusterkit.ClusterKit
+	for i, reg := range regs {
+		o := externalOptions(t, srv, fmt.Sprintf("node-%d", i+1))
+		o.Registerer = reg
+		var configure func(*clusterkit.ClusterKit)
+		if i == 2 {
+			configure = func(ck *clusterkit.ClusterKit) { clustertest.HoldHandoffs(ck, release) }
+		}
+		nodes = append(nodes, clustertest.Start(t, o, configure))
+		if i == 1 {
+			clustertest.Eventually(t, 30*time.Second, func() bool { return clustertest.Agreed(nodes...) }, "node-1 and node-2 never agreed")
+		}
+	}
+	third := nodes[2]
+	clustertest.Eventually(t, 10*time.Second, func() bool { return third.GetMetrics().IncomingPartitions > 0 }, "node-3 never became incoming")
+	leader, follower := -1, -1
+	for i, n := range nodes {
+		if n.IsLeader() {
+			leader = i
+		} else if follower < 0 {
+			follower = i
+		}
+	}
+	if leader < 0 {
+		t.Fatal("no leader")
+	}
+	count := func(i int) float64 { return decodeErrors(t, regs[i], "ready") }
+	if count(leader) != 0 || count(follower) != 0 {
+		t.Fatalf("ready errors before the malformed value: leader %v, follower %v", count(leader), count(follower))
+	}
+
+	ctx := contextTimeout(t, 10*time.Second)
+	root := "/clusterkit/default/"
+	if _, err := cli.Put(ctx, root+"ready/node-3", `{"0":`); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 10*time.Second, func() bool { return count(leader) == 1 }, "the leader never counted the malformed ready record")
+	if count(follower) != 0 {
+		t.Fatalf("%s decoded another node's ready record without previewing", nodes[follower].GetMyNodeID())
+	}
+	// A later change (a good record of no member) is another leader
+	// round; a preview on the leader reads through the same cache.
+	if _, err := cli.Put(ctx, root+"ready/ghost", `{}`); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{leader, follower, follower} {
+		if _, err := nodes[i].PreviewPlan(clusterkit.PlanChange{}); err != nil {
+			t.Fatalf("preview on %s: %v", nodes[i].GetMyNodeID(), err)
+		}
+	}
+	if count(leader) != 1 || count(follower) != 1 {
+		t.Fatalf("ready errors after previews: leader %v, follower %v; want 1 each (one per node and revision)", count(leader), count(follower))
+	}
+	for _, n := range nodes {
+		if _, err := n.GetPartition("k"); err != nil {
+			t.Fatalf("%s stopped serving: %v", n.GetMyNodeID(), err)
+		}
+	}
+
+	close(release) // node-3 writes its ready record again
+	clustertest.Eventually(t, 15*time.Second, func() bool { return clustertest.Agreed(nodes...) },
+		"the handoffs never completed after node-3 rewrote its ready record")
+	if count(leader) != 1 {
+		t.Errorf("the leader counted %v ready errors, want 1", count(leader))
+	}
+}
+
 // TestFormat1MapIsMigrated starts a node on a cluster written in format 1
 // (one assignment key) while a member of an older version (no map_format)
 // is registered: the leader keeps format 1 until that member is gone, then

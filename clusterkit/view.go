@@ -21,7 +21,7 @@ type view struct {
 	memberRev int64 // revision of the last membership change
 	readyRev  int64 // revision of the last change of a ready record
 	history   map[string]historyRecord
-	ready     map[string]readyRecord
+	ready     map[string]rawReady       // not decoded: see readyCache
 	failing   map[string][]failingEntry // node → its failing handoffs (handoff_record.go)
 	assign    *assignment
 	// parts is the map's parts (format 2); legacyRev the mod revision of
@@ -52,7 +52,7 @@ type leaderKey struct {
 
 func newView(partitions int) *view {
 	return &view{parts: newMapParts(partitions),
-		members: map[string]memberRecord{}, history: map[string]historyRecord{}, ready: map[string]readyRecord{},
+		members: map[string]memberRecord{}, history: map[string]historyRecord{}, ready: map[string]rawReady{},
 		failing: map[string][]failingEntry{},
 		leaders: map[string]leaderKey{}, departed: map[string]departure{}, control: map[controlAction]controlRequest{},
 	}
@@ -78,10 +78,11 @@ func (v *view) pendingManual() *rebalanceRequest {
 	return v.request
 }
 
-// reconcileInput copies what reconcile needs; the copy is the leader's.
+// reconcileInput copies what reconcile needs but the ready records (the
+// caller decodes v.ready: run.plannerInput); the copy is the caller's.
 func (v *view) reconcileInput(cfg clusterConfig, now time.Time) reconcileInput {
 	in := reconcileInput{
-		cfg: cfg, members: maps.Clone(v.members), ready: maps.Clone(v.ready), assign: v.assign,
+		cfg: cfg, members: maps.Clone(v.members), assign: v.assign,
 		rebalance: v.rebalance, history: maps.Clone(v.history), departed: maps.Clone(v.departed), now: now,
 	}
 	if r := v.pendingManual(); r != nil {
@@ -121,7 +122,8 @@ type memberChange struct {
 // decoder applies watch batches of one cluster's prefix to a view. A value
 // it cannot use (malformed, foreign, of an unknown format) is ignored with
 // one logged error and a count in decodeErrors (by key kind); the view
-// keeps the last good state.
+// keeps the last good state. Ready records are kept as written and
+// checked where they are decoded, on the leader (readyCache.records).
 type decoder struct {
 	keys         keys
 	partitions   int
@@ -222,12 +224,10 @@ func (d decoder) applyOther(v *view, e watcher.Event) {
 	case strings.HasPrefix(key, k.readyPrefix()):
 		id := strings.TrimPrefix(key, k.readyPrefix())
 		v.readyRev = e.ModRevision
-		if !put {
-			delete(v.ready, id)
-		} else if r, err := unmarshalReady(e.Value); err == nil {
-			v.ready[id] = r
+		if put {
+			v.ready[id] = rawReady{value: e.Value, rev: e.ModRevision}
 		} else {
-			d.bad("ready", key, err)
+			delete(v.ready, id)
 		}
 	case strings.HasPrefix(key, k.leaderPrefix()):
 		if put {
