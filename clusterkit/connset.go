@@ -8,7 +8,8 @@ import (
 )
 
 // connSet dials the TCP connections of a node's etcd client (it is the
-// client's gRPC dialer in embedded mode) and remembers them by address,
+// client's gRPC dialer when every endpoint is an http(s) URL, see allTCP)
+// and remembers them by address,
 // so that cut can close every connection to one member at once.
 //
 // gRPC alone cannot: a member frozen by SIGSTOP keeps its TCP connections
@@ -78,6 +79,19 @@ type trackedConn struct {
 func (c *trackedConn) Close() error {
 	c.set.forget(c)
 	return c.Conn.Close()
+}
+
+// allTCP reports whether every endpoint is an http:// or https:// URL,
+// which connSet can dial (embedded members always are; an external
+// etcd's may also be unix sockets, left to gRPC).
+func allTCP(endpoints []string) bool {
+	for _, ep := range endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return false
+		}
+	}
+	return len(endpoints) > 0
 }
 
 // endpointAddr returns the host:port of a client URL (the address gRPC

@@ -22,12 +22,12 @@ import (
 //
 // The client uses the wanted endpoints (set, follow, leave) but those
 // marked down (by the member probe, memberprobe.go), unless all of them
-// are down. In embedded mode (conns set) every connection to an endpoint
-// the client stops using is closed at once (connSet.cut), so that no
+// are down. With conns set (every endpoint an http(s) URL) every
+// connection to an endpoint the client stops using is closed at once (connSet.cut), so that no
 // request or watch stays on a frozen member. Safe for concurrent use.
 type endpointGuard struct {
 	cli   *clientv3.Client
-	conns *connSet // nil: connections are left to gRPC (external mode)
+	conns *connSet // nil: connections are left to gRPC (unix-socket endpoints)
 	mu    sync.Mutex
 	want  []string        // sorted; what set, follow or leave asked for; guarded by mu
 	down  map[string]bool // endpoints that do not answer; guarded by mu

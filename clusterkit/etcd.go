@@ -103,8 +103,7 @@ func (r *run) newClient(endpoints []string) (*clientv3.Client, error) {
 		return nil, err
 	}
 	cfg.DialKeepAliveTimeout = keepAliveTimeout(o.LeaseTTL)
-	if len(o.Etcd.Endpoints) == 0 {
-		// Embedded mode: every endpoint is a member's TCP client URL.
+	if allTCP(endpoints) {
 		if r.conns == nil {
 			r.conns = &connSet{}
 		}

@@ -86,6 +86,8 @@ func (r *run) start(ctx context.Context) error {
 	r.wg.Go(r.healthLoop)
 	if len(r.ck.opts.Etcd.Endpoints) == 0 {
 		r.wg.Go(r.etcdUpkeepLoop)
+	}
+	if r.conns != nil {
 		r.wg.Go(r.memberProbeLoop)
 	}
 	// Wait until the view holds this registration (this lease, not a

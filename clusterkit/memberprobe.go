@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc"
 )
 
-// Timing of the member probe (embedded mode).
+// Timing of the member probe.
 const (
 	probeInterval = time.Second
 	probeTimeout  = time.Second
@@ -28,8 +28,10 @@ const (
 // which cuts the client's connections to an endpoint marked down). A
 // member frozen by SIGSTOP keeps its connections open, and a request or
 // watch on them, a new leader's campaign among them, would hang until it
-// resumes. A voter's node uses its own member alone and probes nothing.
-// It runs on the run's WaitGroup until the run ends.
+// resumes. A voter's node uses its own member alone, and a client of a
+// single endpoint (an external etcd behind one address) has nowhere else
+// to go: they probe nothing. It runs on the run's WaitGroup until the run
+// ends, when the run's client dials through a connSet (r.conns).
 func (r *run) memberProbeLoop() {
 	p := &memberProbe{eps: r.eps, log: r.ck.log, metrics: r.ck.metrics, conns: map[string]*grpc.ClientConn{}, misses: map[string]int{}}
 	defer p.close()

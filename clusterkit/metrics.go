@@ -99,7 +99,7 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 	m.maintenanceMode = prometheus.NewGauge(prometheus.GaugeOpts(f("maintenance_mode", "1 while the partition map is in maintenance mode (placement frozen).")))
 	m.awayNodes = prometheus.NewGauge(prometheus.GaugeOpts(f("away_nodes", "Nodes whose lease expired and whose slots are reserved (rebalance delay).")))
 	m.unansweringMembers = prometheus.NewGauge(prometheus.GaugeOpts(f("etcd_members_unanswering",
-		"Embedded etcd members this node's client avoids because they did not answer its probes (frozen, overloaded or cut off).")))
+		"etcd members this node's client avoids because they did not answer its probes (frozen, overloaded or cut off).")))
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts(f("assignment_age_seconds", "Seconds since this node's partition map last changed.")), func() float64 {
 		last := m.lastAssignment.Load()
 		if last == 0 {

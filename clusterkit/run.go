@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,7 @@ type run struct {
 	// goroutine that reads them starts; read-only afterwards.
 	cli      *clientv3.Client
 	eps      *endpointGuard // cli's endpoint list: every SetEndpoints and Dial (setClient)
-	conns    *connSet       // cli's TCP connections in embedded mode (newClient); nil otherwise
+	conns    *connSet       // cli's TCP connections (newClient); nil when gRPC dials them
 	tls      *nodeTLS       // secure embedded mode: this node's certificate and secret
 	httpAddr string         // the bound HTTP address
 	http     *http.Server
@@ -104,7 +105,8 @@ type run struct {
 // setClient makes cli the run's etcd client (start only, before the run
 // is published).
 func (r *run) setClient(cli *clientv3.Client) {
-	r.cli, r.eps = cli, &endpointGuard{cli: cli, conns: r.conns}
+	eps := slices.Sorted(slices.Values(cli.Endpoints()))
+	r.cli, r.eps = cli, &endpointGuard{cli: cli, conns: r.conns, want: eps, used: eps}
 }
 
 func newRun(ck *ClusterKit) *run {

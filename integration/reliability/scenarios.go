@@ -27,6 +27,8 @@ var scenarios = []scenario{
 		"its primaries fail over while it is frozen (other nodes' requests on its member's open connections must not hang); every node that loses its lease (etcd #15247) comes back as the same process with its data; no NoSource; one primary per (partition, epoch)", ""},
 	{pkgIntegration, "TestTwoFrozenNodesEnterMaintenance", "SIGSTOP of half the cluster (a voter and a plain node)",
 		"the leader enters maintenance (failover only, no re-placement) and leaves it when both are back", ""},
+	{pkgIntegration, "TestFrozenExternalEtcdMember", "SIGSTOP of the leading member of an external 3-member etcd for 4 × TTL, with a SIGKILL of the ClusterKit leader at the same moment",
+		"a new leader fails the dead node's primaries over while the member is still frozen (no request or watch stays on its open connections); no NoSource; one primary per (partition, epoch)", ""},
 	{pkgIntegration, "TestKilledNodeBackWithinDelay", "SIGKILL of a plain node, restarted within the rebalance delay",
 		"primaries fail over at once; no replica placed elsewhere; the new process gets its own slots back by copy; no NoSource; one primary per (partition, epoch)", ""},
 	{pkgIntegration, "TestEtcdOutageKeepsData", "the external etcd killed for 10 × TTL under 4 running node processes, then restarted",
