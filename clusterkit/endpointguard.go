@@ -22,9 +22,10 @@ import (
 //
 // The client uses the wanted endpoints (set, follow, leave) but those
 // marked down (by the member probe, memberprobe.go), unless all of them
-// are down. With conns set (every endpoint an http(s) URL) every
-// connection to an endpoint the client stops using is closed at once (connSet.cut), so that no
-// request or watch stays on a frozen member. Safe for concurrent use.
+// are down. With conns set (every endpoint an http(s) URL), every
+// connection to an endpoint the client stops using is closed at once
+// (connSet.cut), so that no request or watch stays on a frozen member.
+// Safe for concurrent use.
 type endpointGuard struct {
 	cli   *clientv3.Client
 	conns *connSet // nil: connections are left to gRPC (unix-socket endpoints)
