@@ -9,8 +9,8 @@ import (
 
 // connSet dials the TCP connections of a node's etcd client (it is the
 // client's gRPC dialer when every endpoint is an http(s) URL, see allTCP)
-// and remembers them by address,
-// so that cut can close every connection to one member at once.
+// and remembers them by address, so that cut can close every connection
+// to one member at once.
 //
 // gRPC alone cannot: a member frozen by SIGSTOP keeps its TCP connections
 // open (the kernel still acknowledges), so the requests and watches on
