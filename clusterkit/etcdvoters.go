@@ -93,14 +93,19 @@ func (r *run) etcdUpkeepLoop() {
 // when it runs none (a plain client, or its member stopped).
 func (r *run) ownClientURL() string {
 	m := r.member.Load()
-	if m == nil {
+	if m == nil || memberStopped(m) {
 		return ""
 	}
+	return m.ClientURL()
+}
+
+// memberStopped reports whether m's server has stopped.
+func memberStopped(m *embedetcd.Member) bool {
 	select {
 	case <-m.Done():
-		return ""
+		return true
 	default:
-		return m.ClientURL()
+		return false
 	}
 }
 
@@ -111,12 +116,7 @@ func (r *run) ownClientURL() string {
 // of a stopped member.
 func (r *run) avoidStoppedMember() {
 	m := r.member.Load()
-	if m == nil {
-		return
-	}
-	select {
-	case <-m.Done():
-	default:
+	if m == nil || !memberStopped(m) {
 		return
 	}
 	others := m.OtherVoterURLs()
