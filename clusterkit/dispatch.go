@@ -102,6 +102,9 @@ func (d *dispatcher) next() (dispatchItem, bool) {
 			it := d.queue[0]
 			d.queue[0] = dispatchItem{}
 			d.queue = d.queue[1:]
+			if len(d.queue) == 0 {
+				d.queue = nil // let a burst's array go
+			}
 			d.mu.Unlock()
 			return it, d.ctx.Err() == nil
 		}
@@ -159,6 +162,9 @@ func (d *dispatcher) runPartition(p int, r *partitionRunner) {
 		d.mu.Lock()
 		if len(r.items) == 0 {
 			delete(d.runners, p)
+			if len(d.runners) == 0 {
+				d.runners = map[int]*partitionRunner{} // a map never shrinks: let a burst's go
+			}
 			d.mu.Unlock()
 			return
 		}

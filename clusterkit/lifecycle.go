@@ -132,7 +132,11 @@ func (r *run) followState(ctx context.Context) error {
 			decodeErrors: func(kind string) { ck.metrics.decodeErrors.WithLabelValues(kind).Inc() }},
 		notifier: r.notifier, ready: r.ready, snap: &ck.snap, afterApply: r.afterApply,
 	})
-	opts := []watcher.Option{watcher.WithLogger(ck.log), watcher.WithRequestTimeout(stateReadTimeout(ck.opts.LeaseTTL))}
+	// The view keeps what it needs of every value (decoded, or raw for
+	// ready records): a second copy in the watcher would cost as much
+	// memory as the whole prefix (~1.9 MB per node at 16,384 partitions).
+	opts := []watcher.Option{watcher.WithLogger(ck.log), watcher.WithRequestTimeout(stateReadTimeout(ck.opts.LeaseTTL)),
+		watcher.WithoutPrevValues()}
 	if len(ck.opts.Etcd.Endpoints) == 0 {
 		// Every member is embedded etcd of a ClusterKit build: no Status
 		// request (etcd #21966, #22189) to learn the version.

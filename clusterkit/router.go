@@ -81,7 +81,7 @@ func NewRouter(ctx context.Context, opts RouterOptions) (*Router, error) {
 		return nil, err
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	w, err := watcher.Watch(wctx, cli, k.root, watcher.WithLogger(o.Logger))
+	w, err := watcher.Watch(wctx, cli, k.root, watcher.WithLogger(o.Logger), watcher.WithoutPrevValues())
 	if err != nil {
 		cancel()
 		cli.Close()

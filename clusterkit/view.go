@@ -189,7 +189,7 @@ func (d decoder) applyMember(v *view, id string, e watcher.Event, now time.Time)
 		}
 		return c, true
 	}
-	if !existed && json.Unmarshal(e.PrevValue, &old) != nil {
+	if !existed { // its record was unreadable (the watcher keeps no values)
 		old = memberRecord{ID: id}
 	}
 	reason := LeaveLeaseExpired

@@ -42,7 +42,8 @@ type Event struct {
 	Value []byte
 	// PrevValue is the value last delivered for Key, for an update or a
 	// Delete (non-nil, possibly empty); nil exactly when the key was not
-	// present before, i.e. for a Put that creates the key.
+	// present before, i.e. for a Put that creates the key. With
+	// WithoutPrevValues it is empty (non-nil) instead of the old value.
 	PrevValue []byte
 	// ModRevision is the revision of the change. For a Delete in a Resync
 	// batch the exact revision of the deletion is no longer known, and

@@ -34,6 +34,7 @@ type config struct {
 	maxBackoff       time.Duration
 	logger           *zap.Logger
 	serverVersion    string // "": ask the servers (progressIsSafe)
+	noPrevValues     bool
 }
 
 func defaultConfig() config {
@@ -92,6 +93,16 @@ func WithLogger(l *zap.Logger) Option {
 // process: etcd #21966, #22189). It must look like "major.minor.patch".
 func WithServerVersion(v string) Option {
 	return func(c *config) { c.serverVersion = v }
+}
+
+// WithoutPrevValues makes the watcher keep no copy of the values it
+// delivered: it remembers each key's revisions only. Event.PrevValue is then
+// an empty, non-nil slice for an update or a Delete (still nil for a Put
+// that creates the key, so IsCreate holds). For consumers that keep what
+// they need of each value themselves: the watcher's copy of a large prefix
+// otherwise costs as much memory as the prefix's values.
+func WithoutPrevValues() Option {
+	return func(c *config) { c.noPrevValues = true }
 }
 
 func (c config) validate() error {

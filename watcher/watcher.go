@@ -155,7 +155,7 @@ func Watch(ctx context.Context, cli *clientv3.Client, prefix string, opts ...Opt
 	w.state = make(map[string]kv, len(resp.Kvs))
 	for _, p := range resp.Kvs {
 		k, cur := string(p.Key), kvOf(p)
-		w.state[k] = cur
+		w.state[k] = w.kept(cur)
 		initial.Events = append(initial.Events, putEvent(k, cur, nil))
 	}
 	w.heardFromEtcd()
@@ -408,12 +408,22 @@ func (w *Watcher) apply(ev *clientv3.Event) Event {
 		return deleteEvent(k, prev, ev.Kv.ModRevision) // prev is zero (PrevValue nil) if unknown
 	}
 	cur := kvOf(ev.Kv)
-	w.state[k] = cur
+	w.state[k] = w.kept(cur)
 	var pv []byte
 	if had {
 		pv = prev.value
 	}
 	return putEvent(k, cur, pv)
+}
+
+// kept returns what the state keeps of cur: all of it, or without its
+// value under WithoutPrevValues (an empty value, so that a nil PrevValue
+// still means "absent").
+func (w *Watcher) kept(cur kv) kv {
+	if w.cfg.noPrevValues {
+		cur.value = []byte{}
+	}
+	return cur
 }
 
 // resync re-reads the prefix, retrying with backoff until it succeeds or
@@ -450,6 +460,9 @@ func (w *Watcher) resync(bo *backoff) bool {
 	}
 	rev := resp.Header.Revision
 	evs := diff(w.state, fresh, rev)
+	for k, cur := range fresh {
+		fresh[k] = w.kept(cur)
+	}
 	w.state = fresh
 	w.log.Info("re-read prefix", zap.Int64("revision", rev), zap.Int("changes", len(evs)))
 	if len(evs) == 0 {

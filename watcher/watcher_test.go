@@ -519,3 +519,72 @@ func TestWatchersShareAClient(t *testing.T) {
 	vs[3].readUntilEqual(ws[3], direct)
 	waitFor(t, "Connected()", ws[3].Connected)
 }
+
+// TestWithoutPrevValues: the watcher keeps no values, yet delivers every
+// value, tells creates from updates, and a re-read after a compaction
+// still delivers the net difference.
+func TestWithoutPrevValues(t *testing.T) {
+	s := etcdtest.Start(t)
+	direct := s.Client(t)
+	p := tcpproxy.Start(t, s.Endpoints()[0])
+	cli := newClient(t, "http://"+p.Addr())
+	mustPut(t, direct, "/p/a", "1")
+	mustPut(t, direct, "/p/gone", "1")
+	w := startWatch(t, cli, "/p/", WithoutPrevValues(), WithProgressInterval(50*time.Millisecond))
+
+	describe := func(e Event) string {
+		prev := "absent"
+		if e.PrevValue != nil {
+			prev = fmt.Sprintf("present(%d bytes)", len(e.PrevValue))
+		}
+		return fmt.Sprintf("%s %s=%s prev %s create=%v", e.Type, e.Key, e.Value, prev, e.IsCreate())
+	}
+	var got []string
+	next := func() Batch {
+		t.Helper()
+		select {
+		case b := <-w.Batches():
+			for _, e := range b.Events {
+				got = append(got, describe(e))
+			}
+			return b
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no batch; got so far %q", got)
+			return Batch{}
+		}
+	}
+	next()
+	mustPut(t, direct, "/p/a", "2")
+	next()
+	mustPut(t, direct, "/p/b", "1")
+	next()
+	mustDelete(t, direct, "/p/a")
+	next()
+
+	p.Cut()
+	waitFor(t, "Connected() = false while cut", func() bool { return !w.Connected() })
+	mustPut(t, direct, "/p/b", "2")
+	mustDelete(t, direct, "/p/gone")
+	mustPut(t, direct, "/p/c", "1")
+	s.Compact(ctxT(t), direct)
+	p.Restore()
+	if b := next(); !b.Resync {
+		t.Fatalf("batch after the compaction: Resync=false, want a re-read")
+	}
+	want := []string{
+		"PUT /p/a=1 prev absent create=true", "PUT /p/gone=1 prev absent create=true",
+		"PUT /p/a=2 prev present(0 bytes) create=false",
+		"PUT /p/b=1 prev absent create=true",
+		"DELETE /p/a= prev present(0 bytes) create=false",
+		"DELETE /p/gone= prev present(0 bytes) create=false",
+		"PUT /p/b=2 prev present(0 bytes) create=false", "PUT /p/c=1 prev absent create=true",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("events:\n got %q\nwant %q", got, want)
+	}
+	for k, cur := range w.state {
+		if len(cur.value) != 0 {
+			t.Fatalf("state keeps %d bytes of %s", len(cur.value), k)
+		}
+	}
+}

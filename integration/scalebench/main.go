@@ -85,8 +85,8 @@ func main() {
 	if c.trials < 1 || c.batch < 1 {
 		fail(fmt.Errorf("-trials and -batch must be at least 1 (got %d, %d)", c.trials, c.batch))
 	}
-	fmt.Printf("scalebench: %s/%s, %d CPUs, GOMAXPROCS %d, LeaseTTL %v, RF 3, formation in batches of %d, %d trial(s)\n\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), c.ttl, c.batch, c.trials)
+	fmt.Printf("scalebench: %s/%s, %d CPUs, GOMAXPROCS %d, GOGC %s, GOMEMLIMIT %s, LeaseTTL %v, RF 3, formation in batches of %d, %d trial(s)\n\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), envOr("GOGC", "100"), envOr("GOMEMLIMIT", "none"), c.ttl, c.batch, c.trials)
 	var sizes []summary
 	for _, p := range c.partitions {
 		for _, n := range c.nodes {
@@ -109,6 +109,14 @@ func main() {
 		}
 	}
 	report(sizes, png, save)
+}
+
+// envOr returns environment variable k, or def when it is unset.
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }
 
 // report prints the table and writes the plot and the JSON file (each
