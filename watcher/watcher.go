@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/metadata"
@@ -306,13 +307,17 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 	// With a progress interval, a creation that takes longer than the
 	// silence bound (the member is frozen, or cut off with the connection
 	// open) is cancelled: the closed channel makes us watch again, on a
-	// new stream.
+	// new stream. Only the creation: a created watch ends by silence
+	// (below), not by this clock (which cut every watch after 2 s).
+	creating := func() bool { return true }
 	if iv := w.cfg.progressInterval; iv > 0 {
-		t := time.AfterFunc(silenceBound(iv), cancel)
-		defer t.Stop()
+		creating = time.AfterFunc(silenceBound(iv), cancel).Stop
 	}
 	wch := w.cli.Watch(ctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(w.rev.Load()),
 		clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
+	if !creating() {
+		return healthy, errors.New("watcher: watch not created in time")
+	}
 	// Measure silence from now, not from before a long wait in Watch.
 	w.heard.Store(int64(time.Since(w.epoch)))
 
@@ -363,7 +368,10 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 
 // requestProgress asks etcd for a progress notification on the stream of
 // ctx (which carries the watch's metadata, so the request goes on the
-// watch's stream). The answer, if any, comes on the watch channel.
+// watch's stream). The answer, if any, comes on the watch channel. Call it
+// only while the attempt's watch is open: clientv3 answers a request for a
+// stream it does not hold (closed, or never created) by opening one, to
+// etcd, that nothing ever closes.
 func (w *Watcher) requestProgress(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, min(w.cfg.progressInterval, w.cfg.requestTimeout))
 	defer cancel()
@@ -472,12 +480,47 @@ func (w *Watcher) resync(bo *backoff) bool {
 	return w.send(Batch{Events: evs, Revision: rev, Resync: true})
 }
 
-// get reads the prefix with the request timeout. It requires a leader, so
-// it fails fast on a member that lost its leader.
+// readPageKeys bounds the keys of one read request of the prefix (a
+// variable for tests).
+var readPageKeys int64 = 1000
+
+// get reads the prefix at one revision, in pages of readPageKeys keys,
+// each with the request timeout, so that a large prefix is neither one
+// large response nor one request that must finish within one timeout.
+// Every page requires a leader, so it fails fast on a member that lost
+// its leader. If the revision of the first page is compacted before the
+// last is read, it reads again from the start.
 func (w *Watcher) get() (*clientv3.GetResponse, error) {
-	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(w.ctx), w.cfg.requestTimeout)
-	defer cancel()
-	return w.cli.Get(ctx, w.prefix, clientv3.WithPrefix())
+	end := clientv3.GetPrefixRangeEnd(w.prefix)
+	for {
+		var out *clientv3.GetResponse
+		from := w.prefix
+		for {
+			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(readPageKeys)}
+			if out != nil {
+				opts = append(opts, clientv3.WithRev(out.Header.Revision))
+			}
+			ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(w.ctx), w.cfg.requestTimeout)
+			resp, err := w.cli.Get(ctx, from, opts...)
+			cancel()
+			if err != nil {
+				if out != nil && errors.Is(err, rpctypes.ErrCompacted) {
+					break // read again, at a newer revision
+				}
+				return nil, err
+			}
+			if out == nil {
+				out = resp
+			} else {
+				out.Kvs = append(out.Kvs, resp.Kvs...)
+			}
+			if !resp.More || len(resp.Kvs) == 0 {
+				out.More = false
+				return out, nil
+			}
+			from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		}
+	}
 }
 
 // send delivers b, or gives up when the watcher stops. It returns whether b

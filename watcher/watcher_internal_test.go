@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
 )
@@ -34,5 +35,32 @@ func TestWithServerVersion(t *testing.T) {
 	_, err := Watch(ctxT(t), cli, "/p/", WithServerVersion("v3"))
 	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "WithServerVersion") {
 		t.Fatalf("Watch with WithServerVersion(\"v3\"): %v, want ErrInvalidArgument naming the option", err)
+	}
+}
+
+// TestPagedReads runs the tests that read the prefix (initially, and again
+// after a compaction) with pages of 2 keys, so every read takes several.
+func TestPagedReads(t *testing.T) {
+	old := readPageKeys
+	readPageKeys = 2
+	t.Cleanup(func() { readPageKeys = old })
+	t.Run("initial", TestInitialBatch)
+	t.Run("resync", TestCompactionWhileCutOff)
+	t.Run("without prev values", TestWithoutPrevValues)
+}
+
+// TestHealthyWatchIsKept: a watch that hears from etcd stays on its first
+// attempt (the bound on its creation once cut every watch after 2 s, and
+// each new attempt could leave a stream open in the etcd client).
+func TestHealthyWatchIsKept(t *testing.T) {
+	s := etcdtest.Start(t)
+	cli := s.Client(t)
+	w := startWatch(t, cli, "/p/", WithProgressInterval(500*time.Millisecond))
+	<-w.Batches()
+	time.Sleep(5 * time.Second)
+	// Five silence bounds: 5 attempts or more before the fix; 1 after,
+	// 2 if this machine once starved the watch of progress for 1 s.
+	if n := w.Stats().Watches; n > 2 {
+		t.Fatalf("%d watch attempts in 5 s of a healthy watch, want 1 (2 at most)", n)
 	}
 }
