@@ -54,7 +54,7 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 	if initial {
 		prev = nil
 	}
-	s := membersSnapshot(v.members, v.memberRev, leader)
+	s := membersSnapshot(v.members, v.memberRev, leader, prev)
 	chunks, known := v.parts.changedChunks(v.assign, oldAssign)
 	if prev != nil && known && prev.version == oldAssign.Version && prev.count == len(v.assign.Partitions) {
 		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, named(v.parts.slotOf, changedNodes(prev, s)))
@@ -81,9 +81,17 @@ func named(slotOf map[string]int, ids map[string]bool) []string {
 // replica, and incoming (being received).
 type roleCounts struct{ primary, replica, incoming int }
 
-// membersSnapshot returns a snapshot of the members alone (no map).
-func membersSnapshot(members map[string]memberRecord, membershipRev int64, leader string) *snapshot {
-	s := &snapshot{membershipRev: membershipRev, leader: leader, byID: make(map[string]*Node, len(members))}
+// membersSnapshot returns a snapshot of the members alone (no map). It
+// shares prev's members (never modified once built) when prev (may be
+// nil) was built at the same membership revision: a map version then
+// costs nothing per member, where rebuilding them is O(N log N) per
+// version on every node.
+func membersSnapshot(members map[string]memberRecord, membershipRev int64, leader string, prev *snapshot) *snapshot {
+	if prev != nil && prev.membershipRev == membershipRev && len(prev.members) == len(members) {
+		return &snapshot{membershipRev: membershipRev, leader: leader, members: prev.members, byID: prev.byID}
+	}
+	s := &snapshot{membershipRev: membershipRev, leader: leader, byID: make(map[string]*Node, len(members)),
+		members: make([]Node, 0, len(members))}
 	for _, id := range slices.Sorted(maps.Keys(members)) {
 		s.members = append(s.members, members[id].node())
 	}
@@ -104,7 +112,7 @@ func newSnapshot(me string, members map[string]memberRecord, a *assignment, memb
 // chunks it touched, not the whole map.
 func nextSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string,
 	prev *snapshot, prevMap *assignment) *snapshot {
-	s := membersSnapshot(members, membershipRev, leader)
+	s := membersSnapshot(members, membershipRev, leader, prev)
 	if a == nil {
 		return s
 	}
@@ -245,7 +253,11 @@ func (s *snapshot) buildPartition(ch *snapChunk, me string, p int, ps partitionS
 	}
 	if len(ps.Serving) > 0 {
 		part.PrimaryNode = ps.Serving[0]
-		part.ReplicaNodes = slices.Clone(ps.Serving[1:])
+		// Shared with the map, which is immutable, as the Partition is
+		// read-only to its readers; the capacity ends at the slice, so an
+		// append copies.
+		n := len(ps.Serving)
+		part.ReplicaNodes = ps.Serving[1:n:n]
 		ch.isPrimary[i] = ps.Serving[0] == me
 		ch.isReplica[i] = slices.Contains(ps.Serving[1:], me)
 	}
@@ -274,6 +286,9 @@ func (s *snapshot) nodesFor(part Partition) []Node {
 // in one only included).
 func changedNodes(a, b *snapshot) map[string]bool {
 	out := map[string]bool{}
+	if len(a.members) > 0 && len(a.members) == len(b.members) && &a.members[0] == &b.members[0] {
+		return out // shared: see membersSnapshot
+	}
 	for id, n := range a.byID {
 		if m, ok := b.byID[id]; !ok || !sameNodeValue(n, m) {
 			out[id] = true

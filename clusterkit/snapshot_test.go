@@ -34,7 +34,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 	for _, me := range []string{"a", "e"} {
 		for i := 1; i < len(steps); i++ {
 			prev := newSnapshot(me, in.members, steps[i-1], 7, "a")
-			got := prev.withChunks(me, membersSnapshot(in.members, 7, "b"), steps[i], steps[i-1], slices.Collect(changedChunkList(steps[i-1], steps[i])), nil)
+			got := prev.withChunks(me, membersSnapshot(in.members, 7, "b", nil), steps[i], steps[i-1], slices.Collect(changedChunkList(steps[i-1], steps[i])), nil)
 			want := newSnapshot(me, in.members, steps[i], 7, "b")
 			compareSnapshots(t, me, i, got, want)
 			// The published snapshot prev is left as it was (chunks are
@@ -47,7 +47,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 		last := steps[len(steps)-1]
 		joined := members("a", "b", "c", "d", "e", "z")
 		prev := newSnapshot(me, in.members, last, 7, "b")
-		got := prev.withChunks(me, membersSnapshot(joined, 8, "b"), last, last, nil, nil)
+		got := prev.withChunks(me, membersSnapshot(joined, 8, "b", nil), last, last, nil, nil)
 		compareSnapshots(t, me, len(steps), got, newSnapshot(me, joined, last, 8, "b"))
 		// A named node leaves and another turns unhealthy, with a map
 		// change: their partitions are rebuilt (offline, unhealthy).
@@ -55,7 +55,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 		sick := left["d"]
 		sick.Healthy = false
 		left["d"] = sick
-		got = newSnapshot(me, in.members, steps[1], 7, "b").withChunks(me, membersSnapshot(left, 9, "b"), last, steps[1],
+		got = newSnapshot(me, in.members, steps[1], 7, "b").withChunks(me, membersSnapshot(left, 9, "b", nil), last, steps[1],
 			slices.Collect(changedChunkList(steps[1], last)), []string{"c", "d"})
 		compareSnapshots(t, me, len(steps)+1, got, newSnapshot(me, left, last, 9, "b"))
 		compareSnapshots(t, me, len(steps)+1, nextSnapshot(me, left, last, 9, "b", newSnapshot(me, in.members, steps[1], 7, "b"), steps[1]),
