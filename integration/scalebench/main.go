@@ -53,6 +53,7 @@ func main() {
 	flag.DurationVar(&c.ttl, "ttl", 3*time.Second, "LeaseTTL of every node (whole seconds)")
 	flag.IntVar(&c.trials, "trials", 3, "trials per size, each on a fresh etcd")
 	flag.IntVar(&c.batch, "batch", 10, "nodes started concurrently during formation")
+	flag.BoolVar(&c.pace, "pace", false, "formation: after each batch, wait until every node agrees on a settled map")
 	flag.IntVar(&c.burst, "burst", -1, "after the crash, start this many nodes at once, then halt as many at once (negative: N/10, at least 2; 0: no bursts)")
 	flag.DurationVar(&c.stepTimeout, "timeout", 5*time.Minute, "bound of formation and of each measured step")
 	flag.BoolVar(&c.timeline, "timeline", false, "print every write of each join and crash to stderr")
