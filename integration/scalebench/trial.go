@@ -21,7 +21,7 @@ type config struct {
 	ttl               time.Duration
 	trials, batch     int
 	pace              bool // formation: each batch waits until every node agrees
-	burst             int // nodes started and halted at once (negative: N/10)
+	burst             int  // nodes started and halted at once (negative: N/10)
 	stepTimeout       time.Duration
 	timeline          bool   // print each step's writes
 	logWarn           bool   // nodes log warnings and errors to stderr
