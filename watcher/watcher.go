@@ -29,8 +29,11 @@ var (
 var (
 	// errCompacted: etcd compacted the watch's start revision.
 	errCompacted = errors.New("watcher: required revision compacted")
-	// errSilent: etcd did not answer for two progress intervals.
+	// errSilent: etcd did not answer for two progress intervals (or
+	// longer: see Watcher.silentStreak).
 	errSilent = errors.New("watcher: no answer from etcd for two progress intervals")
+	// errNotCreated: etcd did not create the watch within the silence bound.
+	errNotCreated = errors.New("watcher: watch not created in time")
 )
 
 // Watcher follows one prefix. Create it with Watch; the zero value is not
@@ -71,7 +74,11 @@ type Watcher struct {
 	// rev (moving it would drop the events still on their way).
 	trustProgress bool
 	watches       atomic.Int64
-	resyncs       atomic.Int64
+	// silentStreak counts the watch attempts in a row that etcd left
+	// silent soon after they began (see noteAttempt); each doubles the
+	// silence bound of the next. Only the run goroutine uses it.
+	silentStreak int
+	resyncs      atomic.Int64
 
 	// For Connected: up is false after a failed watch or read and true
 	// after any answer from etcd; heard is when etcd last answered (or a
@@ -246,7 +253,9 @@ func (w *Watcher) run(initial Batch) {
 	}
 	bo := backoff{min: w.cfg.minBackoff, max: w.cfg.maxBackoff}
 	for {
+		began := time.Now()
 		healthy, err := w.watchOnce()
+		w.noteAttempt(err, time.Since(began))
 		if w.ctx.Err() != nil {
 			return
 		}
@@ -313,12 +322,12 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 	// (below), not by this clock (which cut every watch after 2 s).
 	creating := func() bool { return true }
 	if iv := w.cfg.progressInterval; iv > 0 {
-		creating = time.AfterFunc(silenceBound(iv), cancel).Stop
+		creating = time.AfterFunc(w.silenceBound(), cancel).Stop
 	}
 	wch := wc.Watch(ctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(w.rev.Load()),
 		clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
 	if !creating() {
-		return healthy, errors.New("watcher: watch not created in time")
+		return healthy, errNotCreated
 	}
 	// Measure silence from now, not from before a long wait in Watch.
 	w.heard.Store(int64(time.Since(w.epoch)))
@@ -360,7 +369,7 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 			// A watch that starts at an old revision is "catching up" for
 			// etcd, which syncs such watches (and answers their progress
 			// requests) only every 100 ms: never call that silence.
-			if w.silence() > silenceBound(w.cfg.progressInterval) {
+			if w.silence() > w.silenceBound() {
 				return healthy, errSilent
 			}
 			w.requestProgress(ctx, wc)
@@ -573,6 +582,33 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.cur = 0 }
+
+// maxSilentStreak caps Watcher.silentStreak: the silence bound grows to
+// 2^4 = 16 times its base (32 s with the default progress interval).
+const maxSilentStreak = 4
+
+// silenceBound is how long etcd may not answer this attempt: the base
+// bound, doubled for each attempt in a row that etcd left silent soon
+// after it began.
+func (w *Watcher) silenceBound() time.Duration {
+	return silenceBound(w.cfg.progressInterval) << w.silentStreak
+}
+
+// noteAttempt updates silentStreak after an attempt that ended with err
+// after lasting d. A silence (or a creation that timed out) within ten
+// base bounds of the start counts: a member frozen after a long healthy
+// watch is left at the base bound, but an etcd too loaded to answer a
+// new watch in time (hundreds of watches catching up, each re-watch
+// replaying the history since its revision once more) is given longer
+// each time rather than asked again and again.
+func (w *Watcher) noteAttempt(err error, d time.Duration) {
+	soon := d < 10*silenceBound(w.cfg.progressInterval)
+	if (errors.Is(err, errSilent) || errors.Is(err, errNotCreated)) && soon {
+		w.silentStreak = min(w.silentStreak+1, maxSilentStreak)
+		return
+	}
+	w.silentStreak = 0
+}
 
 // silenceBound is how long etcd may not answer a watch probed every
 // interval before the watch is given up as silent.

@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +63,32 @@ func TestHealthyWatchIsKept(t *testing.T) {
 	// after, 2 if this machine once starved the watch of progress for 2 s.
 	if n := w.Stats().Watches; n > 2 {
 		t.Fatalf("%d watch attempts in 7 s of a healthy watch, want 1 (2 at most)", n)
+	}
+}
+
+// TestSilenceBoundGrowsWhileEtcdStaysSilent: attempts that etcd leaves
+// silent soon after they begin double the next attempt's bound, up to 16
+// times the base; a silence after a long watch, or an attempt that ends
+// otherwise, brings it back to the base.
+func TestSilenceBoundGrowsWhileEtcdStaysSilent(t *testing.T) {
+	w := &Watcher{cfg: defaultConfig()}
+	base := silenceBound(w.cfg.progressInterval) // 2 s
+	var got []time.Duration
+	for _, err := range []error{errSilent, errNotCreated, errSilent, errSilent, errSilent, errSilent} {
+		w.noteAttempt(err, base)
+		got = append(got, w.silenceBound())
+	}
+	want := []time.Duration{2 * base, 4 * base, 8 * base, 16 * base, 16 * base, 16 * base}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("bounds after silent attempts: %v, want %v", got, want)
+	}
+	w.noteAttempt(errSilent, 10*base) // a member frozen after a long watch
+	if b := w.silenceBound(); b != base {
+		t.Fatalf("bound after a silence that ended a long watch: %v, want %v", b, base)
+	}
+	w.noteAttempt(errSilent, base)
+	w.noteAttempt(errors.New("watch canceled"), base)
+	if b := w.silenceBound(); b != base {
+		t.Fatalf("bound after an attempt that ended otherwise: %v, want %v", b, base)
 	}
 }
