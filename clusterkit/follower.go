@@ -135,7 +135,7 @@ func (f *follower) apply(b watcher.Batch) {
 	// Publish the new snapshot before the view's lock is released, so that
 	// whoever waits on the view (Start) finds the lookups already answering
 	// from it, and before any hook runs, so handlers see it.
-	c.snap = publishSnapshot(f.snap, f.me, v, leader, c.initial, c.oldAssign, len(members) > 0)
+	c.snap = publishSnapshot(f.snap, f.me, v, leader, c.initial, c.oldAssign, members)
 	f.mu.Unlock()
 
 	f.metrics.observeSnapshot(c.snap)

@@ -148,7 +148,7 @@ func (r *Router) follow() {
 		r.mu.Lock()
 		v, oldAssign := r.view, r.view.assign
 		changes := r.decoder.apply(v, b, time.Now())
-		publishSnapshot(&r.snap, "", v, v.leader(), b.Initial, oldAssign, len(changes) > 0)
+		publishSnapshot(&r.snap, "", v, v.leader(), b.Initial, oldAssign, changes)
 		close(r.applied)
 		r.applied = make(chan struct{})
 		r.mu.Unlock()

@@ -3,6 +3,7 @@ package clusterkit
 import (
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/clusterkit-go/clusterkit/placement"
@@ -45,16 +46,16 @@ type snapshot struct {
 // current snapshot; otherwise the new one shares the unchanged chunks of
 // the current one (snapchunk.go), unless the batch is an initial read. The caller holds
 // the lock that serializes writes of v.
-func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader string, initial bool, oldAssign *assignment, membersChanged bool) *snapshot {
+func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader string, initial bool, oldAssign *assignment, changes []memberChange) *snapshot {
 	prev := ptr.Load()
-	if prev != nil && !initial && v.assign == oldAssign && !membersChanged &&
+	if prev != nil && !initial && v.assign == oldAssign && len(changes) == 0 &&
 		prev.leader == leader && prev.membershipRev == v.memberRev {
 		return prev
 	}
 	if initial {
 		prev = nil
 	}
-	s := membersSnapshot(v.members, v.memberRev, leader, prev)
+	s := membersSnapshot(v.members, v.memberRev, leader, prev, changes)
 	chunks, known := v.parts.changedChunks(v.assign, oldAssign)
 	if prev != nil && known && prev.version == oldAssign.Version && prev.count == len(v.assign.Partitions) {
 		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, named(v.parts.slotOf, changedNodes(prev, s)))
@@ -81,24 +82,55 @@ func named(slotOf map[string]int, ids map[string]bool) []string {
 // replica, and incoming (being received).
 type roleCounts struct{ primary, replica, incoming int }
 
-// membersSnapshot returns a snapshot of the members alone (no map). It
-// shares prev's members (never modified once built) when prev (may be
-// nil) was built at the same membership revision: a map version then
-// costs nothing per member, where rebuilding them is O(N log N) per
-// version on every node.
-func membersSnapshot(members map[string]memberRecord, membershipRev int64, leader string, prev *snapshot) *snapshot {
+// membersSnapshot returns a snapshot of the members alone (no map). prev
+// (may be nil) is the snapshot before the batch that made changes; its
+// members are never modified once built. It shares them when prev was
+// built at the same membership revision (a map version costs nothing per
+// member), and edits a copy when a few members changed (a join costs
+// O(N) per node, not a sort of every member: O(N log N), which at 700
+// nodes made each join cost the cluster O(N² log N)).
+func membersSnapshot(members map[string]memberRecord, membershipRev int64, leader string, prev *snapshot, changes []memberChange) *snapshot {
 	if prev != nil && prev.membershipRev == membershipRev && len(prev.members) == len(members) {
 		return &snapshot{membershipRev: membershipRev, leader: leader, members: prev.members, byID: prev.byID}
 	}
-	s := &snapshot{membershipRev: membershipRev, leader: leader, byID: make(map[string]*Node, len(members)),
-		members: make([]Node, 0, len(members))}
-	for _, id := range slices.Sorted(maps.Keys(members)) {
-		s.members = append(s.members, members[id].node())
+	s := &snapshot{membershipRev: membershipRev, leader: leader, byID: make(map[string]*Node, len(members))}
+	if prev != nil && len(changes) > 0 && len(changes) <= maxMemberEdits {
+		s.members = editedMembers(prev.members, members, changes)
+	} else {
+		s.members = make([]Node, 0, len(members))
+		for _, id := range slices.Sorted(maps.Keys(members)) {
+			s.members = append(s.members, members[id].node())
+		}
 	}
 	for i := range s.members {
 		s.byID[s.members[i].ID] = &s.members[i]
 	}
 	return s
+}
+
+// maxMemberEdits bounds the member changes of one batch that
+// membersSnapshot applies one by one (each an O(N) move at worst) rather
+// than by rebuilding the sorted list.
+const maxMemberEdits = 16
+
+// editedMembers returns old (sorted by ID) with the members of changes
+// as members now holds them: updated, inserted or removed.
+func editedMembers(old []Node, members map[string]memberRecord, changes []memberChange) []Node {
+	out := slices.Clone(old)
+	for _, c := range changes {
+		id := c.rec.ID
+		i, found := slices.BinarySearchFunc(out, id, func(n Node, id string) int { return strings.Compare(n.ID, id) })
+		rec, live := members[id]
+		switch {
+		case live && found:
+			out[i] = rec.node()
+		case live:
+			out = slices.Insert(out, i, rec.node())
+		case found:
+			out = slices.Delete(out, i, i+1)
+		}
+	}
+	return out
 }
 
 // newSnapshot builds a snapshot for node me. a may be nil (no map yet).
@@ -112,7 +144,7 @@ func newSnapshot(me string, members map[string]memberRecord, a *assignment, memb
 // chunks it touched, not the whole map.
 func nextSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string,
 	prev *snapshot, prevMap *assignment) *snapshot {
-	s := membersSnapshot(members, membershipRev, leader, prev)
+	s := membersSnapshot(members, membershipRev, leader, prev, nil)
 	if a == nil {
 		return s
 	}

@@ -1,7 +1,9 @@
 package clusterkit
 
 import (
+	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -34,7 +36,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 	for _, me := range []string{"a", "e"} {
 		for i := 1; i < len(steps); i++ {
 			prev := newSnapshot(me, in.members, steps[i-1], 7, "a")
-			got := prev.withChunks(me, membersSnapshot(in.members, 7, "b", nil), steps[i], steps[i-1], slices.Collect(changedChunkList(steps[i-1], steps[i])), nil)
+			got := prev.withChunks(me, membersSnapshot(in.members, 7, "b", nil, nil), steps[i], steps[i-1], slices.Collect(changedChunkList(steps[i-1], steps[i])), nil)
 			want := newSnapshot(me, in.members, steps[i], 7, "b")
 			compareSnapshots(t, me, i, got, want)
 			// The published snapshot prev is left as it was (chunks are
@@ -47,7 +49,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 		last := steps[len(steps)-1]
 		joined := members("a", "b", "c", "d", "e", "z")
 		prev := newSnapshot(me, in.members, last, 7, "b")
-		got := prev.withChunks(me, membersSnapshot(joined, 8, "b", nil), last, last, nil, nil)
+		got := prev.withChunks(me, membersSnapshot(joined, 8, "b", nil, nil), last, last, nil, nil)
 		compareSnapshots(t, me, len(steps), got, newSnapshot(me, joined, last, 8, "b"))
 		// A named node leaves and another turns unhealthy, with a map
 		// change: their partitions are rebuilt (offline, unhealthy).
@@ -55,7 +57,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 		sick := left["d"]
 		sick.Healthy = false
 		left["d"] = sick
-		got = newSnapshot(me, in.members, steps[1], 7, "b").withChunks(me, membersSnapshot(left, 9, "b", nil), last, steps[1],
+		got = newSnapshot(me, in.members, steps[1], 7, "b").withChunks(me, membersSnapshot(left, 9, "b", nil, nil), last, steps[1],
 			slices.Collect(changedChunkList(steps[1], last)), []string{"c", "d"})
 		compareSnapshots(t, me, len(steps)+1, got, newSnapshot(me, left, last, 9, "b"))
 		compareSnapshots(t, me, len(steps)+1, nextSnapshot(me, left, last, 9, "b", newSnapshot(me, in.members, steps[1], 7, "b"), steps[1]),
@@ -110,5 +112,46 @@ func compareSnapshots(t *testing.T, me string, step int, got, want *snapshot) {
 	}
 	if !maps.EqualFunc(got.byID, want.byID, sameNodeValue) {
 		t.Fatalf("%s, step %d: members differ", me, step)
+	}
+}
+
+// TestEditedMembersMatchesRebuild: after any batch of member puts and
+// deletes (repeated IDs, re-created members included), the members edited
+// from the previous snapshot equal those rebuilt from scratch, and the
+// previous snapshot's members are unchanged.
+func TestEditedMembersMatchesRebuild(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	members := map[string]memberRecord{}
+	prev := membersSnapshot(members, 1, "", nil, nil)
+	for rev := int64(2); rev < 2000; rev++ {
+		var changes []memberChange
+		for range 1 + rng.IntN(maxMemberEdits) {
+			id := fmt.Sprintf("node-%02d", rng.IntN(40))
+			if rng.IntN(3) == 0 {
+				rec := members[id]
+				delete(members, id)
+				rec.ID = id
+				changes = append(changes, memberChange{rec: rec})
+				continue
+			}
+			rec := memberRecord{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", rev), Healthy: rng.IntN(2) == 0, Incarnation: rev}
+			members[id] = rec
+			changes = append(changes, memberChange{put: true, rec: rec})
+		}
+		before := slices.Clone(prev.members)
+		got := membersSnapshot(members, rev, "", prev, changes)
+		want := membersSnapshot(members, rev, "", nil, nil)
+		if !slices.EqualFunc(got.members, want.members, func(a, b Node) bool { return sameNodeValue(&a, &b) }) {
+			t.Fatalf("rev %d: edited members %v, rebuilt %v", rev, got.members, want.members)
+		}
+		for id, n := range want.byID {
+			if g := got.byID[id]; g == nil || !sameNodeValue(g, n) || len(got.byID) != len(want.byID) {
+				t.Fatalf("rev %d: byID[%s] = %v, want %v", rev, id, g, n)
+			}
+		}
+		if !slices.EqualFunc(prev.members, before, func(a, b Node) bool { return sameNodeValue(&a, &b) }) {
+			t.Fatalf("rev %d: the previous snapshot's members changed", rev)
+		}
+		prev = got
 	}
 }
