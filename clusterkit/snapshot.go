@@ -55,10 +55,13 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 	if initial {
 		prev = nil
 	}
-	s := membersSnapshot(v.members, v.memberRev, leader, prev, changes)
+	s, changed := membersSnapshot(v.members, v.memberRev, leader, prev, changes)
 	chunks, known := v.parts.changedChunks(v.assign, oldAssign)
 	if prev != nil && known && prev.version == oldAssign.Version && prev.count == len(v.assign.Partitions) {
-		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, named(v.parts.slotOf, changedNodes(prev, s)))
+		if changed == nil {
+			changed = changedNodes(prev, s)
+		}
+		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, named(v.parts.slotOf, changed))
 	} else {
 		s = nextSnapshot(me, v.members, v.assign, v.memberRev, leader, prev, oldAssign)
 	}
@@ -82,20 +85,26 @@ func named(slotOf map[string]int, ids map[string]bool) []string {
 // replica, and incoming (being received).
 type roleCounts struct{ primary, replica, incoming int }
 
-// membersSnapshot returns a snapshot of the members alone (no map). prev
-// (may be nil) is the snapshot before the batch that made changes; its
-// members are never modified once built. It shares them when prev was
-// built at the same membership revision (a map version costs nothing per
-// member), and edits a copy when a few members changed (a join costs
-// O(N) per node, not a sort of every member: O(N log N), which at 700
-// nodes made each join cost the cluster O(N² log N)).
-func membersSnapshot(members map[string]memberRecord, membershipRev int64, leader string, prev *snapshot, changes []memberChange) *snapshot {
+// membersSnapshot returns a snapshot of the members alone (no map), and
+// the IDs whose Node may differ from prev's when it knows them (nil: it
+// does not). prev (may be nil) is the snapshot before the batch that made
+// changes; its members are never modified once built. It shares them when
+// prev was built at the same membership revision (a map version costs
+// nothing per member), and edits a copy when a few members changed (a
+// join costs O(N) per node, not a sort of every member: O(N log N), which
+// at 700 nodes made each join cost the cluster O(N² log N)).
+func membersSnapshot(members map[string]memberRecord, membershipRev int64, leader string, prev *snapshot, changes []memberChange) (*snapshot, map[string]bool) {
 	if prev != nil && prev.membershipRev == membershipRev && len(prev.members) == len(members) {
-		return &snapshot{membershipRev: membershipRev, leader: leader, members: prev.members, byID: prev.byID}
+		return &snapshot{membershipRev: membershipRev, leader: leader, members: prev.members, byID: prev.byID}, map[string]bool{}
 	}
 	s := &snapshot{membershipRev: membershipRev, leader: leader, byID: make(map[string]*Node, len(members))}
+	var changed map[string]bool
 	if prev != nil && len(changes) > 0 && len(changes) <= maxMemberEdits {
 		s.members = editedMembers(prev.members, members, changes)
+		changed = make(map[string]bool, len(changes))
+		for _, c := range changes {
+			changed[c.rec.ID] = true
+		}
 	} else {
 		s.members = make([]Node, 0, len(members))
 		for _, id := range slices.Sorted(maps.Keys(members)) {
@@ -105,7 +114,7 @@ func membersSnapshot(members map[string]memberRecord, membershipRev int64, leade
 	for i := range s.members {
 		s.byID[s.members[i].ID] = &s.members[i]
 	}
-	return s
+	return s, changed
 }
 
 // maxMemberEdits bounds the member changes of one batch that
@@ -144,7 +153,7 @@ func newSnapshot(me string, members map[string]memberRecord, a *assignment, memb
 // chunks it touched, not the whole map.
 func nextSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string,
 	prev *snapshot, prevMap *assignment) *snapshot {
-	s := membersSnapshot(members, membershipRev, leader, prev, nil)
+	s, _ := membersSnapshot(members, membershipRev, leader, prev, nil)
 	if a == nil {
 		return s
 	}
@@ -243,11 +252,9 @@ func (s *snapshot) setMapState(a *assignment) {
 			s.away = append(s.away, pn.ID)
 		}
 	}
-	live := make([]plannedNode, len(s.members))
-	for i, m := range s.members {
-		live[i] = plannedNode{ID: m.ID, Zone: m.Zone, Weight: m.Weight, Incarnation: m.Incarnation}
-	}
-	s.settled = slices.EqualFunc(a.Planned, live, sameNode) && a.incomingCount() == 0
+	s.settled = slices.EqualFunc(a.Planned, s.members, func(pn plannedNode, m Node) bool {
+		return sameNode(pn, plannedNode{ID: m.ID, Zone: m.Zone, Weight: m.Weight, Incarnation: m.Incarnation})
+	}) && a.incomingCount() == 0
 }
 
 // tally adds (d 1) or removes (d -1) partition p's part of the counts
@@ -318,9 +325,6 @@ func (s *snapshot) nodesFor(part Partition) []Node {
 // in one only included).
 func changedNodes(a, b *snapshot) map[string]bool {
 	out := map[string]bool{}
-	if len(a.members) > 0 && len(a.members) == len(b.members) && &a.members[0] == &b.members[0] {
-		return out // shared: see membersSnapshot
-	}
 	for id, n := range a.byID {
 		if m, ok := b.byID[id]; !ok || !sameNodeValue(n, m) {
 			out[id] = true

@@ -36,7 +36,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 	for _, me := range []string{"a", "e"} {
 		for i := 1; i < len(steps); i++ {
 			prev := newSnapshot(me, in.members, steps[i-1], 7, "a")
-			got := prev.withChunks(me, membersSnapshot(in.members, 7, "b", nil, nil), steps[i], steps[i-1], slices.Collect(changedChunkList(steps[i-1], steps[i])), nil)
+			got := prev.withChunks(me, membersOnly(in.members, 7, "b"), steps[i], steps[i-1], slices.Collect(changedChunkList(steps[i-1], steps[i])), nil)
 			want := newSnapshot(me, in.members, steps[i], 7, "b")
 			compareSnapshots(t, me, i, got, want)
 			// The published snapshot prev is left as it was (chunks are
@@ -49,7 +49,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 		last := steps[len(steps)-1]
 		joined := members("a", "b", "c", "d", "e", "z")
 		prev := newSnapshot(me, in.members, last, 7, "b")
-		got := prev.withChunks(me, membersSnapshot(joined, 8, "b", nil, nil), last, last, nil, nil)
+		got := prev.withChunks(me, membersOnly(joined, 8, "b"), last, last, nil, nil)
 		compareSnapshots(t, me, len(steps), got, newSnapshot(me, joined, last, 8, "b"))
 		// A named node leaves and another turns unhealthy, with a map
 		// change: their partitions are rebuilt (offline, unhealthy).
@@ -57,7 +57,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 		sick := left["d"]
 		sick.Healthy = false
 		left["d"] = sick
-		got = newSnapshot(me, in.members, steps[1], 7, "b").withChunks(me, membersSnapshot(left, 9, "b", nil, nil), last, steps[1],
+		got = newSnapshot(me, in.members, steps[1], 7, "b").withChunks(me, membersOnly(left, 9, "b"), last, steps[1],
 			slices.Collect(changedChunkList(steps[1], last)), []string{"c", "d"})
 		compareSnapshots(t, me, len(steps)+1, got, newSnapshot(me, left, last, 9, "b"))
 		compareSnapshots(t, me, len(steps)+1, nextSnapshot(me, left, last, 9, "b", newSnapshot(me, in.members, steps[1], 7, "b"), steps[1]),
@@ -122,7 +122,7 @@ func compareSnapshots(t *testing.T, me string, step int, got, want *snapshot) {
 func TestEditedMembersMatchesRebuild(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	members := map[string]memberRecord{}
-	prev := membersSnapshot(members, 1, "", nil, nil)
+	prev := membersOnly(members, 1, "")
 	for rev := int64(2); rev < 2000; rev++ {
 		var changes []memberChange
 		for range 1 + rng.IntN(maxMemberEdits) {
@@ -139,8 +139,13 @@ func TestEditedMembersMatchesRebuild(t *testing.T) {
 			changes = append(changes, memberChange{put: true, rec: rec})
 		}
 		before := slices.Clone(prev.members)
-		got := membersSnapshot(members, rev, "", prev, changes)
-		want := membersSnapshot(members, rev, "", nil, nil)
+		got, changed := membersSnapshot(members, rev, "", prev, changes)
+		want := membersOnly(members, rev, "")
+		for id := range changedNodes(prev, got) {
+			if !changed[id] {
+				t.Fatalf("rev %d: %s changed but is not reported", rev, id)
+			}
+		}
 		if !slices.EqualFunc(got.members, want.members, func(a, b Node) bool { return sameNodeValue(&a, &b) }) {
 			t.Fatalf("rev %d: edited members %v, rebuilt %v", rev, got.members, want.members)
 		}
@@ -154,4 +159,10 @@ func TestEditedMembersMatchesRebuild(t *testing.T) {
 		}
 		prev = got
 	}
+}
+
+// membersOnly is membersSnapshot built from scratch.
+func membersOnly(members map[string]memberRecord, rev int64, leader string) *snapshot {
+	s, _ := membersSnapshot(members, rev, leader, nil, nil)
+	return s
 }
