@@ -22,7 +22,10 @@
 // notifications, so that the watcher knows how far it is in sync even when
 // nothing under the prefix changes. When the watch fails for any reason
 // other than compaction (no leader, etcd restarted, stream canceled), or
-// etcd stays silent for two progress intervals, the watcher backs off
+// etcd stays silent for two progress intervals (twice as long after each
+// attempt in a row that etcd left silent soon after it began, up to 16
+// times: an overloaded etcd is not asked to replay the history again and
+// again), the watcher backs off
 // (bounded and jittered) and watches again from the last revision it
 // delivered or had confirmed (it drops that revision's events when etcd
 // sends them again), re-reading if that revision was compacted meanwhile.
