@@ -63,7 +63,7 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 		}
 		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, named(v.parts.slotOf, changed))
 	} else {
-		s = nextSnapshot(me, v.members, v.assign, v.memberRev, leader, prev, oldAssign)
+		s = nextSnapshot(me, s, v.assign, prev, oldAssign)
 	}
 	ptr.Store(s)
 	return s
@@ -144,16 +144,16 @@ func editedMembers(old []Node, members map[string]memberRecord, changes []member
 
 // newSnapshot builds a snapshot for node me. a may be nil (no map yet).
 func newSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string) *snapshot {
-	return nextSnapshot(me, members, a, membershipRev, leader, nil, nil)
+	s, _ := membersSnapshot(members, membershipRev, leader, nil, nil)
+	return nextSnapshot(me, s, a, nil, nil)
 }
 
-// nextSnapshot builds the snapshot that follows prev (built from the map
-// prevMap; both may be nil): a chunk whose partitions' states and serving
-// nodes' records are unchanged is shared with prev, so a change costs the
+// nextSnapshot completes s (members only, see membersSnapshot) as the
+// snapshot of map a that follows prev (built from the map prevMap; both
+// may be nil): a chunk whose partitions' states and serving nodes'
+// records are unchanged is shared with prev, so a change costs the
 // chunks it touched, not the whole map.
-func nextSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string,
-	prev *snapshot, prevMap *assignment) *snapshot {
-	s, _ := membersSnapshot(members, membershipRev, leader, prev, nil)
+func nextSnapshot(me string, s *snapshot, a *assignment, prev *snapshot, prevMap *assignment) *snapshot {
 	if a == nil {
 		return s
 	}
