@@ -1,8 +1,10 @@
 package clusterkit
 
 import (
+	"iter"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,28 +29,32 @@ func (f *follower) memberEvent(m memberChange, c *batchChange) {
 	switch {
 	case !m.put:
 		node.Status = NodeOffline
-		ev := &NodeLeaveEvent{Node: &node, Reason: m.reason, Timestamp: c.now}
-		if c.oldAssign != nil {
-			for p, ps := range c.oldAssign.Partitions {
-				switch i := slices.Index(ps.Serving, m.rec.ID); {
-				case i == 0:
-					ev.PartitionsOwned = append(ev.PartitionsOwned, PartitionID(p))
-				case i > 0:
-					ev.PartitionsReplica = append(ev.PartitionsReplica, PartitionID(p))
+		old, now := c.oldAssign, c.now
+		ev := sync.OnceValue(func() *NodeLeaveEvent {
+			ev := &NodeLeaveEvent{Node: &node, Reason: m.reason, Timestamp: now}
+			if old != nil {
+				for p, ps := range old.Partitions {
+					switch i := slices.Index(ps.Serving, m.rec.ID); {
+					case i == 0:
+						ev.PartitionsOwned = append(ev.PartitionsOwned, PartitionID(p))
+					case i > 0:
+						ev.PartitionsReplica = append(ev.PartitionsReplica, PartitionID(p))
+					}
 				}
 			}
-		}
+			return ev
+		})
 		f.log.Info("node left", zapNode(m.rec.ID), zap.String("reason", string(m.reason)))
-		notify(n, "node_leave", &n.hooks.nodeLeave, func(fn NodeLeaveHandler) { fn(ev) }, false)
+		notify(n, "node_leave", &n.hooks.nodeLeave, func(fn NodeLeaveHandler) { fn(ev()) }, false)
 	case m.prev != nil && m.prev.Incarnation == m.rec.Incarnation:
 		// An update of a live member (health, state), or the same process
 		// registering again on a new lease before the old key expired.
 	case m.prev != nil:
 		// A new process took its node's live membership over.
-		ev := &NodeRejoinEvent{Node: &node, LastSeenAt: c.now, Timestamp: c.now, DataKept: m.rec.Durable,
-			PartitionsBeforeLeave: partitionsOf(c.newAssign, m.rec.ID)}
+		ev := &NodeRejoinEvent{Node: &node, LastSeenAt: c.now, Timestamp: c.now, DataKept: m.rec.Durable}
+		full := completedBy(ev, partitionsOf(c.newAssign, m.rec.ID))
 		f.log.Info("node rejoined", zapNode(m.rec.ID), zap.Duration("offline", 0))
-		notify(n, "node_rejoin", &n.hooks.nodeRejoin, func(fn NodeRejoinHandler) { fn(ev) }, false)
+		notify(n, "node_rejoin", &n.hooks.nodeRejoin, func(fn NodeRejoinHandler) { fn(full()) }, false)
 	default:
 		f.arrivalEvent(m, node, c)
 	}
@@ -62,14 +68,18 @@ func (f *follower) arrivalEvent(m memberChange, node Node, c *batchChange) {
 	// what this node saw: the map still names the node's partitions then,
 	// since the leader writes history with the map that drops them.
 	var last time.Time
-	var before []string
+	var before func() []string
 	var prevIncarnation int64
 	h, hasHistory := c.history[m.rec.ID]
 	switch d := m.departure; {
 	case hasHistory && (d == nil || h.Incarnation == d.Record.Incarnation):
 		last, prevIncarnation = h.LastSeen, h.Incarnation
-		for _, p := range slices.Sorted(slices.Values(slices.Concat(h.Primaries, h.Replicas))) {
-			before = append(before, PartitionID(p))
+		before = func() []string {
+			var ids []string
+			for _, p := range slices.Sorted(slices.Values(slices.Concat(h.Primaries, h.Replicas))) {
+				ids = append(ids, PartitionID(p))
+			}
+			return ids
 		}
 	case d != nil:
 		last, prevIncarnation = d.At, d.Record.Incarnation
@@ -82,24 +92,39 @@ func (f *follower) arrivalEvent(m memberChange, node Node, c *batchChange) {
 	}
 	same := prevIncarnation != 0 && prevIncarnation == m.rec.Incarnation
 	ev := &NodeRejoinEvent{Node: &node, LastSeenAt: last, OfflineDuration: max(0, c.now.Sub(last)),
-		PartitionsBeforeLeave: before, SameIncarnation: same, DataKept: same || m.rec.Durable, Timestamp: c.now}
+		SameIncarnation: same, DataKept: same || m.rec.Durable, Timestamp: c.now}
 	f.log.Info("node rejoined", zapNode(m.rec.ID), zap.Duration("offline", ev.OfflineDuration),
 		zap.Bool("same_incarnation", same), zap.Bool("data_kept", ev.DataKept))
-	notify(n, "node_rejoin", &n.hooks.nodeRejoin, func(fn NodeRejoinHandler) { fn(ev) }, false)
+	full := completedBy(ev, before)
+	notify(n, "node_rejoin", &n.hooks.nodeRejoin, func(fn NodeRejoinHandler) { fn(full()) }, false)
 }
 
-// partitionsOf lists the partitions id serves in a.
-func partitionsOf(a *assignment, id string) []string {
-	if a == nil {
-		return nil
-	}
-	var out []string
-	for p, ps := range a.Partitions {
-		if slices.Contains(ps.Serving, id) {
-			out = append(out, PartitionID(p))
+// completedBy returns ev with PartitionsBeforeLeave set from before,
+// which runs once, when the first handler asks (on the dispatcher's
+// goroutine).
+func completedBy(ev *NodeRejoinEvent, before func() []string) func() *NodeRejoinEvent {
+	return sync.OnceValue(func() *NodeRejoinEvent {
+		ev.PartitionsBeforeLeave = before()
+		return ev
+	})
+}
+
+// partitionsOf returns a function listing the partitions id serves in a
+// (immutable): the list costs a pass over the map, so the events build it
+// on the dispatcher's goroutine, and only for a registered handler.
+func partitionsOf(a *assignment, id string) func() []string {
+	return func() []string {
+		if a == nil {
+			return nil
 		}
+		var out []string
+		for p, ps := range a.Partitions {
+			if slices.Contains(ps.Serving, id) {
+				out = append(out, PartitionID(p))
+			}
+		}
+		return out
 	}
-	return out
 }
 
 // rebalanceEvents reports, in order: rebalances overtaken by a later one,
@@ -183,7 +208,8 @@ func (f *follower) assignmentEvents(c *batchChange) {
 			return pn.Incarnation, pn.Durable, ok
 		}, nil)
 	}
-	for p, ps := range c.newAssign.Partitions {
+	for p := range f.changedPartitions(c, len(lost) == 0) {
+		ps := c.newAssign.Partitions[p]
 		var old partitionState
 		if c.oldAssign != nil {
 			old = c.oldAssign.Partitions[p]
@@ -197,6 +223,34 @@ func (f *follower) assignmentEvents(c *batchChange) {
 		f.partitionEvents(p, old, ps, base, c)
 	}
 	f.handoffs.withdraw(c.newAssign)
+}
+
+// changedPartitions yields, in index order, the partitions whose events
+// assignmentEvents derives: those of the chunks the new map changed when
+// the map knows them (a partition that did not change gains nothing) and
+// no node's data counts as lost (lost, which changes old states), else
+// every partition. So a version costs the chunks it touched, not the map.
+func (f *follower) changedPartitions(c *batchChange, noneLost bool) iter.Seq[int] {
+	P := len(c.newAssign.Partitions)
+	chunks, known := f.view.parts.changedChunks(c.newAssign, c.oldAssign)
+	return func(yield func(int) bool) {
+		if !known || c.initial || !noneLost {
+			for p := range P {
+				if !yield(p) {
+					return
+				}
+			}
+			return
+		}
+		for _, ch := range chunks {
+			lo, hi := chunkRange(ch, P)
+			for p := lo; p < hi; p++ {
+				if !yield(p) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // partitionEvents reports the gains of one partition between its old and

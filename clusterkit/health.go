@@ -34,13 +34,8 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 		}
 	}
 	h.TotalNodes = len(s.members)
-	for _, n := range s.members {
-		if n.Status == NodeUnhealthy {
-			h.UnhealthyNodeIDs = append(h.UnhealthyNodeIDs, n.ID)
-		} else {
-			h.HealthyNodes++
-		}
-	}
+	h.UnhealthyNodeIDs = slices.Clone(s.unhealthy)
+	h.HealthyNodes = h.TotalNodes - len(s.unhealthy)
 	for live, n := range s.live {
 		if live == 0 {
 			h.PartitionsWithoutNode += n

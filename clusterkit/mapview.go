@@ -114,31 +114,16 @@ func putLatest[T any](latest map[int]latestPart[T], index string, limit int, app
 // version. On error nothing changes.
 func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) {
 	V := meta.Version
-	table := make(map[int]wireSlot, len(m.table))
-	for i := range m.slots {
-		table[i] = wireSlot{}
-	}
-	for i := range m.table {
-		table[i] = wireSlot{}
-	}
-	for i := range table {
-		lat, cur := m.slots[i], m.table[i]
-		switch {
-		case lat.v != nil && lat.tag <= V:
-			table[i] = *lat.v
-		case cur.Tag > 0:
-			table[i] = cur
-		case lat.v == nil && lat.tag == 0 && m.hasSlot(i):
-			return nil, fmt.Errorf("node slot %d: %w", i, errPartUnreadable)
-		default:
-			return nil, errMapIncomplete
-		}
+	table, slotOf, planned, err := m.nodeTable(V, old)
+	if err != nil {
+		return nil, err
 	}
 	name := func(s int64) (string, bool) {
 		w, ok := table[int(s)]
 		return w.ID, ok && s >= 0 && s < maxNodeSlots && w.ID != ""
 	}
-	next := &assignment{Version: V, Maintenance: meta.Maintenance, Served: meta.Served, Partitions: make([]partitionState, meta.Partitions)}
+	next := &assignment{Version: V, Maintenance: meta.Maintenance, Served: meta.Served, Planned: planned,
+		Partitions: make([]partitionState, meta.Partitions)}
 	if old != nil {
 		copy(next.Partitions, old.Partitions)
 	}
@@ -168,17 +153,6 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 			return nil, errMapIncomplete
 		}
 	}
-	slotOf := make(map[string]int, len(table))
-	for i, w := range table {
-		if w.ID == "" {
-			continue
-		}
-		slotOf[w.ID] = i
-		if w.Planned != nil {
-			next.Planned = append(next.Planned, *w.Planned)
-		}
-	}
-	slices.SortFunc(next.Planned, func(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) })
 	m.version, m.table, m.slotOf, m.chunkTag, m.pending = V, table, slotOf, tags, nil
 	m.committed, m.baseVersion, m.decoded = next, 0, decoded
 	if old != nil {
@@ -186,6 +160,50 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 	}
 	m.forgetCommitted()
 	return next, nil
+}
+
+// nodeTable assembles the node table of version V: each slot's value,
+// the slot of each node it names, and the planned nodes sorted by ID.
+// When no slot part arrived since the applied version (old, its map), it
+// returns that version's, shared (they are never modified): a version
+// that changed only chunks does not rebuild them.
+func (m *mapParts) nodeTable(V int64, old *assignment) (map[int]wireSlot, map[string]int, []plannedNode, error) {
+	if len(m.slots) == 0 && old != nil && m.version > 0 && old.Version == m.version {
+		return m.table, m.slotOf, old.Planned, nil
+	}
+	table := make(map[int]wireSlot, len(m.table))
+	for i := range m.slots {
+		table[i] = wireSlot{}
+	}
+	for i := range m.table {
+		table[i] = wireSlot{}
+	}
+	for i := range table {
+		lat, cur := m.slots[i], m.table[i]
+		switch {
+		case lat.v != nil && lat.tag <= V:
+			table[i] = *lat.v
+		case cur.Tag > 0:
+			table[i] = cur
+		case lat.v == nil && lat.tag == 0 && m.hasSlot(i):
+			return nil, nil, nil, fmt.Errorf("node slot %d: %w", i, errPartUnreadable)
+		default:
+			return nil, nil, nil, errMapIncomplete
+		}
+	}
+	slotOf := make(map[string]int, len(table))
+	var planned []plannedNode
+	for i, w := range table {
+		if w.ID == "" {
+			continue
+		}
+		slotOf[w.ID] = i
+		if w.Planned != nil {
+			planned = append(planned, *w.Planned)
+		}
+	}
+	slices.SortFunc(planned, func(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) })
+	return table, slotOf, planned, nil
 }
 
 // forgetCommitted drops the newest values of the parts the applied

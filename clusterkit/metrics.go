@@ -149,16 +149,8 @@ func (m *metrics) bind(failingHandoffs func() int, etcdConnected func() bool) {
 // observeSnapshot refreshes the per-node gauges from a new snapshot.
 func (m *metrics) observeSnapshot(s *snapshot) {
 	m.assignmentVersion.Set(float64(s.version))
-	active, unhealthy := 0, 0
-	for _, n := range s.members {
-		if n.Status == NodeUnhealthy {
-			unhealthy++
-		} else {
-			active++
-		}
-	}
-	m.members.WithLabelValues(NodeActive).Set(float64(active))
-	m.members.WithLabelValues(NodeUnhealthy).Set(float64(unhealthy))
+	m.members.WithLabelValues(NodeActive).Set(float64(len(s.members) - len(s.unhealthy)))
+	m.members.WithLabelValues(NodeUnhealthy).Set(float64(len(s.unhealthy)))
 	m.partitions.WithLabelValues("primary").Set(float64(s.mine.primary))
 	m.partitions.WithLabelValues("replica").Set(float64(s.mine.replica))
 	m.partitions.WithLabelValues("incoming").Set(float64(s.mine.incoming))

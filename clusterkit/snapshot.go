@@ -19,10 +19,11 @@ type snapshot struct {
 	// shared with the next snapshot while none of its partitions changed.
 	count  int
 	chunks []*snapChunk
-	// members are the live members sorted by ID; byID also names nodes the
-	// map still mentions after they left (Status NodeOffline).
-	members []Node
-	byID    map[string]*Node
+	// members are the live members sorted by ID (member finds one);
+	// unhealthy are the IDs of those whose Status is NodeUnhealthy. Both
+	// are shared with the next snapshot while the members are unchanged.
+	members   []Node
+	unhealthy []string
 	// membershipRev is the etcd revision of the last member change seen.
 	membershipRev int64
 	leader        string
@@ -71,11 +72,11 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 
 // named returns the nodes of ids that have a slot in the map's node table
 // (slotOf): those the map may name.
-func named(slotOf map[string]int, ids map[string]bool) []string {
-	var out []string
+func named(slotOf map[string]int, ids map[string]bool) map[string]bool {
+	out := map[string]bool{}
 	for id := range ids {
 		if _, ok := slotOf[id]; ok {
-			out = append(out, id)
+			out[id] = true
 		}
 	}
 	return out
@@ -95,9 +96,9 @@ type roleCounts struct{ primary, replica, incoming int }
 // at 700 nodes made each join cost the cluster O(N² log N)).
 func membersSnapshot(members map[string]memberRecord, membershipRev int64, leader string, prev *snapshot, changes []memberChange) (*snapshot, map[string]bool) {
 	if prev != nil && prev.membershipRev == membershipRev && len(prev.members) == len(members) {
-		return &snapshot{membershipRev: membershipRev, leader: leader, members: prev.members, byID: prev.byID}, map[string]bool{}
+		return &snapshot{membershipRev: membershipRev, leader: leader, members: prev.members, unhealthy: prev.unhealthy}, map[string]bool{}
 	}
-	s := &snapshot{membershipRev: membershipRev, leader: leader, byID: make(map[string]*Node, len(members))}
+	s := &snapshot{membershipRev: membershipRev, leader: leader}
 	var changed map[string]bool
 	if prev != nil && len(changes) > 0 && len(changes) <= maxMemberEdits {
 		s.members = editedMembers(prev.members, members, changes)
@@ -112,7 +113,9 @@ func membersSnapshot(members map[string]memberRecord, membershipRev int64, leade
 		}
 	}
 	for i := range s.members {
-		s.byID[s.members[i].ID] = &s.members[i]
+		if s.members[i].Status == NodeUnhealthy {
+			s.unhealthy = append(s.unhealthy, s.members[i].ID)
+		}
 	}
 	return s, changed
 }
@@ -123,12 +126,14 @@ func membersSnapshot(members map[string]memberRecord, membershipRev int64, leade
 const maxMemberEdits = 16
 
 // editedMembers returns old (sorted by ID) with the members of changes
-// as members now holds them: updated, inserted or removed.
+// as members now holds them: updated, inserted or removed. It allocates
+// the result once, with room for every insertion.
 func editedMembers(old []Node, members map[string]memberRecord, changes []memberChange) []Node {
-	out := slices.Clone(old)
+	out := make([]Node, len(old), len(old)+len(changes))
+	copy(out, old)
 	for _, c := range changes {
 		id := c.rec.ID
-		i, found := slices.BinarySearchFunc(out, id, func(n Node, id string) int { return strings.Compare(n.ID, id) })
+		i, found := searchMembers(out, id)
 		rec, live := members[id]
 		switch {
 		case live && found:
@@ -192,6 +197,21 @@ func nextSnapshot(me string, s *snapshot, a *assignment, prev *snapshot, prevMap
 	return s
 }
 
+// searchMembers returns where id is, or would be inserted, in members
+// (sorted by ID), and whether it is there.
+func searchMembers(members []Node, id string) (int, bool) {
+	return slices.BinarySearchFunc(members, id, func(n Node, id string) int { return strings.Compare(n.ID, id) })
+}
+
+// member returns the live member id, if it is one: a binary search, so
+// that a member change costs no index rebuild.
+func (s *snapshot) member(id string) (*Node, bool) {
+	if i, ok := searchMembers(s.members, id); ok {
+		return &s.members[i], true
+	}
+	return nil, false
+}
+
 // withChunks completes s (members only, see membersSnapshot) as the
 // snapshot of map a for node me, from prev (the snapshot of prevMap),
 // when a differs from prevMap only in the given chunks and, among the
@@ -199,7 +219,7 @@ func nextSnapshot(me string, s *snapshot, a *assignment, prev *snapshot, prevMap
 // other chunks are shared with prev, and the counts adjusted by the
 // changed partitions only, so a change costs a copy of the chunk pointers
 // plus the chunks it touched. prev is not modified.
-func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment, chunks []int, renamed []string) *snapshot {
+func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment, chunks []int, renamed map[string]bool) *snapshot {
 	s.version, s.mine, s.live = a.Version, prev.mine, slices.Clone(prev.live)
 	s.setMapState(a)
 	s.count, s.chunks = prev.count, prev.chunks
@@ -222,7 +242,7 @@ func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment,
 		return s
 	}
 	for p, ps := range a.Partitions {
-		if slices.ContainsFunc(ps.Serving, func(id string) bool { return slices.Contains(renamed, id) }) {
+		if slices.ContainsFunc(ps.Serving, func(id string) bool { return renamed[id] }) {
 			old := prevMap.Partitions[p]
 			if rebuilt[p] {
 				old = ps
@@ -286,7 +306,7 @@ func (s *snapshot) buildPartition(ch *snapChunk, me string, p int, ps partitionS
 	part := Partition{ID: PartitionID(p), Index: p, Epoch: ps.Epoch, ReplicaNodes: []string{}, IncomingNodes: []string{}}
 	ch.isPrimary[i], ch.isReplica[i], ch.liveOf[i] = false, false, 0
 	for _, id := range ps.Serving {
-		if n, ok := s.byID[id]; ok && n.Status != NodeOffline {
+		if n, ok := s.member(id); ok && n.Status != NodeOffline {
 			ch.liveOf[i]++
 		}
 	}
@@ -322,20 +342,38 @@ func (s *snapshot) nodesFor(part Partition) []Node {
 }
 
 // changedNodes returns the IDs whose Node differs between a and b (present
-// in one only included).
+// in one only included): a merge of the two sorted member lists.
 func changedNodes(a, b *snapshot) map[string]bool {
 	out := map[string]bool{}
-	for id, n := range a.byID {
-		if m, ok := b.byID[id]; !ok || !sameNodeValue(n, m) {
-			out[id] = true
-		}
-	}
-	for id := range b.byID {
-		if _, ok := a.byID[id]; !ok {
-			out[id] = true
+	x, y := a.members, b.members
+	for len(x) > 0 || len(y) > 0 {
+		switch c := compareHeads(x, y); {
+		case c < 0:
+			out[x[0].ID] = true
+			x = x[1:]
+		case c > 0:
+			out[y[0].ID] = true
+			y = y[1:]
+		default:
+			if !sameNodeValue(&x[0], &y[0]) {
+				out[x[0].ID] = true
+			}
+			x, y = x[1:], y[1:]
 		}
 	}
 	return out
+}
+
+// compareHeads orders the first members of two sorted lists by ID, an
+// empty list after any member.
+func compareHeads(x, y []Node) int {
+	switch {
+	case len(x) == 0:
+		return 1
+	case len(y) == 0:
+		return -1
+	}
+	return strings.Compare(x[0].ID, y[0].ID)
 }
 
 func sameNodeValue(a, b *Node) bool {
@@ -345,7 +383,7 @@ func sameNodeValue(a, b *Node) bool {
 
 // node returns the member record of id, or an offline placeholder.
 func (s *snapshot) node(id string) Node {
-	if n, ok := s.byID[id]; ok {
+	if n, ok := s.member(id); ok {
 		return *n
 	}
 	return Node{ID: id, Status: NodeOffline}

@@ -2,7 +2,6 @@ package clusterkit
 
 import (
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -58,7 +57,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 		sick.Healthy = false
 		left["d"] = sick
 		got = newSnapshot(me, in.members, steps[1], 7, "b").withChunks(me, membersOnly(left, 9, "b"), last, steps[1],
-			slices.Collect(changedChunkList(steps[1], last)), []string{"c", "d"})
+			slices.Collect(changedChunkList(steps[1], last)), map[string]bool{"c": true, "d": true})
 		compareSnapshots(t, me, len(steps)+1, got, newSnapshot(me, left, last, 9, "b"))
 		compareSnapshots(t, me, len(steps)+1, nextSnapshot(me, membersOnly(left, 9, "b"), last, newSnapshot(me, in.members, steps[1], 7, "b"), steps[1]),
 			newSnapshot(me, left, last, 9, "b"))
@@ -110,7 +109,8 @@ func compareSnapshots(t *testing.T, me string, step int, got, want *snapshot) {
 			t.Fatalf("%s, step %d, partition %d: nodes %v, want %v", me, step, p, got.servingAt(p), want.servingAt(p))
 		}
 	}
-	if !maps.EqualFunc(got.byID, want.byID, sameNodeValue) {
+	if !slices.EqualFunc(got.members, want.members, func(x, y Node) bool { return sameNodeValue(&x, &y) }) ||
+		!slices.Equal(got.unhealthy, want.unhealthy) {
 		t.Fatalf("%s, step %d: members differ", me, step)
 	}
 }
@@ -149,10 +149,13 @@ func TestEditedMembersMatchesRebuild(t *testing.T) {
 		if !slices.EqualFunc(got.members, want.members, func(a, b Node) bool { return sameNodeValue(&a, &b) }) {
 			t.Fatalf("rev %d: edited members %v, rebuilt %v", rev, got.members, want.members)
 		}
-		for id, n := range want.byID {
-			if g := got.byID[id]; g == nil || !sameNodeValue(g, n) || len(got.byID) != len(want.byID) {
-				t.Fatalf("rev %d: byID[%s] = %v, want %v", rev, id, g, n)
+		for _, n := range want.members {
+			if g, ok := got.member(n.ID); !ok || !sameNodeValue(g, &n) {
+				t.Fatalf("rev %d: member(%s) = %v, want %v", rev, n.ID, g, n)
 			}
+		}
+		if !slices.Equal(got.unhealthy, want.unhealthy) {
+			t.Fatalf("rev %d: unhealthy %v, want %v", rev, got.unhealthy, want.unhealthy)
 		}
 		if !slices.EqualFunc(prev.members, before, func(a, b Node) bool { return sameNodeValue(&a, &b) }) {
 			t.Fatalf("rev %d: the previous snapshot's members changed", rev)

@@ -34,6 +34,9 @@ type view struct {
 	request      *rebalanceRequest
 	control      map[controlAction]controlRequest // operator requests, applied or not
 	leaders      map[string]leaderKey             // election keys
+	// leaderKeyName is the key of leaders with the lowest create revision
+	// ("" when there is none): the current leader's.
+	leaderKeyName string
 	// departed holds, per node whose member key was deleted and has not
 	// come back, how it left.
 	departed map[string]departure
@@ -58,16 +61,33 @@ func newView(partitions int) *view {
 	}
 }
 
-// leader returns the current leader's node ID: the election key with the
-// lowest create revision.
-func (v *view) leader() string {
-	best, id := int64(0), ""
-	for _, k := range v.leaders {
-		if best == 0 || k.createRev < best {
-			best, id = k.createRev, k.value
+// leader returns the current leader's node ID: the value of the election
+// key with the lowest create revision.
+func (v *view) leader() string { return v.leaders[v.leaderKeyName].value }
+
+// setLeaderKey applies a put (put) or delete of election key name. A put
+// takes the leadership only with a lower create revision; only a change
+// of the leader's own key looks at every key, so a candidate's arrival
+// costs O(1), not O(candidates).
+func (v *view) setLeaderKey(name string, k leaderKey, put bool) {
+	old := v.leaders[name]
+	if put {
+		v.leaders[name] = k
+	} else {
+		delete(v.leaders, name)
+	}
+	cur, ok := v.leaders[v.leaderKeyName]
+	switch {
+	case put && (!ok || k.createRev < cur.createRev):
+		v.leaderKeyName = name
+	case name == v.leaderKeyName && (!put || k.createRev != old.createRev):
+		v.leaderKeyName = ""
+		for n, c := range v.leaders {
+			if best, ok := v.leaders[v.leaderKeyName]; !ok || c.createRev < best.createRev {
+				v.leaderKeyName = n
+			}
 		}
 	}
-	return id
 }
 
 // pendingManual returns the manual request the leader has not started yet.
@@ -230,11 +250,7 @@ func (d decoder) applyOther(v *view, e watcher.Event) {
 			delete(v.ready, id)
 		}
 	case strings.HasPrefix(key, k.leaderPrefix()):
-		if put {
-			v.leaders[key] = leaderKey{value: string(e.Value), createRev: e.CreateRevision}
-		} else {
-			delete(v.leaders, key)
-		}
+		v.setLeaderKey(key, leaderKey{value: string(e.Value), createRev: e.CreateRevision}, put)
 	case key == k.assignment():
 		d.applyLegacy(v, e)
 	case key == k.config():
