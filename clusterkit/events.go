@@ -198,7 +198,7 @@ func (f *follower) assignmentEvents(c *batchChange) {
 	// old map holds no data from before: what it served counts as lost,
 	// like the leader counts it (see reconcile).
 	var lost map[string]bool
-	if c.oldAssign != nil {
+	if c.oldAssign != nil && !samePlanned(c.oldAssign.Planned, c.newAssign.Planned) {
 		now := make(map[string]plannedNode, len(c.newAssign.Planned))
 		for _, pn := range c.newAssign.Planned {
 			now[pn.ID] = pn

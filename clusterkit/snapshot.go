@@ -305,11 +305,6 @@ func (s *snapshot) buildPartition(ch *snapChunk, me string, p int, ps partitionS
 	_, i := chunkOf(p)
 	part := Partition{ID: PartitionID(p), Index: p, Epoch: ps.Epoch, ReplicaNodes: []string{}, IncomingNodes: []string{}}
 	ch.isPrimary[i], ch.isReplica[i], ch.liveOf[i] = false, false, 0
-	for _, id := range ps.Serving {
-		if n, ok := s.member(id); ok && n.Status != NodeOffline {
-			ch.liveOf[i]++
-		}
-	}
 	if len(ps.Serving) > 0 {
 		part.PrimaryNode = ps.Serving[0]
 		// Shared with the map, which is immutable, as the Partition is
@@ -325,6 +320,11 @@ func (s *snapshot) buildPartition(ch *snapChunk, me string, p int, ps partitionS
 	}
 	ch.partitions[i] = part
 	ch.serving[i] = s.nodesFor(part)
+	for _, n := range ch.serving[i] {
+		if n.Status != NodeOffline {
+			ch.liveOf[i]++
+		}
+	}
 }
 
 // nodesFor builds the serving nodes of part, primary first, from the
