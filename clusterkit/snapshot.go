@@ -101,11 +101,7 @@ func membersSnapshot(members map[string]memberRecord, membershipRev int64, leade
 	s := &snapshot{membershipRev: membershipRev, leader: leader}
 	var changed map[string]bool
 	if prev != nil && len(changes) > 0 && len(changes) <= maxMemberEdits {
-		s.members = editedMembers(prev.members, members, changes)
-		changed = make(map[string]bool, len(changes))
-		for _, c := range changes {
-			changed[c.rec.ID] = true
-		}
+		s.members, changed = editedMembers(prev.members, members, changes)
 	} else {
 		s.members = make([]Node, 0, len(members))
 		for _, id := range slices.Sorted(maps.Keys(members)) {
@@ -126,25 +122,30 @@ func membersSnapshot(members map[string]memberRecord, membershipRev int64, leade
 const maxMemberEdits = 16
 
 // editedMembers returns old (sorted by ID) with the members of changes
-// as members now holds them: updated, inserted or removed. It allocates
-// the result once, with room for every insertion.
-func editedMembers(old []Node, members map[string]memberRecord, changes []memberChange) []Node {
+// as members now holds them (updated, inserted or removed), and the IDs
+// whose Node differs from old's: a record update that leaves the Node as
+// it was (its lease, its state) changes no partition's nodes. It
+// allocates the result once, with room for every insertion.
+func editedMembers(old []Node, members map[string]memberRecord, changes []memberChange) ([]Node, map[string]bool) {
 	out := make([]Node, len(old), len(old)+len(changes))
 	copy(out, old)
+	changed := make(map[string]bool, len(changes))
 	for _, c := range changes {
 		id := c.rec.ID
 		i, found := searchMembers(out, id)
 		rec, live := members[id]
 		switch {
 		case live && found:
-			out[i] = rec.node()
+			if n := rec.node(); !sameNodeValue(&out[i], &n) {
+				out[i], changed[id] = n, true
+			}
 		case live:
-			out = slices.Insert(out, i, rec.node())
+			out, changed[id] = slices.Insert(out, i, rec.node()), true
 		case found:
-			out = slices.Delete(out, i, i+1)
+			out, changed[id] = slices.Delete(out, i, i+1), true
 		}
 	}
-	return out
+	return out, changed
 }
 
 // newSnapshot builds a snapshot for node me. a may be nil (no map yet).
