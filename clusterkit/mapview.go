@@ -3,6 +3,7 @@ package clusterkit
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -163,34 +164,61 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 }
 
 // nodeTable assembles the node table of version V: each slot's value,
-// the slot of each node it names, and the planned nodes sorted by ID.
-// When no slot part arrived since the applied version (old, its map), it
-// returns that version's, shared (they are never modified): a version
-// that changed only chunks does not rebuild them.
+// the slot of each node it names, and the planned nodes sorted by ID. It
+// starts from the applied version's (old is its map; they are never
+// modified) and changes only the slots whose parts arrived since, so a
+// version costs O(N) copying at most, no sort, and one that changed only
+// chunks shares them outright.
 func (m *mapParts) nodeTable(V int64, old *assignment) (map[int]wireSlot, map[string]int, []plannedNode, error) {
-	if len(m.slots) == 0 && old != nil && m.version > 0 && old.Version == m.version {
+	based := old != nil && m.version > 0 && old.Version == m.version
+	if based && len(m.slots) == 0 {
 		return m.table, m.slotOf, old.Planned, nil
 	}
-	table := make(map[int]wireSlot, len(m.table))
-	for i := range m.slots {
-		table[i] = wireSlot{}
-	}
-	for i := range m.table {
-		table[i] = wireSlot{}
-	}
-	for i := range table {
-		lat, cur := m.slots[i], m.table[i]
-		switch {
+	changed := map[int]wireSlot{}
+	for i, lat := range m.slots {
+		switch _, ok := m.table[i]; {
 		case lat.v != nil && lat.tag <= V:
-			table[i] = *lat.v
-		case cur.Tag > 0:
-			table[i] = cur
-		case lat.v == nil && lat.tag == 0 && m.hasSlot(i):
+			changed[i] = *lat.v
+		case ok: // staged for a later version, or unreadable: V keeps cur
+		case lat.v == nil:
 			return nil, nil, nil, fmt.Errorf("node slot %d: %w", i, errPartUnreadable)
 		default:
 			return nil, nil, nil, errMapIncomplete
 		}
 	}
+	if !based {
+		table := maps.Clone(m.table)
+		maps.Copy(table, changed)
+		return fullNodeTable(table)
+	}
+	table, slotOf := maps.Clone(m.table), maps.Clone(m.slotOf)
+	gone := map[string]bool{}
+	var added []plannedNode
+	for i, w := range changed {
+		// A node may move between slots within one version: its old slot
+		// drops it only while it still points there.
+		cur := m.table[i]
+		if cur.ID != "" && slotOf[cur.ID] == i {
+			delete(slotOf, cur.ID)
+		}
+		if w.ID != "" {
+			slotOf[w.ID] = i
+		}
+		if cur.Planned != nil {
+			gone[cur.ID] = true
+		}
+		if table[i] = w; w.Planned != nil {
+			added = append(added, *w.Planned)
+		}
+	}
+	slices.SortFunc(added, comparePlanned)
+	kept := slices.DeleteFunc(slices.Clone(old.Planned), func(pn plannedNode) bool { return gone[pn.ID] })
+	return table, slotOf, mergePlanned(kept, added), nil
+}
+
+// fullNodeTable completes a node table from its slot values alone (the
+// first version of the map in parts).
+func fullNodeTable(table map[int]wireSlot) (map[int]wireSlot, map[string]int, []plannedNode, error) {
 	slotOf := make(map[string]int, len(table))
 	var planned []plannedNode
 	for i, w := range table {
@@ -202,8 +230,23 @@ func (m *mapParts) nodeTable(V int64, old *assignment) (map[int]wireSlot, map[st
 			planned = append(planned, *w.Planned)
 		}
 	}
-	slices.SortFunc(planned, func(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(planned, comparePlanned)
 	return table, slotOf, planned, nil
+}
+
+func comparePlanned(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) }
+
+// mergePlanned merges two lists sorted by ID.
+func mergePlanned(a, b []plannedNode) []plannedNode {
+	out := make([]plannedNode, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if comparePlanned(b[0], a[0]) < 0 {
+			out, b = append(out, b[0]), b[1:]
+		} else {
+			out, a = append(out, a[0]), a[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // forgetCommitted drops the newest values of the parts the applied
