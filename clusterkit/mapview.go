@@ -212,8 +212,7 @@ func (m *mapParts) nodeTable(V int64, old *assignment) (map[int]wireSlot, map[st
 		}
 	}
 	slices.SortFunc(added, comparePlanned)
-	kept := slices.DeleteFunc(slices.Clone(old.Planned), func(pn plannedNode) bool { return gone[pn.ID] })
-	return table, slotOf, mergePlanned(kept, added), nil
+	return table, slotOf, mergePlanned(old.Planned, gone, added), nil
 }
 
 // fullNodeTable completes a node table from its slot values alone (the
@@ -236,17 +235,21 @@ func fullNodeTable(table map[int]wireSlot) (map[int]wireSlot, map[string]int, []
 
 func comparePlanned(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) }
 
-// mergePlanned merges two lists sorted by ID.
-func mergePlanned(a, b []plannedNode) []plannedNode {
+// mergePlanned returns a without the nodes of gone, merged with b (both
+// sorted by ID) into a new list; a is not modified.
+func mergePlanned(a []plannedNode, gone map[string]bool, b []plannedNode) []plannedNode {
 	out := make([]plannedNode, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
-		if comparePlanned(b[0], a[0]) < 0 {
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(a) > 0 && gone[a[0].ID]:
+			a = a[1:]
+		case len(a) == 0 || len(b) > 0 && comparePlanned(b[0], a[0]) < 0:
 			out, b = append(out, b[0]), b[1:]
-		} else {
+		default:
 			out, a = append(out, a[0]), a[1:]
 		}
 	}
-	return append(append(out, a...), b...)
+	return out
 }
 
 // forgetCommitted drops the newest values of the parts the applied
