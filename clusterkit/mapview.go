@@ -167,8 +167,8 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 // the slot of each node it names, and the planned nodes sorted by ID. It
 // starts from the applied version's (old is its map; they are never
 // modified) and changes only the slots whose parts arrived since, so a
-// version costs O(N) copying at most, no sort, and one that changed only
-// chunks shares them outright.
+// version costs O(N) copying at most, not a sort of every node, and one
+// that changed only chunks shares them outright.
 func (m *mapParts) nodeTable(V int64, old *assignment) (map[int]wireSlot, map[string]int, []plannedNode, error) {
 	based := old != nil && m.version > 0 && old.Version == m.version
 	if based && len(m.slots) == 0 {
@@ -179,7 +179,7 @@ func (m *mapParts) nodeTable(V int64, old *assignment) (map[int]wireSlot, map[st
 		switch _, ok := m.table[i]; {
 		case lat.v != nil && lat.tag <= V:
 			changed[i] = *lat.v
-		case ok: // staged for a later version, or unreadable: V keeps cur
+		case ok: // staged for a later version, or unreadable: V keeps the applied value
 		case lat.v == nil:
 			return nil, nil, nil, fmt.Errorf("node slot %d: %w", i, errPartUnreadable)
 		default:
@@ -285,7 +285,6 @@ func (m *mapParts) changedChunks(a, prev *assignment) (chunks []int, ok bool) {
 	return nil, false
 }
 
-func (m *mapParts) hasSlot(i int) bool  { _, ok := m.slots[i]; return ok }
 func (m *mapParts) hasChunk(c int) bool { _, ok := m.chunks[c]; return ok }
 
 // dirty reports whether a part's newest value is unusable or tagged above
