@@ -189,7 +189,8 @@ func (m *mapParts) nodeTable(V int64, old *assignment) (map[int]wireSlot, map[st
 	if !based {
 		table := maps.Clone(m.table)
 		maps.Copy(table, changed)
-		return fullNodeTable(table)
+		slotOf, planned := indexNodeTable(table)
+		return table, slotOf, planned, nil
 	}
 	table, slotOf := maps.Clone(m.table), maps.Clone(m.slotOf)
 	gone := map[string]bool{}
@@ -215,9 +216,10 @@ func (m *mapParts) nodeTable(V int64, old *assignment) (map[int]wireSlot, map[st
 	return table, slotOf, mergePlanned(old.Planned, gone, added), nil
 }
 
-// fullNodeTable completes a node table from its slot values alone (the
-// first version of the map in parts).
-func fullNodeTable(table map[int]wireSlot) (map[int]wireSlot, map[string]int, []plannedNode, error) {
+// indexNodeTable returns the slot of each node the table names and its
+// planned nodes sorted by ID, from the slot values alone (the first
+// version of the map in parts).
+func indexNodeTable(table map[int]wireSlot) (map[string]int, []plannedNode) {
 	slotOf := make(map[string]int, len(table))
 	var planned []plannedNode
 	for i, w := range table {
@@ -230,9 +232,10 @@ func fullNodeTable(table map[int]wireSlot) (map[int]wireSlot, map[string]int, []
 		}
 	}
 	slices.SortFunc(planned, comparePlanned)
-	return table, slotOf, planned, nil
+	return slotOf, planned
 }
 
+// comparePlanned orders planned nodes by ID.
 func comparePlanned(a, b plannedNode) int { return strings.Compare(a.ID, b.ID) }
 
 // mergePlanned returns a without the nodes of gone, merged with b (both

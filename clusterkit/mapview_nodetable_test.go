@@ -49,7 +49,8 @@ func TestNodeTableEditsMatchRebuild(t *testing.T) {
 				seen[w.ID] = true
 			}
 		}
-		wantTable, wantSlotOf, wantPlanned, _ := fullNodeTable(full)
+		wantSlotOf, wantPlanned := indexNodeTable(full)
+		wantTable := full
 
 		var beforePlanned []plannedNode
 		if old != nil {
