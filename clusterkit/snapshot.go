@@ -64,7 +64,7 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 		}
 		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, named(v.parts.slotOf, changed))
 	} else {
-		s = nextSnapshot(me, s, v.assign, prev, oldAssign)
+		s = nextSnapshot(me, s, v.assign, prev, oldAssign, changed)
 	}
 	ptr.Store(s)
 	return s
@@ -151,15 +151,17 @@ func editedMembers(old []Node, members map[string]memberRecord, changes []member
 // newSnapshot builds a snapshot for node me. a may be nil (no map yet).
 func newSnapshot(me string, members map[string]memberRecord, a *assignment, membershipRev int64, leader string) *snapshot {
 	s, _ := membersSnapshot(members, membershipRev, leader, nil, nil)
-	return nextSnapshot(me, s, a, nil, nil)
+	return nextSnapshot(me, s, a, nil, nil, nil)
 }
 
 // nextSnapshot completes s (members only, see membersSnapshot) as the
 // snapshot of map a that follows prev (built from the map prevMap; both
 // may be nil): a chunk whose partitions' states and serving nodes'
 // records are unchanged is shared with prev, so a change costs the
-// chunks it touched, not the whole map.
-func nextSnapshot(me string, s *snapshot, a *assignment, prev *snapshot, prevMap *assignment) *snapshot {
+// chunks it touched, not the whole map. changed are the IDs whose Node
+// differs between prev and s, as membersSnapshot reported them (nil: not
+// known, compared here).
+func nextSnapshot(me string, s *snapshot, a *assignment, prev *snapshot, prevMap *assignment, changed map[string]bool) *snapshot {
 	if a == nil {
 		return s
 	}
@@ -169,8 +171,7 @@ func nextSnapshot(me string, s *snapshot, a *assignment, prev *snapshot, prevMap
 	s.count, s.chunks = P, make([]*snapChunk, chunkCount(P))
 	w := &chunkWriter{s: s}
 	reuse := prev != nil && prevMap != nil && prev.count == P && len(prevMap.Partitions) == P
-	var changed map[string]bool
-	if reuse {
+	if reuse && changed == nil {
 		changed = changedNodes(prev, s)
 	}
 	unchanged := func(p int) bool {

@@ -43,7 +43,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 			// copied before they change): no reader sees a half-applied map.
 			compareSnapshots(t, me, i, prev, newSnapshot(me, in.members, steps[i-1], 7, "a"))
 			// A full build that follows prev gives the same snapshot.
-			compareSnapshots(t, me, i, nextSnapshot(me, membersOnly(in.members, 7, "b"), steps[i], prev, steps[i-1]), want)
+			compareSnapshots(t, me, i, nextSnapshot(me, membersOnly(in.members, 7, "b"), steps[i], prev, steps[i-1], nil), want)
 		}
 		// A member the map does not name joins: the same map, new members.
 		last := steps[len(steps)-1]
@@ -60,7 +60,7 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 		got = newSnapshot(me, in.members, steps[1], 7, "b").withChunks(me, membersOnly(left, 9, "b"), last, steps[1],
 			slices.Collect(changedChunkList(steps[1], last)), map[string]bool{"c": true, "d": true})
 		compareSnapshots(t, me, len(steps)+1, got, newSnapshot(me, left, last, 9, "b"))
-		compareSnapshots(t, me, len(steps)+1, nextSnapshot(me, membersOnly(left, 9, "b"), last, newSnapshot(me, in.members, steps[1], 7, "b"), steps[1]),
+		compareSnapshots(t, me, len(steps)+1, nextSnapshot(me, membersOnly(left, 9, "b"), last, newSnapshot(me, in.members, steps[1], 7, "b"), steps[1], nil),
 			newSnapshot(me, left, last, 9, "b"))
 	}
 }
