@@ -160,16 +160,20 @@ func (r *run) afterApply(now time.Time) {
 	r.checkHealth(now)
 }
 
-// syncWatchStats adds the watcher's re-reads since the last call to the
-// resync counter (a re-read that found nothing new delivers no batch).
+// syncWatchStats adds the watcher's re-reads and coalesced batches since
+// the last call to their counters (a re-read that found nothing new
+// delivers no batch).
 func (r *run) syncWatchStats() {
 	w := r.watch.Load()
 	if w == nil {
 		return
 	}
-	n := w.Stats().Resyncs
-	if old := r.resyncsSeen.Swap(n); n > old {
-		r.ck.metrics.watchResyncs.Add(float64(n - old))
+	st := w.Stats()
+	if old := r.resyncsSeen.Swap(st.Resyncs); st.Resyncs > old {
+		r.ck.metrics.watchResyncs.Add(float64(st.Resyncs - old))
+	}
+	if old := r.coalescedSeen.Swap(st.Coalesced); st.Coalesced > old {
+		r.ck.metrics.watchCoalesced.Add(float64(st.Coalesced - old))
 	}
 }
 

@@ -37,6 +37,7 @@ type metrics struct {
 	keepAliveFailures   prometheus.Counter
 	etcdErrors          *prometheus.CounterVec
 	watchResyncs        prometheus.Counter
+	watchCoalesced      prometheus.Counter
 	decodeErrors        *prometheus.CounterVec
 	leaderTxns          prometheus.Counter
 	maintenanceMode     prometheus.Gauge
@@ -93,6 +94,7 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 		"Times this node lost its membership lease: keep-alives failed until it expired, or it was revoked.")))
 	m.etcdErrors = prometheus.NewCounterVec(prometheus.CounterOpts(f("etcd_request_errors_total", "Failed etcd requests, by operation.")), []string{"op"})
 	m.watchResyncs = prometheus.NewCounter(prometheus.CounterOpts(f("watch_resyncs_total", "Re-reads of the cluster state after a compacted or failed watch.")))
+	m.watchCoalesced = prometheus.NewCounter(prometheus.CounterOpts(f("watch_coalesced_total", "Times this node fell behind the cluster state by more than the watcher's queue bound and applied the net difference of the changes it had not applied.")))
 	m.decodeErrors = prometheus.NewCounterVec(prometheus.CounterOpts(f("state_decode_errors_total",
 		"Values in etcd this node ignored as unusable (malformed, foreign, unknown format), by key kind; ready records only where they are decoded (the leader, plan previews).")), []string{"key_kind"})
 	m.leaderTxns = prometheus.NewCounter(prometheus.CounterOpts(f("leader_txns_total", "Txns this node wrote as leader (a map change too large for one Txn takes several).")))
@@ -121,7 +123,7 @@ func newMetrics(reg prometheus.Registerer, nodeID string) (*metrics, error) {
 	var registered []prometheus.Collector
 	for _, c := range []prometheus.Collector{m.members, m.isLeader, m.assignmentVersion, m.partitions, m.rebalancesStarted,
 		m.rebalancesCompleted, m.rebalanceDuration, m.handoffsPending, m.handoffFailures, m.hookDuration, m.hookPanics,
-		m.keepAliveFailures, m.etcdErrors, m.watchResyncs, m.decodeErrors, m.leaderTxns, m.maintenanceMode, m.awayNodes,
+		m.keepAliveFailures, m.etcdErrors, m.watchResyncs, m.watchCoalesced, m.decodeErrors, m.leaderTxns, m.maintenanceMode, m.awayNodes,
 		m.unansweringMembers, age, failing, connected, m.opsCollector()} {
 		if err := reg.Register(c); err != nil {
 			// Leave the caller's registry as it was.

@@ -187,6 +187,7 @@ func TestMetricsMatchClusterState(t *testing.T) {
 			"clusterkit_handoff_failures_total":         0,
 			"clusterkit_lease_keepalive_failures_total": 0,
 			"clusterkit_watch_resyncs_total":            0,
+			"clusterkit_watch_coalesced_total":          0,
 			"clusterkit_etcd_connected":                 1,
 		} {
 			if got := f.value(t, name); got != want {

@@ -89,6 +89,7 @@ type run struct {
 	// others as long to come back (see leader.go).
 	reregisteredAt atomic.Int64
 	resyncsSeen    atomic.Int64 // watcher re-reads already counted
+	coalescedSeen  atomic.Int64 // watcher coalesced batches already counted
 
 	healthMu sync.Mutex  // orders health evaluations and their events
 	health   HealthState // last status reported to OnClusterHealthChange; guarded by healthMu

@@ -4,8 +4,8 @@
 // Watch reads the prefix once and delivers what it found as the first Batch,
 // then watches the prefix for the changes after that read and delivers every
 // change, in revision order, as typed Events grouped by revision (all events
-// of one etcd transaction come in one Batch). The watcher keeps the last
-// state it delivered (key → value and revisions), so that:
+// of one etcd transaction come in one Batch). The watcher keeps the state
+// it received (key → value and revisions), so that:
 //
 //   - every Event carries PrevValue, the value last delivered for its key,
 //     and consumers need not keep their own copy;
@@ -15,7 +15,12 @@
 //     between the last state delivered and the fresh read as one Batch with
 //     Resync set. A consumer that applies every Batch in order always ends
 //     with exactly etcd's state for the prefix: nothing is lost and no change
-//     is delivered twice.
+//     is delivered twice;
+//   - a consumer that falls behind does not make the etcd client buffer
+//     without bound: the watcher keeps reading while the consumer is busy,
+//     holds up to 1 MiB of changes as they came, and past that coalesces
+//     what the consumer has not received into one net difference per key
+//     (a Batch with Coalesced set), as a re-read would.
 //
 // The watch uses clientv3.WithRequireLeader, so a watch on an etcd member
 // that has lost its leader fails instead of hanging, and progress
@@ -27,7 +32,7 @@
 // times: an overloaded etcd is not asked to replay the history again and
 // again), the watcher backs off
 // (bounded and jittered) and watches again from the last revision it
-// delivered or had confirmed (it drops that revision's events when etcd
+// received or had confirmed (it drops that revision's events when etcd
 // sends them again), re-reading if that revision was compacted meanwhile.
 // It never busy-loops and retries until it is closed. Each Watcher uses a
 // gRPC watch stream of its own (see Watch).

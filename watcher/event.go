@@ -64,13 +64,14 @@ func (e Event) IsCreate() bool { return e.Type == Put && e.PrevValue == nil }
 // Batch is a group of Events delivered together, in order. Apply its
 // Events in order.
 type Batch struct {
-	// Events, in the order they happened. A live (non-Resync) batch holds
-	// the events of exactly one etcd revision, in the order of the
-	// transaction. It is empty only for an Initial batch of an empty prefix.
+	// Events, in the order they happened. A live batch (neither Resync
+	// nor Coalesced) holds the events of exactly one etcd revision, in the
+	// order of the transaction. It is empty only for an Initial batch of an empty prefix.
 	Events []Event
 	// Revision is the etcd revision the consumer's state is at once it has
-	// applied this batch: the revision of a live batch's events, or the
-	// revision of the read for an Initial or Resync batch.
+	// applied this batch: the revision of a live batch's events, the
+	// revision of the read for an Initial or Resync batch, or the newest
+	// revision received for a Coalesced one.
 	Revision int64
 	// Initial marks the first batch: one Put per key found by the initial
 	// read, sorted by key. It is always delivered, even when empty.
@@ -84,6 +85,12 @@ type Batch struct {
 	// so consumers see that the key was re-created. Keys that did not change
 	// get no event. Intermediate values are not delivered.
 	Resync bool
+	// Coalesced marks a net difference like Resync's (same order, same
+	// rules), delivered when the consumer fell behind by more than the
+	// watcher's queue bound (1 MiB of changes, see Batches): it stands for
+	// every revision up to Revision that the consumer had not received. A
+	// key created and deleted meanwhile gets no event.
+	Coalesced bool
 }
 
 // kv is the watcher's record of one key as last delivered.
@@ -114,23 +121,41 @@ func deleteEvent(key string, old kv, rev int64) Event {
 	}
 }
 
-// diff returns the events that turn state old into state fresh, read at
-// revision rev: deletes (by key) first, then puts in ModRevision order. See
-// Batch.Resync.
-func diff(old, fresh map[string]kv, rev int64) []Event {
-	var dels, puts []Event
+// changesBetween pairs every key of state old with the same key in state
+// fresh (either may lack it).
+func changesBetween(old, fresh map[string]kv) map[string]*keyChange {
+	out := make(map[string]*keyChange, max(len(old), len(fresh)))
 	for k, o := range old {
-		if f, ok := fresh[k]; !ok || f.create != o.create {
-			dels = append(dels, deleteEvent(k, o, rev))
-		}
+		out[k] = &keyChange{before: keyState{kv: o, present: true}}
 	}
 	for k, f := range fresh {
-		o, ok := old[k]
+		c := out[k]
+		if c == nil {
+			c = &keyChange{}
+			out[k] = c
+		}
+		c.after = keyState{kv: f, present: true}
+	}
+	return out
+}
+
+// netEvents returns the events that take each key from its before to its
+// after state, at revision rev: deletes (by key) first, then puts in
+// ModRevision order. See Batch.Resync.
+func netEvents(changes map[string]*keyChange, rev int64) []Event {
+	var dels, puts []Event
+	for k, c := range changes {
+		b, a := c.before, c.after
+		recreated := b.present && a.present && a.kv.create != b.kv.create
+		if b.present && (!a.present || recreated) {
+			dels = append(dels, deleteEvent(k, b.kv, rev))
+		}
 		switch {
-		case !ok || o.create != f.create:
-			puts = append(puts, putEvent(k, f, nil))
-		case o.mod != f.mod:
-			puts = append(puts, putEvent(k, f, o.value))
+		case !a.present:
+		case !b.present || recreated:
+			puts = append(puts, putEvent(k, a.kv, nil))
+		case a.kv.mod != b.kv.mod:
+			puts = append(puts, putEvent(k, a.kv, b.kv.value))
 		}
 	}
 	sort.Slice(dels, func(i, j int) bool { return dels[i].Key < dels[j].Key })

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestDiff(t *testing.T) {
+func TestNetEvents(t *testing.T) {
 	kvAt := func(v string, create, mod int64) kv {
 		return kv{value: []byte(v), create: create, mod: mod, version: mod - create + 1}
 	}
@@ -49,7 +49,7 @@ func TestDiff(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, e := range diff(tt.old, tt.fresh, 10) {
+			for _, e := range netEvents(changesBetween(tt.old, tt.fresh), 10) {
 				prev := "<nil>"
 				if e.PrevValue != nil {
 					prev = string(e.PrevValue)
@@ -61,7 +61,7 @@ func TestDiff(t *testing.T) {
 				got = append(got, s)
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
-				t.Fatalf("diff:\n got %q\nwant %q", got, tt.want)
+				t.Fatalf("netEvents:\n got %q\nwant %q", got, tt.want)
 			}
 		})
 	}

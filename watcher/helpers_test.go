@@ -76,12 +76,18 @@ func mustPut(t *testing.T, cli *clientv3.Client, k, v string) int64 {
 	return rev
 }
 
-func mustDelete(t *testing.T, cli *clientv3.Client, k string) {
+// mustDelete deletes k and returns etcd's revision after it.
+func mustDelete(t *testing.T, cli *clientv3.Client, k string) int64 {
 	t.Helper()
+	var rev int64
 	retry(t, "delete "+k, func(ctx context.Context) error {
-		_, err := cli.Delete(ctx, k)
+		resp, err := cli.Delete(ctx, k)
+		if err == nil {
+			rev = resp.Header.Revision
+		}
 		return err
 	})
+	return rev
 }
 
 // entry is one key of a consumer's view or of etcd's state.
@@ -118,6 +124,10 @@ type view struct {
 	seen    map[string]bool // "key@modRevision" of every Put delivered
 	batches []Batch
 	resyncs int
+	// coalesced counts the Coalesced batches; noPrevValues: the watcher
+	// runs WithoutPrevValues (PrevValue is empty, not the held value).
+	coalesced    int
+	noPrevValues bool
 }
 
 func newView(t *testing.T, prefix string) *view {
@@ -130,8 +140,8 @@ func (v *view) apply(b Batch) {
 	if len(v.batches) == 0 != b.Initial {
 		t.Fatalf("batch %d: Initial = %v, want %v", len(v.batches), b.Initial, len(v.batches) == 0)
 	}
-	if b.Initial && b.Resync {
-		t.Fatalf("initial batch has Resync set")
+	if b.Initial && (b.Resync || b.Coalesced) || b.Resync && b.Coalesced {
+		t.Fatalf("batch %d: Initial %v, Resync %v, Coalesced %v: at most one", len(v.batches), b.Initial, b.Resync, b.Coalesced)
 	}
 	if !b.Initial && len(b.Events) == 0 {
 		t.Fatalf("empty non-initial batch at revision %d", b.Revision)
@@ -143,19 +153,26 @@ func (v *view) apply(b Batch) {
 	if b.Resync {
 		v.resyncs++
 	}
+	if b.Coalesced {
+		v.coalesced++
+	}
 	for i, e := range b.Events {
-		where := fmt.Sprintf("batch@%d (initial=%v resync=%v) event %d %s %q", b.Revision, b.Initial, b.Resync, i, e.Type, e.Key)
+		where := fmt.Sprintf("batch@%d (initial=%v resync=%v coalesced=%v) event %d %s %q", b.Revision, b.Initial, b.Resync, b.Coalesced, i, e.Type, e.Key)
 		if !strings.HasPrefix(e.Key, v.prefix) {
 			t.Fatalf("%s: key outside prefix %q", where, v.prefix)
 		}
-		if !b.Initial && !b.Resync && e.ModRevision != b.Revision {
+		if !b.Initial && !b.Resync && !b.Coalesced && e.ModRevision != b.Revision {
 			t.Fatalf("%s: ModRevision %d in a live batch of revision %d", where, e.ModRevision, b.Revision)
 		}
 		if e.ModRevision > b.Revision {
 			t.Fatalf("%s: ModRevision %d above batch revision %d", where, e.ModRevision, b.Revision)
 		}
 		cur, had := v.kvs[e.Key]
-		if had != (e.PrevValue != nil) || (had && !bytes.Equal(e.PrevValue, []byte(cur.value))) {
+		held := []byte(cur.value)
+		if v.noPrevValues {
+			held = []byte{}
+		}
+		if had != (e.PrevValue != nil) || (had && !bytes.Equal(e.PrevValue, held)) {
 			t.Fatalf("%s: PrevValue %q (nil=%v), consumer holds %q (present=%v)", where, e.PrevValue, e.PrevValue == nil, cur.value, had)
 		}
 		switch e.Type {

@@ -65,7 +65,11 @@ type Watcher struct {
 	out      chan Batch
 	done     chan struct{}
 
-	rev atomic.Int64
+	// rev is the revision the consumer's state is at (see Revision);
+	// received is the revision the watcher's state is at: the newest
+	// change read from etcd, delivered or still in the outbox.
+	rev      atomic.Int64
+	received atomic.Int64
 	// trustProgress: every etcd endpoint runs a version whose progress
 	// notifications come only once a watch has caught up (3.4.24+, 3.5.8+,
 	// 3.6+). Older servers (etcd #15220) may answer a progress request with
@@ -79,18 +83,20 @@ type Watcher struct {
 	// silence bound of the next. Only the run goroutine uses it.
 	silentStreak int
 	resyncs      atomic.Int64
+	coalesced    atomic.Int64
 
 	// For Connected: up is false after a failed watch or read and true
-	// after any answer from etcd; heard is when etcd last answered (or a
-	// send to the consumer ended), as nanoseconds since epoch; sending is
-	// true while the goroutine waits for the consumer.
-	epoch   time.Time
-	up      atomic.Bool
-	heard   atomic.Int64
-	sending atomic.Bool
+	// after any answer from etcd; heard is when etcd last answered, as
+	// nanoseconds since epoch.
+	epoch time.Time
+	up    atomic.Bool
+	heard atomic.Int64
 
-	// Owned by the run goroutine.
+	// Owned by the run goroutine: the state as last received (what the
+	// consumer holds once it has received everything) and what it has not
+	// received yet.
 	state map[string]kv
+	box   outbox
 }
 
 // Stats are counters of a Watcher's history, for metrics and tests.
@@ -100,6 +106,9 @@ type Stats struct {
 	Watches int64
 	// Resyncs is the number of re-reads after a compaction.
 	Resyncs int64
+	// Coalesced is the number of Coalesced batches delivered: how often
+	// the consumer fell behind by more than the queue bound.
+	Coalesced int64
 }
 
 // Watch reads every key under prefix (with a timeout, see
@@ -162,16 +171,19 @@ func Watch(ctx context.Context, cli *clientv3.Client, prefix string, opts ...Opt
 		initial.Events = append(initial.Events, putEvent(k, cur, nil))
 	}
 	w.heardFromEtcd()
-	// The initial batch is on offer from now on (for Connected).
-	w.sending.Store(true)
-	go w.run(initial)
+	w.received.Store(initial.Revision)
+	w.offer(initial)
+	go w.run()
 	return w, nil
 }
 
 // Batches returns the channel of batches, in order. It is closed when the
-// watcher stops. The channel is unbuffered: the watcher blocks until each
-// batch is received (meanwhile the etcd client buffers the watch's
-// responses), so the consumer must keep receiving or stop the watcher.
+// watcher stops. The channel is unbuffered, but the watcher keeps reading
+// etcd while the consumer is busy: up to 1 MiB of changes wait behind the
+// batch on offer as they came, one batch per revision; past that the
+// watcher coalesces everything the consumer has not received into one
+// Coalesced batch, so its memory is bounded by the keys under the prefix.
+// The consumer must keep receiving or stop the watcher.
 func (w *Watcher) Batches() <-chan Batch { return w.out }
 
 // Revision returns the etcd revision the consumer's state is at: the
@@ -188,21 +200,17 @@ func (w *Watcher) Revision() int64 { return w.rev.Load() }
 // last read or watch did not fail and, with a progress interval set (see
 // WithProgressInterval), etcd answered within the last two intervals. It is
 // false while the watcher retries after a failure, while it cannot reach
-// etcd, and after it stopped. Time spent waiting for the consumer to
-// receive a batch does not count as silence from etcd.
+// etcd, and after it stopped. A slow consumer does not make it silent: the
+// watcher keeps reading etcd meanwhile.
 func (w *Watcher) Connected() bool {
 	if !w.up.Load() {
 		return false
 	}
 	iv := w.cfg.progressInterval
-	if iv == 0 || w.sending.Load() {
-		return true
-	}
-	return w.silence() <= 2*iv
+	return iv == 0 || w.silence() <= 2*iv
 }
 
-// silence returns how long etcd has not answered (not counting time spent
-// waiting for the consumer).
+// silence returns how long etcd has not answered.
 func (w *Watcher) silence() time.Duration {
 	return time.Since(w.epoch) - time.Duration(w.heard.Load())
 }
@@ -215,7 +223,7 @@ func (w *Watcher) heardFromEtcd() {
 
 // Stats returns the watcher's counters.
 func (w *Watcher) Stats() Stats {
-	return Stats{Watches: w.watches.Load(), Resyncs: w.resyncs.Load()}
+	return Stats{Watches: w.watches.Load(), Resyncs: w.resyncs.Load(), Coalesced: w.coalesced.Load()}
 }
 
 // Done returns a channel closed once the watcher has stopped and closed
@@ -234,8 +242,8 @@ func (w *Watcher) Err() error {
 	}
 }
 
-// Close stops the watcher and waits for its goroutine, also while it is
-// blocked sending to a consumer that does not receive. It is idempotent and
+// Close stops the watcher and waits for its goroutine, also while it
+// waits for a consumer that does not receive. It is idempotent and
 // may be called from any goroutine, the consumer's included.
 func (w *Watcher) Close() {
 	w.cancel(ErrClosed)
@@ -243,14 +251,11 @@ func (w *Watcher) Close() {
 }
 
 // run is the watcher's goroutine.
-func (w *Watcher) run(initial Batch) {
+func (w *Watcher) run() {
 	defer close(w.done)
 	defer close(w.out)
 	defer w.up.Store(false)
 
-	if !w.send(initial) {
-		return
-	}
 	bo := backoff{min: w.cfg.minBackoff, max: w.cfg.maxBackoff}
 	for {
 		began := time.Now()
@@ -264,7 +269,7 @@ func (w *Watcher) run(initial Batch) {
 			return
 		}
 		if errors.Is(err, errCompacted) {
-			w.log.Info("watch start revision compacted; re-reading", zap.Int64("revision", w.rev.Load()), zap.Error(err))
+			w.log.Info("watch start revision compacted; re-reading", zap.Int64("revision", w.received.Load()), zap.Error(err))
 			if !w.resync(&bo) {
 				return
 			}
@@ -275,7 +280,7 @@ func (w *Watcher) run(initial Batch) {
 			bo.reset()
 		}
 		d := bo.next()
-		w.log.Debug("watch ended; watching again after backoff", zap.Int64("revision", w.rev.Load()), zap.Duration("backoff", d), zap.Error(err))
+		w.log.Debug("watch ended; watching again after backoff", zap.Int64("revision", w.received.Load()), zap.Duration("backoff", d), zap.Error(err))
 		if !w.sleep(d) {
 			return
 		}
@@ -288,7 +293,7 @@ func (w *Watcher) run(initial Batch) {
 // lasted the maximum backoff), in which case the backoff restarts from its
 // minimum.
 //
-// The watch starts at the last delivered (or confirmed) revision itself,
+// The watch starts at the last received (or confirmed) revision itself,
 // not at the next one, and deliver drops the events of that revision again:
 // etcd does not answer progress requests on a stream with a watch whose
 // start revision is above its current revision, so a watch from last + 1
@@ -324,7 +329,7 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 	if iv := w.cfg.progressInterval; iv > 0 {
 		creating = time.AfterFunc(w.silenceBound(), cancel).Stop
 	}
-	wch := wc.Watch(ctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(w.rev.Load()),
+	wch := wc.Watch(ctx, w.prefix, clientv3.WithPrefix(), clientv3.WithRev(w.received.Load()),
 		clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
 	if !creating() {
 		return healthy, errNotCreated
@@ -339,15 +344,18 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 		tick = t.C
 	}
 	for {
+		out, head := w.offered()
 		select {
 		case <-w.ctx.Done():
 			return healthy, w.ctx.Err()
+		case out <- head:
+			w.taken()
 		case resp, ok := <-wch:
 			switch {
 			case !ok:
 				return healthy, errors.New("watcher: watch channel closed")
 			case resp.CompactRevision != 0:
-				return healthy, fmt.Errorf("%w: want %d, compacted up to %d", errCompacted, w.rev.Load(), resp.CompactRevision)
+				return healthy, fmt.Errorf("%w: want %d, compacted up to %d", errCompacted, w.received.Load(), resp.CompactRevision)
 			case resp.Canceled || resp.Err() != nil:
 				return healthy, fmt.Errorf("watcher: watch canceled: %w", resp.Err())
 			}
@@ -356,14 +364,12 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 			case resp.Created:
 			case resp.IsProgressNotify():
 				healthy = true
-				if r := resp.Header.Revision; w.trustProgress && r > w.rev.Load() {
-					w.rev.Store(r)
+				if r := resp.Header.Revision; w.trustProgress && r > w.received.Load() {
+					w.confirm(r)
 				}
 			default:
 				healthy = true
-				if !w.deliver(resp.Events) {
-					return healthy, w.ctx.Err()
-				}
+				w.deliver(resp.Events)
 			}
 		case <-tick:
 			// A watch that starts at an old revision is "catching up" for
@@ -390,39 +396,41 @@ func (w *Watcher) requestProgress(ctx context.Context, wc clientv3.Watcher) {
 }
 
 // deliver applies events (in revision order, possibly several revisions)
-// to the state and sends one batch per revision. Events at or below the
-// last delivered revision are dropped: they were delivered already. It
-// returns false if the watcher stopped.
-func (w *Watcher) deliver(evs []*clientv3.Event) bool {
+// to the state and hands the consumer one batch per revision. Events at or
+// below the last received revision are dropped: they were received
+// already.
+func (w *Watcher) deliver(evs []*clientv3.Event) {
 	for i := 0; i < len(evs); {
 		rev := evs[i].Kv.ModRevision
 		j := i + 1
 		for j < len(evs) && evs[j].Kv.ModRevision == rev {
 			j++
 		}
-		if rev <= w.rev.Load() {
+		if rev <= w.received.Load() {
 			i = j
 			continue
 		}
 		b := Batch{Revision: rev, Events: make([]Event, 0, j-i)}
+		before := make([]keyState, 0, j-i)
 		for _, ev := range evs[i:j] {
-			b.Events = append(b.Events, w.apply(ev))
+			e, was := w.apply(ev)
+			b.Events = append(b.Events, e)
+			before = append(before, was)
 		}
-		if !w.send(b) {
-			return false
-		}
+		w.enqueue(b, before)
 		i = j
 	}
-	return true
 }
 
-// apply records ev in the state and returns it as an Event.
-func (w *Watcher) apply(ev *clientv3.Event) Event {
+// apply records ev in the state and returns it as an Event, with its key
+// as it was before.
+func (w *Watcher) apply(ev *clientv3.Event) (Event, keyState) {
 	k := string(ev.Kv.Key)
 	prev, had := w.state[k]
+	was := keyState{kv: prev, present: had}
 	if ev.Type == clientv3.EventTypeDelete {
 		delete(w.state, k)
-		return deleteEvent(k, prev, ev.Kv.ModRevision) // prev is zero (PrevValue nil) if unknown
+		return deleteEvent(k, prev, ev.Kv.ModRevision), was // prev is zero (PrevValue nil) if unknown
 	}
 	cur := kvOf(ev.Kv)
 	w.state[k] = w.kept(cur)
@@ -430,7 +438,7 @@ func (w *Watcher) apply(ev *clientv3.Event) Event {
 	if had {
 		pv = prev.value
 	}
-	return putEvent(k, cur, pv)
+	return putEvent(k, cur, pv), was
 }
 
 // kept returns what the state keeps of cur: all of it, or without its
@@ -476,17 +484,23 @@ func (w *Watcher) resync(bo *backoff) bool {
 		fresh[string(p.Key)] = kvOf(p)
 	}
 	rev := resp.Header.Revision
-	evs := diff(w.state, fresh, rev)
+	changes := changesBetween(w.state, fresh)
+	evs := netEvents(changes, rev)
 	for k, cur := range fresh {
 		fresh[k] = w.kept(cur)
 	}
 	w.state = fresh
 	w.log.Info("re-read prefix", zap.Int64("revision", rev), zap.Int("changes", len(evs)))
 	if len(evs) == 0 {
-		w.rev.Store(rev)
+		w.confirm(rev)
 		return true
 	}
-	return w.send(Batch{Events: evs, Revision: rev, Resync: true})
+	before := make([]keyState, len(evs))
+	for i, e := range evs {
+		before[i] = changes[e.Key].before
+	}
+	w.enqueue(Batch{Events: evs, Revision: rev, Resync: true}, before)
+	return true
 }
 
 // readPageKeys bounds the keys of one read request of the prefix (a
@@ -532,37 +546,75 @@ func (w *Watcher) get() (*clientv3.GetResponse, error) {
 	}
 }
 
-// send delivers b, or gives up when the watcher stops. It returns whether b
-// was delivered.
-func (w *Watcher) send(b Batch) bool {
-	w.sending.Store(true)
-	defer func() {
-		w.sending.Store(false)
-		// Time spent blocked on the consumer is not silence from etcd:
-		// restart the clock.
-		w.heard.Store(int64(time.Since(w.epoch)))
-	}()
-	// Stored before the offer, so that a consumer that has received b sees
-	// Revision() >= b.Revision.
-	w.rev.Store(b.Revision)
-	select {
-	case w.out <- b:
-		return true
-	case <-w.ctx.Done():
-		return false
+// enqueue hands b (before: each event's key before it), the changes of
+// revision b.Revision, to the consumer: on offer at once if it has
+// received everything, else behind what it has not (see outbox).
+func (w *Watcher) enqueue(b Batch, before []keyState) {
+	w.received.Store(b.Revision)
+	if w.box.add(b, before) {
+		w.offer(b)
 	}
 }
 
-// sleep waits d or until the watcher stops; it returns false if it stopped.
+// offer puts b on offer on Batches.
+func (w *Watcher) offer(b Batch) {
+	// Stored before the offer, so that a consumer that has received b sees
+	// Revision() >= b.Revision.
+	w.rev.Store(b.Revision)
+	w.box.head = &b
+}
+
+// offered returns the channel and batch for a send case: a nil channel
+// (never ready) when nothing is on offer.
+func (w *Watcher) offered() (chan<- Batch, Batch) {
+	if w.box.head == nil {
+		return nil, Batch{}
+	}
+	return w.out, *w.box.head
+}
+
+// taken moves on after the consumer received the batch on offer.
+func (w *Watcher) taken() {
+	b, ok, coalesced := w.box.next(w.received.Load())
+	switch {
+	case coalesced:
+		w.coalesced.Add(1)
+		fallthrough
+	case ok:
+		w.offer(b)
+	default: // the consumer holds everything received
+		w.rev.Store(w.received.Load())
+	}
+}
+
+// confirm records that nothing under the prefix changed between the last
+// received revision and r.
+func (w *Watcher) confirm(r int64) {
+	w.received.Store(r)
+	if w.box.empty() {
+		w.rev.Store(r)
+	}
+}
+
+// sleep waits d, offering batches meanwhile, then waits until the consumer
+// has received everything (so that no batch waits behind a watch that
+// takes long to start); it returns false if the watcher stopped.
 func (w *Watcher) sleep(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-w.ctx.Done():
-		return false
+	slept := false
+	for !slept || !w.box.empty() {
+		out, head := w.offered()
+		select {
+		case <-t.C:
+			slept = true
+		case out <- head:
+			w.taken()
+		case <-w.ctx.Done():
+			return false
+		}
 	}
+	return true
 }
 
 // backoff is a doubling, jittered wait between min and max. The zero cur
