@@ -16,7 +16,8 @@ import (
 
 // errMapIncomplete: a map version cannot be assembled yet because a part it
 // needs is staged for a later version and this node never saw the one
-// before (it started while a leader was between its Txns).
+// before (it started while a leader was between its Txns, or it received
+// only the newest values of a stretch of changes: see restaged).
 var errMapIncomplete = errors.New("map version incomplete")
 
 // errPartUnreadable: a part a version needs holds a value that was
@@ -53,10 +54,11 @@ type mapParts struct {
 	chunkTag []int64
 }
 
-// latestPart is the newest value of one part; v nil: unreadable.
+// latestPart is the newest value of one part (v nil: unreadable) and the
+// revision that wrote it.
 type latestPart[T any] struct {
-	tag int64
-	v   *T
+	tag, rev int64
+	v        *T
 }
 
 func newMapParts(partitions int) *mapParts {
@@ -65,12 +67,12 @@ func newMapParts(partitions int) *mapParts {
 }
 
 // putPart records the newest value of a part key (below map/, meta
-// aside). It returns the key kind and an error for a value it cannot use;
-// a put tagged at or below the applied version is foreign (the leader
-// always tags above it) and unusable too.
-func (m *mapParts) putPart(rel string, value []byte, partitions int) (string, error) {
+// aside), written at revision rev. It returns the key kind and an error
+// for a value it cannot use; a put tagged at or below the applied version
+// is foreign (the leader always tags above it) and unusable too.
+func (m *mapParts) putPart(rel string, value []byte, rev int64, partitions int) (string, error) {
 	if s, ok := strings.CutPrefix(rel, "n/"); ok {
-		return "map_node", putLatest(m.slots, s, maxNodeSlots, m.version, func(int) (*wireSlot, int64, error) {
+		return "map_node", putLatest(m.slots, s, maxNodeSlots, m.version, rev, func(int) (*wireSlot, int64, error) {
 			w, err := decodeSlot(value)
 			if err != nil {
 				return nil, 0, err
@@ -79,7 +81,7 @@ func (m *mapParts) putPart(rel string, value []byte, partitions int) (string, er
 		})
 	}
 	if s, ok := strings.CutPrefix(rel, "p/"); ok {
-		return "map_chunk", putLatest(m.chunks, s, len(m.chunkTag), m.version, func(c int) (*wireChunk, int64, error) {
+		return "map_chunk", putLatest(m.chunks, s, len(m.chunkTag), m.version, rev, func(c int) (*wireChunk, int64, error) {
 			w, err := decodeChunk(value, c, partitions)
 			if err != nil {
 				return nil, 0, err
@@ -93,7 +95,7 @@ func (m *mapParts) putPart(rel string, value []byte, partitions int) (string, er
 // putLatest records the newest value of part index (a decimal below
 // limit) of one kind, decoded by decode; an unusable value is recorded as
 // unreadable.
-func putLatest[T any](latest map[int]latestPart[T], index string, limit int, applied int64, decode func(i int) (*T, int64, error)) error {
+func putLatest[T any](latest map[int]latestPart[T], index string, limit int, applied, rev int64, decode func(i int) (*T, int64, error)) error {
 	i, err := strconv.Atoi(index)
 	if err != nil || i < 0 || i >= limit {
 		return fmt.Errorf("bad part index %q", index)
@@ -103,11 +105,22 @@ func putLatest[T any](latest map[int]latestPart[T], index string, limit int, app
 		err = fmt.Errorf("tag %d not above applied version %d", tag, applied)
 	}
 	if err != nil {
-		latest[i] = latestPart[T]{}
+		latest[i] = latestPart[T]{rev: rev}
 		return err
 	}
-	latest[i] = latestPart[T]{tag: tag, v: v}
+	latest[i] = latestPart[T]{tag: tag, rev: rev, v: v}
 	return nil
+}
+
+// restaged reports whether a part's newest value is staged for a version
+// after V and was written after V's meta (metaRev): this node then did not
+// see the state at V's commit, and the value V had for the part, if V
+// changed it, was overwritten before it arrived (a coalesced batch, or the
+// net difference after a compaction). Written before V's meta, it is the
+// leftover of a leader that died between its Txns: V keeps the applied
+// value (the next leader rewrites it).
+func restaged[T any](lat latestPart[T], V, metaRev int64) bool {
+	return lat.v != nil && lat.tag > V && lat.rev > metaRev
 }
 
 // commit assembles version meta from the parts on top of old (the applied
@@ -133,6 +146,8 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 	for c := range tags {
 		lat := m.chunks[c]
 		switch {
+		case restaged(lat, V, m.metaRev):
+			return nil, errMapIncomplete
 		case lat.v != nil && lat.tag <= V:
 			if lat.tag == tags[c] && old != nil {
 				continue
@@ -177,6 +192,8 @@ func (m *mapParts) nodeTable(V int64, old *assignment) (map[int]wireSlot, map[st
 	changed := map[int]wireSlot{}
 	for i, lat := range m.slots {
 		switch _, ok := m.table[i]; {
+		case restaged(lat, V, m.metaRev):
+			return nil, nil, nil, errMapIncomplete
 		case lat.v != nil && lat.tag <= V:
 			changed[i] = *lat.v
 		case ok: // staged for a later version, or unreadable: V keeps the applied value
@@ -341,7 +358,7 @@ func (d decoder) applyMapPart(v *view, rel string, e watcher.Event) {
 		// unreadable until the leader rewrites it.
 		e.Value = []byte("deleted")
 	}
-	if kind, err := m.putPart(rel, e.Value, d.partitions); err != nil {
+	if kind, err := m.putPart(rel, e.Value, e.ModRevision, d.partitions); err != nil {
 		d.bad(kind, e.Key, err)
 	}
 }

@@ -1,9 +1,11 @@
 package clusterkit
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,12 +25,18 @@ func testMap(P, n int, v int64) *assignment {
 	return a
 }
 
+// testRevision numbers the Txns the tests' followers apply, as etcd's
+// revisions would.
+var testRevision atomic.Int64
+
 // follow applies the puts of txns to m (as a watcher delivers them, in
-// order) and commits at every meta; it returns the last applied map.
+// order, each Txn at a revision of its own) and commits at every meta; it
+// returns the last applied map.
 func follow(t testing.TB, k keys, m *mapParts, old *assignment, txns [][]clientv3.Op, P int) *assignment {
 	t.Helper()
 	for _, ops := range txns {
 		var meta *wireMeta
+		rev := testRevision.Add(1)
 		for _, op := range ops {
 			key, val := string(op.KeyBytes()), op.ValueBytes()
 			rel, ok := strings.CutPrefix(key, k.mapPrefix())
@@ -40,9 +48,10 @@ func follow(t testing.TB, k keys, m *mapParts, old *assignment, txns [][]clientv
 				if meta, err = decodeMeta(val, P); err != nil {
 					t.Fatal(err)
 				}
+				m.metaRev = rev
 				continue
 			}
-			if _, err := m.putPart(rel, val, P); err != nil {
+			if _, err := m.putPart(rel, val, rev, P); err != nil {
 				t.Fatalf("%s: %v", rel, err)
 			}
 		}
@@ -137,7 +146,7 @@ func TestMapPartsStagedVersion(t *testing.T) {
 	for _, ops := range append(append([][]clientv3.Op(nil), writeTxns(t, k, newView(P), first)...), staged...) {
 		for _, op := range ops {
 			if rel, ok := strings.CutPrefix(string(op.KeyBytes()), k.mapPrefix()); ok && rel != "meta" {
-				if _, err := fresh.putPart(rel, op.ValueBytes(), P); err != nil {
+				if _, err := fresh.putPart(rel, op.ValueBytes(), testRevision.Add(1), P); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -171,4 +180,108 @@ func TestPackTxnsLimits(t *testing.T) {
 	if n != 301 || string(txns[len(txns)-1][0].KeyBytes()) != "meta" {
 		t.Fatalf("%d ops; last txn starts with %s", n, txns[len(txns)-1][0].KeyBytes())
 	}
+}
+
+// A follower that receives a version's parts and meta together with parts
+// already staged for the next version (a coalesced batch, or the net
+// difference after a compaction: only each part's newest value) cannot
+// assemble that version, whose values of the restaged parts it never saw:
+// it waits for the next commit instead of serving a map that mixes the
+// version before with the one after. Both kinds of part: chunks (version
+// 3 moves every partition) and node slots (version 3 reweighs more nodes
+// than one Txn holds).
+func TestMapPartsRestagedBeforeSeen(t *testing.T) {
+	rotated := func(a *assignment, v int64) *assignment {
+		out := testMap(len(a.Partitions), len(a.Planned), v)
+		for p := range out.Partitions {
+			tg := out.Partitions[p].Target
+			tg = append(tg[1:], tg[0])
+			out.Partitions[p] = partitionState{Target: tg, Serving: append([]string(nil), tg...), Epoch: 7}
+		}
+		return out
+	}
+	reweighed := func(a *assignment, v int64, w float64) *assignment {
+		out := testMap(len(a.Partitions), len(a.Planned), v)
+		for i := range out.Planned {
+			out.Planned[i].Weight = w
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name          string
+		P, n          int
+		second, third func(first *assignment) *assignment
+	}{
+		{name: "chunks", P: 1024, n: 5,
+			second: func(*assignment) *assignment { return testMap(1024, 6, 2) },
+			third:  func(*assignment) *assignment { return rotated(testMap(1024, 6, 2), 3) }},
+		{name: "slots", P: 64, n: 300,
+			second: func(a *assignment) *assignment { return reweighed(a, 2, 2) },
+			third:  func(a *assignment) *assignment { return reweighed(a, 3, 3) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newKeys("t")
+			first := testMap(tt.P, tt.n, 1)
+			second, third := tt.second(first), tt.third(first)
+			follower, leader := newTestView(tt.P), newTestView(tt.P)
+			follower.assign = follow(t, k, follower.parts, nil, writeTxns(t, k, follower, first), tt.P)
+			leader.assign = follow(t, k, leader.parts, nil, writeTxns(t, k, leader, first), tt.P)
+			txns2 := writeTxns(t, k, leader, second)
+			leader.assign = follow(t, k, leader.parts, leader.assign, txns2, tt.P)
+			txns3 := writeTxns(t, k, leader, third)
+			if len(txns3) < 2 {
+				t.Fatalf("version 3 in %d txn: nothing staged", len(txns3))
+			}
+			meta := feedNewest(t, k, follower.parts, append(txns2, txns3[:len(txns3)-1]...), tt.P)
+			if meta == nil || meta.Version != 2 {
+				t.Fatalf("newest meta %+v, want version 2", meta)
+			}
+			if got, err := follower.parts.commit(meta, follower.assign); !errors.Is(err, errMapIncomplete) {
+				same := err == nil && reflect.DeepEqual(got, second)
+				t.Fatalf("commit of version 2 with parts restaged for 3: %v (equals version 2: %v), want errMapIncomplete", err, same)
+			}
+			got := follow(t, k, follower.parts, follower.assign, txns3[len(txns3)-1:], tt.P)
+			if !reflect.DeepEqual(got, third) {
+				t.Fatal("version 3 after its commit differs")
+			}
+		})
+	}
+}
+
+// feedNewest puts into m only the newest value of every map key that txns
+// write, with the revision of its Txn, as a coalesced batch or a re-read
+// delivers them; it returns the newest meta.
+func feedNewest(t *testing.T, k keys, m *mapParts, txns [][]clientv3.Op, P int) *wireMeta {
+	t.Helper()
+	newest := map[string][]byte{}
+	written := map[string]int64{}
+	var order []string
+	for _, ops := range txns {
+		rev := testRevision.Add(1)
+		for _, op := range ops {
+			key := string(op.KeyBytes())
+			if _, seen := newest[key]; !seen {
+				order = append(order, key)
+			}
+			newest[key], written[key] = op.ValueBytes(), rev
+		}
+	}
+	var meta *wireMeta
+	for _, key := range order {
+		rel, ok := strings.CutPrefix(key, k.mapPrefix())
+		switch {
+		case !ok:
+		case rel == "meta":
+			var err error
+			if meta, err = decodeMeta(newest[key], P); err != nil {
+				t.Fatal(err)
+			}
+			m.metaRev = written[key]
+		default:
+			if _, err := m.putPart(rel, newest[key], written[key], P); err != nil {
+				t.Fatalf("%s: %v", rel, err)
+			}
+		}
+	}
+	return meta
 }
