@@ -200,8 +200,9 @@ func (w *Watcher) Revision() int64 { return w.rev.Load() }
 // last read or watch did not fail and, with a progress interval set (see
 // WithProgressInterval), etcd answered within the last two intervals. It is
 // false while the watcher retries after a failure, while it cannot reach
-// etcd, and after it stopped. A slow consumer does not make it silent: the
-// watcher keeps reading etcd meanwhile.
+// etcd, and after it stopped. A slow consumer does not make it silent:
+// while the consumer has not received everything, the watcher keeps
+// reading etcd but neither probes it nor counts silence.
 func (w *Watcher) Connected() bool {
 	if !w.up.Load() {
 		return false
@@ -372,6 +373,15 @@ func (w *Watcher) watchOnce() (healthy bool, err error) {
 				w.deliver(resp.Events)
 			}
 		case <-tick:
+			if !w.box.empty() {
+				// The consumer is behind, so this process is busy: ask
+				// etcd nothing and count no silence until it has caught
+				// up, as when the watcher waited on it (probing, or
+				// watching again, would only add load to a saturated
+				// process and its etcd).
+				w.heard.Store(int64(time.Since(w.epoch)))
+				continue
+			}
 			// A watch that starts at an old revision is "catching up" for
 			// etcd, which syncs such watches (and answers their progress
 			// requests) only every 100 ms: never call that silence.
