@@ -39,7 +39,6 @@
 //
 // What the watcher does not do: it does not detect half-open TCP connections
 // by itself (set DialKeepAliveTime and DialKeepAliveTimeout on the
-// clientv3.Config for that; Connected reports the silence meanwhile), and
-// it does not paginate the read (the whole prefix must fit in one Get
-// response).
+// clientv3.Config for that; Connected reports the silence meanwhile). It
+// reads the prefix in pages of 1,000 keys at one revision.
 package watcher
