@@ -66,7 +66,8 @@ func (e Event) IsCreate() bool { return e.Type == Put && e.PrevValue == nil }
 type Batch struct {
 	// Events, in the order they happened. A live batch (neither Resync
 	// nor Coalesced) holds the events of exactly one etcd revision, in the
-	// order of the transaction. It is empty only for an Initial batch of an empty prefix.
+	// order of the transaction. It is empty only for an Initial batch of
+	// an empty prefix.
 	Events []Event
 	// Revision is the etcd revision the consumer's state is at once it has
 	// applied this batch: the revision of a live batch's events, the
@@ -93,7 +94,7 @@ type Batch struct {
 	Coalesced bool
 }
 
-// kv is the watcher's record of one key as last delivered.
+// kv is the watcher's record of one key as last received.
 type kv struct {
 	value                       []byte
 	create, mod, version, lease int64
