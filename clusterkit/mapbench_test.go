@@ -2,6 +2,8 @@ package clusterkit
 
 import (
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -116,6 +118,40 @@ func BenchmarkMapWrites(b *testing.B) {
 				b.ReportMetric(float64(s.txns), "crash-txns")
 				b.ReportMetric(float64(rounds), "crash-writes")
 				b.ReportMetric(float64(s.maxB), "crash-max-txn-B")
+			}
+		})
+	}
+}
+
+// BenchmarkNamedMemberChange measures what one node's snapshot costs when
+// the record of a node the map names changes (a re-registration gives it
+// a new StartedAt): its partitions are rebuilt with the new Node value.
+func BenchmarkNamedMemberChange(b *testing.B) {
+	for _, size := range []struct{ n, p int }{{1000, 1024}, {1000, 16384}} {
+		b.Run(fmt.Sprintf("%dx%d", size.n, size.p), func(b *testing.B) {
+			var ids []string
+			for i := range size.n {
+				ids = append(ids, fmt.Sprintf("node-%04d", i))
+			}
+			s := &mapSteps{tb: b, k: newKeys("default"), v: newTestView(size.p), in: reconcileInput{
+				cfg: clusterConfig{PartitionCount: size.p, ReplicationFactor: 3}, members: members(ids...),
+				departed: map[string]departure{}, now: time.Unix(1000, 0)}}
+			s.settle()
+			v := s.v
+			v.members, v.memberRev = s.in.members, 1
+			var ptr atomic.Pointer[snapshot]
+			publishSnapshot(&ptr, ids[0], v, ids[0], true, nil, nil)
+			for i := 0; b.Loop(); i++ {
+				prev := v.members[ids[7]]
+				rec := prev
+				rec.StartedAt = time.Unix(int64(2000+i), 0)
+				v.members[ids[7]], v.memberRev = rec, v.memberRev+1
+				publishSnapshot(&ptr, ids[0], v, ids[0], false, v.assign, []memberChange{{put: true, rec: rec, prev: &prev}})
+			}
+			if got := ptr.Load().servingAt(servingScan(v.assign, map[string]bool{ids[7]: true})[0]); !slices.ContainsFunc(got, func(n Node) bool {
+				return n.ID == ids[7] && n.StartedAt.Equal(v.members[ids[7]].StartedAt)
+			}) {
+				b.Fatalf("%s's partitions do not hold its new record", ids[7])
 			}
 		})
 	}

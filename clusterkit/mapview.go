@@ -52,6 +52,10 @@ type mapParts struct {
 	table    map[int]wireSlot // slot → committed value (IDs only for used slots)
 	slotOf   map[string]int
 	chunkTag []int64
+	// served lists, per node, the partitions whose serving set in the
+	// applied version names it (unordered), so that a node whose record
+	// changed costs its partitions, not a pass over the map.
+	served map[string][]int32
 }
 
 // latestPart is the newest value of one part (v nil: unreadable) and the
@@ -170,12 +174,72 @@ func (m *mapParts) commit(meta *wireMeta, old *assignment) (*assignment, error) 
 		}
 	}
 	m.version, m.table, m.slotOf, m.chunkTag, m.pending = V, table, slotOf, tags, nil
+	m.indexServing(old, next, decoded)
 	m.committed, m.baseVersion, m.decoded = next, 0, decoded
 	if old != nil {
 		m.baseVersion = old.Version
 	}
 	m.forgetCommitted()
 	return next, nil
+}
+
+// indexServing updates served from the last commit's map (old) to next,
+// whose partitions differ from old's only in the chunks decoded; it
+// indexes next whole when old is not the last commit's.
+func (m *mapParts) indexServing(old, next *assignment, decoded []int) {
+	if old == nil || old != m.committed || m.served == nil {
+		m.served = map[string][]int32{}
+		for p, ps := range next.Partitions {
+			for _, id := range ps.Serving {
+				m.served[id] = append(m.served[id], int32(p))
+			}
+		}
+		return
+	}
+	for _, c := range decoded {
+		lo, hi := chunkRange(c, len(next.Partitions))
+		for p := lo; p < hi; p++ {
+			was, now := old.Partitions[p].Serving, next.Partitions[p].Serving
+			for _, id := range was {
+				if !slices.Contains(now, id) {
+					m.unserve(id, int32(p))
+				}
+			}
+			for _, id := range now {
+				if !slices.Contains(was, id) {
+					m.served[id] = append(m.served[id], int32(p))
+				}
+			}
+		}
+	}
+}
+
+// unserve drops partition p from node id's list.
+func (m *mapParts) unserve(id string, p int32) {
+	list := m.served[id]
+	i := slices.Index(list, p)
+	if i < 0 {
+		return
+	}
+	list[i] = list[len(list)-1]
+	if list = list[:len(list)-1]; len(list) == 0 {
+		delete(m.served, id)
+		return
+	}
+	m.served[id] = list
+}
+
+// servingAny returns, in index order, the partitions of the applied
+// version whose serving sets name a node of ids.
+func (m *mapParts) servingAny(ids map[string]bool) []int {
+	var out []int
+	for id := range ids {
+		for _, p := range m.served[id] {
+			out = append(out, int(p))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // nodeTable assembles the node table of version V: each slot's value,

@@ -3,7 +3,9 @@ package clusterkit
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -191,15 +193,6 @@ func TestPackTxnsLimits(t *testing.T) {
 // 3 moves every partition) and node slots (version 3 reweighs more nodes
 // than one Txn holds).
 func TestMapPartsRestagedBeforeSeen(t *testing.T) {
-	rotated := func(a *assignment, v int64) *assignment {
-		out := testMap(len(a.Partitions), len(a.Planned), v)
-		for p := range out.Partitions {
-			tg := out.Partitions[p].Target
-			tg = append(tg[1:], tg[0])
-			out.Partitions[p] = partitionState{Target: tg, Serving: append([]string(nil), tg...), Epoch: 7}
-		}
-		return out
-	}
 	reweighed := func(a *assignment, v int64, w float64) *assignment {
 		out := testMap(len(a.Partitions), len(a.Planned), v)
 		for i := range out.Planned {
@@ -214,7 +207,7 @@ func TestMapPartsRestagedBeforeSeen(t *testing.T) {
 	}{
 		{name: "chunks", P: 1024, n: 5,
 			second: func(*assignment) *assignment { return testMap(1024, 6, 2) },
-			third:  func(*assignment) *assignment { return rotated(testMap(1024, 6, 2), 3) }},
+			third:  func(*assignment) *assignment { return rotatedMap(testMap(1024, 6, 2), 3) }},
 		{name: "slots", P: 64, n: 300,
 			second: func(a *assignment) *assignment { return reweighed(a, 2, 2) },
 			third:  func(a *assignment) *assignment { return reweighed(a, 3, 3) }},
@@ -284,4 +277,60 @@ func feedNewest(t *testing.T, k keys, m *mapParts, txns [][]clientv3.Op, P int) 
 		}
 	}
 	return meta
+}
+
+// TestServingIndexMatchesScan: over random versions written by a leader
+// and applied by a follower (serving sets changed, grown, shrunk or
+// emptied in a few partitions each time, and now and then a whole new
+// map), the follower's index of the partitions each node serves answers
+// what a pass over the map does.
+func TestServingIndexMatchesScan(t *testing.T) {
+	const P, n = 256, 8
+	rng := rand.New(rand.NewPCG(7, 8))
+	k := newKeys("t")
+	leader, follower := newTestView(P), newTestView(P)
+	cur := testMap(P, n, 1)
+	for V := int64(1); V <= 300; V++ {
+		next := &assignment{Version: V, Planned: cur.Planned, Partitions: slices.Clone(cur.Partitions)}
+		if V > 1 && rng.IntN(20) > 0 {
+			for range 1 + rng.IntN(6) {
+				p := rng.IntN(P)
+				var serving []string
+				for _, i := range rng.Perm(n)[:rng.IntN(4)] {
+					serving = append(serving, cur.Planned[i].ID)
+				}
+				next.Partitions[p] = partitionState{Target: serving, Serving: serving, Epoch: next.Partitions[p].Epoch + 1}
+			}
+		} else if V > 1 {
+			next.Partitions = rotatedMap(next, V).Partitions
+		}
+		txns := writeTxns(t, k, leader, next)
+		leader.assign = follow(t, k, leader.parts, leader.assign, txns, P)
+		follower.assign = follow(t, k, follower.parts, follower.assign, txns, P)
+		cur = follower.assign
+		for _, pn := range cur.Planned {
+			ids := map[string]bool{pn.ID: true}
+			if got, want := follower.parts.servingAny(ids), servingScan(cur, ids); !slices.Equal(got, want) {
+				t.Fatalf("v%d: %s serves %v by the index, %v by a scan", V, pn.ID, got, want)
+			}
+		}
+		ids := map[string]bool{cur.Planned[rng.IntN(n)].ID: true, cur.Planned[rng.IntN(n)].ID: true}
+		if got, want := follower.parts.servingAny(ids), servingScan(cur, ids); !slices.Equal(got, want) {
+			t.Fatalf("v%d: %v serve %v by the index, %v by a scan", V, ids, got, want)
+		}
+	}
+}
+
+// rotatedMap returns a's map at version v with every serving set rotated by
+// one node (every partition changes, among the same nodes).
+func rotatedMap(a *assignment, v int64) *assignment {
+	out := &assignment{Version: v, Planned: a.Planned, Partitions: make([]partitionState, len(a.Partitions))}
+	for p, ps := range a.Partitions {
+		s := slices.Clone(ps.Serving)
+		if len(s) > 1 {
+			s = append(s[1:], s[0])
+		}
+		out.Partitions[p] = partitionState{Target: s, Serving: slices.Clone(s), Epoch: ps.Epoch + 1}
+	}
+	return out
 }

@@ -62,7 +62,7 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 		if changed == nil {
 			changed = changedNodes(prev, s)
 		}
-		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, named(v.parts.slotOf, changed))
+		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, v.parts.servingAny(named(v.parts.slotOf, changed)))
 	} else {
 		s = nextSnapshot(me, s, v.assign, prev, oldAssign, changed)
 	}
@@ -217,11 +217,12 @@ func (s *snapshot) member(id string) (*Node, bool) {
 // withChunks completes s (members only, see membersSnapshot) as the
 // snapshot of map a for node me, from prev (the snapshot of prevMap),
 // when a differs from prevMap only in the given chunks and, among the
-// nodes the map names, only those of renamed changed their records: the
-// other chunks are shared with prev, and the counts adjusted by the
-// changed partitions only, so a change costs a copy of the chunk pointers
-// plus the chunks it touched. prev is not modified.
-func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment, chunks []int, renamed map[string]bool) *snapshot {
+// nodes the map names, only those whose records changed are served in
+// renamed (partitions of a, in index order): the other chunks are shared
+// with prev, and the counts adjusted by the changed partitions only, so a
+// change costs a copy of the chunk pointers plus the partitions it
+// touched. prev is not modified.
+func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment, chunks []int, renamed []int) *snapshot {
 	s.version, s.mine, s.live = a.Version, prev.mine, slices.Clone(prev.live)
 	s.setMapState(a)
 	s.count, s.chunks = prev.count, prev.chunks
@@ -240,17 +241,12 @@ func (prev *snapshot) withChunks(me string, s *snapshot, a, prevMap *assignment,
 			}
 		}
 	}
-	if len(renamed) == 0 {
-		return s
-	}
-	for p, ps := range a.Partitions {
-		if slices.ContainsFunc(ps.Serving, func(id string) bool { return renamed[id] }) {
-			old := prevMap.Partitions[p]
-			if rebuilt[p] {
-				old = ps
-			}
-			s.rebuild(w, me, p, old, ps)
+	for _, p := range renamed {
+		ps, old := a.Partitions[p], prevMap.Partitions[p]
+		if rebuilt[p] {
+			old = ps
 		}
+		s.rebuild(w, me, p, old, ps)
 	}
 	return s
 }

@@ -58,11 +58,23 @@ func TestSnapshotWithChunksMatchesFullBuild(t *testing.T) {
 		sick.Healthy = false
 		left["d"] = sick
 		got = newSnapshot(me, in.members, steps[1], 7, "b").withChunks(me, membersOnly(left, 9, "b"), last, steps[1],
-			slices.Collect(changedChunkList(steps[1], last)), map[string]bool{"c": true, "d": true})
+			slices.Collect(changedChunkList(steps[1], last)), servingScan(last, map[string]bool{"c": true, "d": true}))
 		compareSnapshots(t, me, len(steps)+1, got, newSnapshot(me, left, last, 9, "b"))
 		compareSnapshots(t, me, len(steps)+1, nextSnapshot(me, membersOnly(left, 9, "b"), last, newSnapshot(me, in.members, steps[1], 7, "b"), steps[1], nil),
 			newSnapshot(me, left, last, 9, "b"))
 	}
+}
+
+// servingScan returns, in index order, the partitions of a whose serving
+// sets name a node of ids: what mapParts.servingAny answers from its index.
+func servingScan(a *assignment, ids map[string]bool) []int {
+	var out []int
+	for p, ps := range a.Partitions {
+		if slices.ContainsFunc(ps.Serving, func(id string) bool { return ids[id] }) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // changedChunkList yields the chunks in which a and b differ.
