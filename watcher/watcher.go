@@ -106,8 +106,8 @@ type Stats struct {
 	Watches int64
 	// Resyncs is the number of re-reads after a compaction.
 	Resyncs int64
-	// Coalesced is the number of Coalesced batches delivered: how often
-	// the consumer fell behind by more than the queue bound.
+	// Coalesced is the number of Coalesced batches offered on Batches:
+	// how often the consumer fell behind by more than the queue bound.
 	Coalesced int64
 }
 
