@@ -2,6 +2,7 @@ package clusterkit
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -83,6 +84,18 @@ func (s *mapSteps) markReady() {
 
 func (s *mapSteps) reset() { s.txns, s.bytes, s.maxOp, s.maxB = 0, 0, 0, 0 }
 
+// newMapSteps returns the steps of a map of p partitions, RF 3, over n
+// members node-0000 onwards, before its first plan.
+func newMapSteps(tb testing.TB, n, p int) *mapSteps {
+	var ids []string
+	for i := range n {
+		ids = append(ids, fmt.Sprintf("node-%04d", i))
+	}
+	return &mapSteps{tb: tb, k: newKeys("default"), v: newTestView(p), in: reconcileInput{
+		cfg: clusterConfig{PartitionCount: p, ReplicationFactor: 3}, members: members(ids...),
+		departed: map[string]departure{}, now: time.Unix(1000, 0)}}
+}
+
 // BenchmarkMapWrites measures, without etcd, the map writes of a join and
 // of a crash (lease expiry, no rebalance delay) through every handoff
 // step: Txns, bytes a watcher receives for them (map parts, meta,
@@ -90,15 +103,8 @@ func (s *mapSteps) reset() { s.txns, s.bytes, s.maxOp, s.maxB = 0, 0, 0, 0 }
 func BenchmarkMapWrites(b *testing.B) {
 	for _, size := range []struct{ n, p int }{{100, 1024}, {1000, 16384}} {
 		b.Run(fmt.Sprintf("%dx%d", size.n, size.p), func(b *testing.B) {
-			var ids []string
-			for i := range size.n {
-				ids = append(ids, fmt.Sprintf("node-%04d", i))
-			}
-			k := newKeys("default")
 			for b.Loop() {
-				s := &mapSteps{tb: b, k: k, v: newTestView(size.p), in: reconcileInput{
-					cfg: clusterConfig{PartitionCount: size.p, ReplicationFactor: 3}, members: members(ids...),
-					departed: map[string]departure{}, now: time.Unix(1000, 0)}}
+				s := newMapSteps(b, size.n, size.p)
 				s.settle()
 				s.reset()
 				s.in.members["node-join"] = memberRecord{ID: "node-join", Weight: 1, Incarnation: 1}
@@ -129,14 +135,9 @@ func BenchmarkMapWrites(b *testing.B) {
 func BenchmarkNamedMemberChange(b *testing.B) {
 	for _, size := range []struct{ n, p int }{{1000, 1024}, {1000, 16384}} {
 		b.Run(fmt.Sprintf("%dx%d", size.n, size.p), func(b *testing.B) {
-			var ids []string
-			for i := range size.n {
-				ids = append(ids, fmt.Sprintf("node-%04d", i))
-			}
-			s := &mapSteps{tb: b, k: newKeys("default"), v: newTestView(size.p), in: reconcileInput{
-				cfg: clusterConfig{PartitionCount: size.p, ReplicationFactor: 3}, members: members(ids...),
-				departed: map[string]departure{}, now: time.Unix(1000, 0)}}
+			s := newMapSteps(b, size.n, size.p)
 			s.settle()
+			ids := slices.Sorted(maps.Keys(s.in.members))
 			v := s.v
 			v.members, v.memberRev = s.in.members, 1
 			var ptr atomic.Pointer[snapshot]
