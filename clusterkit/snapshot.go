@@ -62,24 +62,12 @@ func publishSnapshot(ptr *atomic.Pointer[snapshot], me string, v *view, leader s
 		if changed == nil {
 			changed = changedNodes(prev, s)
 		}
-		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, v.parts.servingAny(named(v.parts.slotOf, changed)))
+		s = prev.withChunks(me, s, v.assign, oldAssign, chunks, v.parts.servingAny(changed))
 	} else {
 		s = nextSnapshot(me, s, v.assign, prev, oldAssign, changed)
 	}
 	ptr.Store(s)
 	return s
-}
-
-// named returns the nodes of ids that have a slot in the map's node table
-// (slotOf): those the map may name.
-func named(slotOf map[string]int, ids map[string]bool) map[string]bool {
-	out := map[string]bool{}
-	for id := range ids {
-		if _, ok := slotOf[id]; ok {
-			out[id] = true
-		}
-	}
-	return out
 }
 
 // roleCounts counts one node's partitions: served as primary, served as a
