@@ -421,11 +421,16 @@ func (w *Watcher) deliver(evs []*clientv3.Event) {
 			continue
 		}
 		b := Batch{Revision: rev, Events: make([]Event, 0, j-i)}
-		before := make([]keyState, 0, j-i)
+		// The keys' states before the batch matter only if it waits (a
+		// batch offered at once is never merged): none are kept otherwise.
+		var before []keyState
+		waits := !w.box.empty()
 		for _, ev := range evs[i:j] {
 			e, was := w.apply(ev)
 			b.Events = append(b.Events, e)
-			before = append(before, was)
+			if waits {
+				before = append(before, was)
+			}
 		}
 		w.enqueue(b, before)
 		i = j
@@ -556,9 +561,10 @@ func (w *Watcher) get() (*clientv3.GetResponse, error) {
 	}
 }
 
-// enqueue hands b (before: each event's key before it), the changes of
-// revision b.Revision, to the consumer: on offer at once if it has
-// received everything, else behind what it has not (see outbox).
+// enqueue hands b (before: each event's key before it; nil when the
+// consumer has received everything), the changes of revision b.Revision,
+// to the consumer: on offer at once if it has received everything, else
+// behind what it has not (see outbox).
 func (w *Watcher) enqueue(b Batch, before []keyState) {
 	w.received.Store(b.Revision)
 	if w.box.add(b, before) {
