@@ -222,6 +222,6 @@ func etcdClientConfig(ec EtcdConfig, endpoints []string, log *zap.Logger) (clien
 		// --grpc-keepalive-min-time (5 s by default).
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
-		DialOptions:          reconnectOptions,
+		DialOptions:          append(slices.Clip(reconnectOptions), testDialOptions...),
 	}, nil
 }

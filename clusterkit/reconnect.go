@@ -16,3 +16,7 @@ var reconnectOptions = []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectPara
 	Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 	MinConnectTimeout: time.Second,
 })}
+
+// testDialOptions are added to every etcd client's options; only tests set
+// them (export_test.go), to inject faults between a node and etcd.
+var testDialOptions []grpc.DialOption
