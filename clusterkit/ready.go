@@ -2,6 +2,8 @@ package clusterkit
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"sync"
 	"time"
@@ -231,17 +233,48 @@ func (r *run) writeReady(reg *leases.Registration, want map[int]int64) error {
 	return r.writeOnLease(reg, r.ck.keys.ready(r.ck.opts.NodeID), b)
 }
 
-// writeOnLease puts value at key on reg's lease, or deletes key when
-// value is empty.
+// errRecordChanging: one of this node's records changed under each of its
+// conditional writes in a row (writeOnLease); the ready writer retries.
+var errRecordChanging = errors.New("record keeps changing")
+
+// writeOnLease puts value at key on reg's lease, or deletes key when value
+// is empty. The write holds only if key is still at the mod revision this
+// node last wrote or read (recordRevs): etcd under load may still apply a
+// write whose request timed out, after a newer one, and an unconditional
+// write would then replace the newer record while this node believed it
+// written (its handoffs would never complete). A record found changed is
+// read and written again. Only the ready writer goroutine calls it.
 func (r *run) writeOnLease(reg *leases.Registration, key string, value []byte) error {
 	ctx, cancel := context.WithTimeout(r.ctx, requestTimeout)
 	defer cancel()
-	if len(value) == 0 {
-		_, err := r.cli.Delete(ctx, key)
-		return err
+	write := clientv3.OpDelete(key)
+	if len(value) > 0 {
+		write = clientv3.OpPut(key, string(value), clientv3.WithLease(reg.LeaseID()))
 	}
-	_, err := r.cli.Put(ctx, key, string(value), clientv3.WithLease(reg.LeaseID()))
-	return err
+	if r.recordRevs == nil {
+		r.recordRevs = map[string]int64{}
+	}
+	for range 3 {
+		resp, err := r.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", r.recordRevs[key])).
+			Then(write).Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).Commit()
+		if err != nil {
+			return err
+		}
+		rev := int64(0) // deleted, or found absent
+		switch {
+		case !resp.Succeeded:
+			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+				rev = kvs[0].ModRevision
+			}
+		case len(value) > 0:
+			rev = resp.Header.Revision
+		}
+		r.recordRevs[key] = rev
+		if resp.Succeeded {
+			return nil
+		}
+	}
+	return fmt.Errorf("record %s: %w", key, errRecordChanging)
 }
 
 // logReady is the log line of a partition becoming ready.
