@@ -49,7 +49,7 @@ func (c *cluster) options() (clusterkit.Options, error) {
 		// The first request must answer within DialTimeout; a loaded 2-core
 		// machine starting 10 nodes at once missed the default 5 s.
 		Etcd:   clusterkit.EtcdConfig{Endpoints: c.endpoints, DialTimeout: 30 * time.Second},
-		Logger: c.logger.With(zap.String("node", id)),
+		Logger: c.logger, // ClusterKit names the node in every line
 	}, nil
 }
 

@@ -57,7 +57,7 @@ func main() {
 	flag.IntVar(&c.burst, "burst", -1, "after the crash, start this many nodes at once, then halt as many at once (negative: N/10, at least 2; 0: no bursts)")
 	flag.DurationVar(&c.stepTimeout, "timeout", 5*time.Minute, "bound of formation and of each measured step")
 	flag.BoolVar(&c.timeline, "timeline", false, "print every write of each join and crash to stderr")
-	flag.BoolVar(&c.logWarn, "log", false, "let the nodes log warnings and errors to stderr")
+	flag.StringVar(&c.logLevel, "log", "", "let the nodes log at this level (debug, info, warn, error) and above to stderr")
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of each join and crash to <this>-<N>x<P>-<step>.pprof (the last trial's)")
 	flag.StringVar(&c.memProfile, "memprofile", "", "write a heap profile after formation to <this>-<N>x<P>.pprof")
 	flag.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060) while running")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/clusterkit-go/clusterkit/clusterkit"
 )
@@ -24,7 +25,7 @@ type config struct {
 	burst             int  // nodes started and halted at once (negative: N/10)
 	stepTimeout       time.Duration
 	timeline          bool   // print each step's writes
-	logWarn           bool   // nodes log warnings and errors to stderr
+	logLevel          string // nodes log at this level and above to stderr ("": not at all)
 	profile           string // if set, a CPU profile of each step goes to <profile>-<N>x<P>-<step>.pprof
 	memProfile        string // if set, a heap profile after formation goes to <memProfile>-<N>x<P>.pprof
 }
@@ -103,8 +104,12 @@ func runTrial(c config, n, p int) (res result, err error) {
 	defer obs.close()
 	cl := &cluster{endpoints: srv.endpoints(), dir: dir, partitions: p, ttl: c.ttl, progress: func(string, ...any) {}}
 	cl.logger = zap.NewNop()
-	if c.logWarn {
-		if cl.logger, err = zap.NewDevelopment(zap.IncreaseLevel(zap.WarnLevel)); err != nil {
+	if c.logLevel != "" {
+		level, err := zapcore.ParseLevel(c.logLevel)
+		if err != nil {
+			return res, fmt.Errorf("-log: %w", err)
+		}
+		if cl.logger, err = zap.NewDevelopment(zap.IncreaseLevel(level)); err != nil {
 			return res, err
 		}
 	}
