@@ -1,20 +1,11 @@
 package clusterkit
 
 import (
-	"bytes"
-	"context"
 	"errors"
-	"reflect"
-	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -79,67 +70,9 @@ func EtcdDial(ck *ClusterKit, ep string) (*grpc.ClientConn, error) {
 // EtcdEndpoints are ck's etcd client's endpoints.
 func EtcdEndpoints(ck *ClusterKit) []string { return ck.active.Load().cli.Endpoints() }
 
-// LandLate makes the first etcd write of a key ending in suffix (a Put, or
-// a Txn that puts it), by any node whose client is created while t runs,
-// fail at once with DeadlineExceeded, as a request its client gave up on,
-// and reach etcd right after the first later write of another value to
-// that key succeeded: what an etcd under load may do with a request whose
-// client timed out. held is closed when the first write is held; landed
-// receives the late request's error.
-func LandLate(t testing.TB, suffix string) (held <-chan struct{}, landed <-chan error) {
-	heldCh, landedCh := make(chan struct{}), make(chan error, 1)
-	var mu sync.Mutex
-	first := true
-	var heldValue []byte
-	var late func() // the held request, until it is sent
-	intercept := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		value, ok := writtenValue(req, suffix)
-		if !ok {
-			return invoker(ctx, method, req, reply, cc, opts...)
-		}
-		mu.Lock()
-		if first {
-			first, heldValue = false, value
-			late = func() {
-				out := reflect.New(reflect.TypeOf(reply).Elem()).Interface()
-				landedCh <- invoker(context.Background(), method, req, out, cc, opts...)
-			}
-			mu.Unlock()
-			close(heldCh)
-			return status.Error(codes.DeadlineExceeded, "held by the test, to land late")
-		}
-		mu.Unlock()
-		err := invoker(ctx, method, req, reply, cc, opts...)
-		if err == nil {
-			mu.Lock()
-			var send func()
-			if late != nil && !bytes.Equal(value, heldValue) {
-				send, late = late, nil
-			}
-			mu.Unlock()
-			if send != nil {
-				send()
-			}
-		}
-		return err
-	}
-	testDialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(intercept)}
+// SetTestDialOptions adds opts to the etcd client of every node created
+// while t runs (to inject a fault, see etcdtest.LateWrite).
+func SetTestDialOptions(t testing.TB, opts ...grpc.DialOption) {
+	testDialOptions = opts
 	t.Cleanup(func() { testDialOptions = nil })
-	return heldCh, landedCh
-}
-
-// writtenValue returns the value req puts at a key ending in suffix, if
-// it is a Put or a Txn that puts one.
-func writtenValue(req any, suffix string) ([]byte, bool) {
-	switch r := req.(type) {
-	case *etcdserverpb.PutRequest:
-		return r.Value, strings.HasSuffix(string(r.Key), suffix)
-	case *etcdserverpb.TxnRequest:
-		for _, op := range append(slices.Clip(r.Success), r.Failure...) {
-			if p := op.GetRequestPut(); p != nil && strings.HasSuffix(string(p.Key), suffix) {
-				return p.Value, true
-			}
-		}
-	}
-	return nil, false
 }

@@ -2,6 +2,7 @@ package clusterkit_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +22,8 @@ import (
 func TestLateReadyWriteDoesNotHideANewerOne(t *testing.T) {
 	srv := etcdtest.Start(t)
 	nodes := formExternal(t, srv, 3, nil)
-	held, landed := clusterkit.LandLate(t, "/ready/node-4")
+	late := etcdtest.NewLateWrite(func(key, _ []byte) bool { return strings.HasSuffix(string(key), "/ready/node-4") })
+	clusterkit.SetTestDialOptions(t, late.DialOption())
 	var first atomic.Bool
 	nodes = append(nodes, clustertest.Start(t, externalOptions(t, srv, "node-4"), func(ck *clusterkit.ClusterKit) {
 		ck.OnPartitionChange(func(ctx context.Context, e *clusterkit.PartitionChangeEvent) error {
@@ -29,7 +31,7 @@ func TestLateReadyWriteDoesNotHideANewerOne(t *testing.T) {
 				return nil // node-4's first partition is ready at once: the held write lists only it
 			}
 			select {
-			case <-held:
+			case <-late.Held:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
@@ -37,7 +39,7 @@ func TestLateReadyWriteDoesNotHideANewerOne(t *testing.T) {
 		})
 	}))
 	select {
-	case err := <-landed:
+	case err := <-late.Landed:
 		t.Logf("the held write reached etcd after the next one (error %v)", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("node-4 wrote its ready record no second time")

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/clusterkit-go/clusterkit/internal/etcdtest"
 	"github.com/clusterkit-go/clusterkit/internal/tcpproxy"
 	"github.com/clusterkit-go/clusterkit/leases"
 )
@@ -630,5 +631,40 @@ func TestRestartWaitSurvivesEtcdLeaderChange(t *testing.T) {
 		time.Since(start).Round(time.Millisecond), restarted.Round(time.Millisecond))
 	if value, lease, ok := getKey(t, cli, memberKey); !ok || value != "incarnation 2" || lease != got.r.LeaseID() {
 		t.Errorf("key = (%q, %x, %v), want (%q, %x, true)", value, lease, ok, "incarnation 2", got.r.LeaseID())
+	}
+}
+
+// TestLateUpdateDoesNotHideANewerOne: an Update whose request timed out
+// can still reach etcd, after the next Update (etcd under load). It must
+// not replace the newer value: the owner believes the newer one written
+// (a node's health, for example, would stay wrong until it changes again).
+func TestLateUpdateDoesNotHideANewerOne(t *testing.T) {
+	srv := etcdtest.Start(t)
+	late := etcdtest.NewLateWrite(func(_, value []byte) bool { return string(value) == "v1" })
+	cli := srv.Client(t, late.DialOption())
+	r := mustRegister(t, cli, memberKey, "v0", 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctxT(t), 200*time.Millisecond)
+	defer cancel()
+	if err := r.Update(ctx, []byte("v1")); err == nil {
+		t.Fatal("the held Update succeeded")
+	}
+	if err := r.Update(ctxT(t), []byte("v2")); err != nil {
+		t.Fatalf("Update after the held one: %v", err)
+	}
+	if err := <-late.Landed; err != nil {
+		t.Logf("the held Update reached etcd: %v", err)
+	}
+	resp, err := cli.Get(ctxT(t), memberKey)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v2" {
+		t.Fatalf("after the held Update reached etcd the key holds %v, want v2", resp.Kvs)
+	}
+	if err := r.Update(ctxT(t), []byte("v3")); err != nil {
+		t.Fatalf("Update after the late write: %v", err)
+	}
+	if r.Err() != nil {
+		t.Fatalf("the registration ended: %v", r.Err())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/clusterkit-go/clusterkit/internal/freeport"
 )
@@ -53,9 +54,9 @@ func Start(t testing.TB) *Server {
 func (s *Server) Endpoints() []string { return []string{s.clientURL.String()} }
 
 // Client returns a new client of this server, closed by t.Cleanup.
-func (s *Server) Client(t testing.TB) *clientv3.Client {
+func (s *Server) Client(t testing.TB, opts ...grpc.DialOption) *clientv3.Client {
 	t.Helper()
-	return NewClient(t, s.Endpoints()...)
+	return newClient(t, clientv3.Config{Endpoints: s.Endpoints(), DialOptions: opts})
 }
 
 // NewClient returns a quiet client of the given endpoints (a server of
