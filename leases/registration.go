@@ -45,6 +45,9 @@ type Registration struct {
 	renewedAt time.Time // send time of the grant or of the last acknowledged keep-alive
 	released  bool      // the lease is revoked or known to be gone
 	presumed  bool      // lost because no keep-alive succeeded within the TTL
+	// modRev is the key's mod revision as this Registration last wrote or
+	// read it: Update writes only over it (see Update).
+	modRev int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -64,6 +67,7 @@ func start(rg *registrar, rev int64) *Registration {
 		cancel:    cancel,
 		done:      make(chan struct{}),
 		renewedAt: rg.renewedAt,
+		modRev:    rev,
 	}
 	go r.run(ctx, rev)
 	return r
@@ -124,27 +128,50 @@ func (r *Registration) Err() error {
 // the key is still bound to this Registration's lease (one Txn), so it never
 // recreates a key after a loss; if the key is gone or rebound, Update ends
 // the Registration and returns the cause (ErrLeaseLost, ErrKeyDeleted or
-// ErrKeyReplaced). After the Registration has ended it returns its Err, or
-// ErrClosed. The request is bounded by ctx and the request timeout.
+// ErrKeyReplaced). It also writes only over the value this Registration
+// last wrote or read: etcd under load may still apply an Update whose
+// request timed out, after a newer one, which must then change nothing
+// (the key, still ours, is read and written again). After the Registration
+// has ended it returns its Err, or ErrClosed. The request is bounded by
+// ctx and the request timeout.
 func (r *Registration) Update(ctx context.Context, value []byte) error {
 	if r.ctx.Err() != nil {
 		return r.endCause()
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.o.requestTimeout)
 	defer cancel()
-	resp, err := r.cli.Txn(cctx).
-		If(r.IsHolder()).
-		Then(clientv3.OpPut(r.key, string(value), clientv3.WithLease(r.id))).
-		Else(clientv3.OpGet(r.key)).
-		Commit()
-	if err != nil {
-		return fmt.Errorf("leases: update %q: %w", r.key, err)
+	for range 3 {
+		r.mu.Lock()
+		rev := r.modRev
+		r.mu.Unlock()
+		resp, err := r.cli.Txn(cctx).
+			If(r.IsHolder(), clientv3.Compare(clientv3.ModRevision(r.key), "=", rev)).
+			Then(clientv3.OpPut(r.key, string(value), clientv3.WithLease(r.id))).
+			Else(clientv3.OpGet(r.key)).
+			Commit()
+		if err != nil {
+			return fmt.Errorf("leases: update %q: %w", r.key, err)
+		}
+		if resp.Succeeded {
+			r.sawModRev(resp.Header.Revision)
+			return nil
+		}
+		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		if len(kvs) == 0 || clientv3.LeaseID(kvs[0].Lease) != r.id {
+			r.cancel(r.lossCause(cctx, kvs))
+			return r.endCause()
+		}
+		r.sawModRev(kvs[0].ModRevision) // still ours, written since: by an Update of ours
 	}
-	if resp.Succeeded {
-		return nil
-	}
-	r.cancel(r.lossCause(cctx, resp.Responses[0].GetResponseRange().GetKvs()))
-	return r.endCause()
+	return fmt.Errorf("leases: update %q: the key kept changing under this update", r.key)
+}
+
+// sawModRev records a mod revision of the key that this Registration wrote
+// or read; an older one (a concurrent Update's) changes nothing.
+func (r *Registration) sawModRev(rev int64) {
+	r.mu.Lock()
+	r.modRev = max(r.modRev, rev)
+	r.mu.Unlock()
 }
 
 // endCause returns why the (ended) run ended, or ErrClosed if its owner
