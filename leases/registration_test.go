@@ -640,7 +640,7 @@ func TestRestartWaitSurvivesEtcdLeaderChange(t *testing.T) {
 // (a node's health, for example, would stay wrong until it changes again).
 func TestLateUpdateDoesNotHideANewerOne(t *testing.T) {
 	srv := etcdtest.Start(t)
-	late := etcdtest.NewLateWrite(func(_, value []byte) bool { return string(value) == "v1" })
+	late := etcdtest.NewLateWrite(func(key, value []byte) bool { return string(key) == memberKey && string(value) != "v0" })
 	cli := srv.Client(t, late.DialOption())
 	r := mustRegister(t, cli, memberKey, "v0", 5*time.Second)
 	ctx, cancel := context.WithTimeout(ctxT(t), 200*time.Millisecond)
