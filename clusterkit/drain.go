@@ -97,8 +97,9 @@ func (ck *ClusterKit) NodeOperations() []NodeOperationStatus {
 	return out
 }
 
-// setNodeOperation writes (op != "") or deletes the operator record of id
-// and waits until the map's planned node says the leader applied it.
+// setNodeOperation writes the operator record of id (op "" lifts the
+// order) and waits until the map's planned node says the leader applied
+// it.
 func (ck *ClusterKit) setNodeOperation(ctx context.Context, id string, op NodeOperation) error {
 	r, err := ck.running()
 	if err != nil {
@@ -113,25 +114,19 @@ func (ck *ClusterKit) setNodeOperation(ctx context.Context, id string, op NodeOp
 	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	key := ck.keys.operator(id)
-	var rev int64
-	if op == "" {
-		var resp *clientv3.DeleteResponse
-		if resp, err = r.cli.Delete(rctx, key); err == nil {
-			rev = resp.Header.Revision
-		}
-	} else {
-		var live bool
-		r.follower.read(func(v *view) { _, live = v.members[id] })
-		if !live {
-			return fmt.Errorf("%w: node %q is not a live member", ErrNotFound, id)
-		}
-		b, _ := json.Marshal(operatorRecord{Op: op, Node: ck.opts.NodeID, At: time.Now().UTC()})
-		var resp *clientv3.PutResponse
-		if resp, err = r.cli.Put(rctx, key, string(b)); err == nil {
-			rev = resp.Header.Revision
-		}
+	var live, ordered bool
+	r.follower.read(func(v *view) { _, live = v.members[id]; _, ordered = v.operator[id] })
+	switch {
+	case op != "" && !live:
+		return fmt.Errorf("%w: node %q is not a live member", ErrNotFound, id)
+	case op == "" && !live && !ordered:
+		return nil // no order to lift, and no node a late order could reach
 	}
+	// Lifting an order writes a record without one (op ""), not a delete:
+	// a key that stays lets writeIfUnchanged refuse a late order.
+	b, _ := json.Marshal(operatorRecord{Op: op, Node: ck.opts.NodeID, At: time.Now().UTC()})
+	key := ck.keys.operator(id)
+	rev, err := r.writeIfUnchanged(rctx, key, false, clientv3.OpPut(key, string(b)))
 	if err != nil {
 		ck.metrics.etcdErrors.WithLabelValues("node_operation").Inc()
 		return fmt.Errorf("clusterkit: %s node %q: %w", name, id, err)

@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -34,7 +35,7 @@ func (ck *ClusterKit) RebalancePartitions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := r.putRequest(ctx, ck.keys.rebalanceRequest(), "rebalance_request")
+	req, err := r.putRequest(ctx, ck.keys.rebalanceRequest(), "", "rebalance_request")
 	if err != nil {
 		return fmt.Errorf("clusterkit: request rebalance: %w", err)
 	}
@@ -74,7 +75,9 @@ func (ck *ClusterKit) control(ctx context.Context, action controlAction) error {
 	if err != nil {
 		return err
 	}
-	req, err := r.putRequest(ctx, ck.keys.controlRequest(action), "control_request")
+	// Guarded by every control request: a late "maintenance on" must not
+	// follow an "off" sent after it.
+	req, err := r.putRequest(ctx, ck.keys.controlRequest(action), ck.keys.controlRequestPrefix(), "control_request")
 	if err != nil {
 		return fmt.Errorf("clusterkit: request %s: %w", action, err)
 	}
@@ -86,19 +89,53 @@ func (ck *ClusterKit) control(ctx context.Context, action controlAction) error {
 }
 
 // putRequest writes a new request for the leader (a random ID, this node,
-// the time) at key; op names it in the error metric.
-func (r *run) putRequest(ctx context.Context, key, op string) (controlRequest, error) {
+// the time) at key, only if no key under guardPrefix (key alone when "")
+// was written since it looked (writeIfUnchanged); op names it in the
+// error metric.
+func (r *run) putRequest(ctx context.Context, key, guardPrefix, op string) (controlRequest, error) {
 	var b [8]byte
 	rand.Read(b[:])
 	req := controlRequest{ID: hex.EncodeToString(b[:]), Node: r.ck.opts.NodeID, At: time.Now().UTC()}
 	v, _ := json.Marshal(req)
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	if _, err := r.cli.Put(rctx, key, string(v)); err != nil {
+	guard := cmp.Or(guardPrefix, key)
+	if _, err := r.writeIfUnchanged(rctx, guard, guardPrefix != "", clientv3.OpPut(key, string(v))); err != nil {
 		r.ck.metrics.etcdErrors.WithLabelValues(op).Inc()
 		return req, err
 	}
 	return req, nil
+}
+
+// writeIfUnchanged applies write only if no key under guard (the key, or
+// every key with that prefix) was written after this call read it, and
+// returns the write's revision. An operator's request whose write timed
+// out may still reach etcd later (etcd under load); written this way it
+// then changes nothing, rather than undoing a newer request. A guard that
+// keeps changing between read and write is tried three times.
+func (r *run) writeIfUnchanged(ctx context.Context, guard string, prefix bool, write clientv3.Op) (int64, error) {
+	var readOpts []clientv3.OpOption
+	if prefix {
+		readOpts = append(readOpts, clientv3.WithPrefix())
+	}
+	for range 3 {
+		resp, err := r.cli.Get(ctx, guard, append(readOpts, clientv3.WithCountOnly())...)
+		if err != nil {
+			return 0, err
+		}
+		unchanged := clientv3.Compare(clientv3.ModRevision(guard), "<", resp.Header.Revision+1)
+		if prefix {
+			unchanged = unchanged.WithPrefix()
+		}
+		txn, err := r.cli.Txn(ctx).If(unchanged).Then(write).Commit()
+		if err != nil {
+			return 0, err
+		}
+		if txn.Succeeded {
+			return txn.Header.Revision, nil
+		}
+	}
+	return 0, errors.New("other requests keep arriving; try again")
 }
 
 // RemoveNode removes a live node from the cluster, as an operator would:
