@@ -28,7 +28,9 @@ func checkDataKey(key string) error {
 }
 
 // SetCustomData stores value under key, cluster-wide, in etcd. Values are
-// for small settings: at most MaxCustomDataSize bytes.
+// for small settings: at most MaxCustomDataSize bytes. The last write to
+// reach etcd wins; as with any etcd write, a call that failed with a
+// timeout may still reach etcd later, after a newer one.
 func (ck *ClusterKit) SetCustomData(ctx context.Context, key string, value []byte) error {
 	if err := checkDataKey(key); err != nil {
 		return err
