@@ -237,9 +237,17 @@ func (r *run) writeReady(reg *leases.Registration, want map[int]int64) error {
 // conditional writes in a row (writeOnLease); the ready writer retries.
 var errRecordChanging = errors.New("record keeps changing")
 
+// ownRecords is the mod revision of each of this node's records (ready,
+// failing handoffs) as the ready writer last wrote or read it (0: absent),
+// and the lease those writes were on.
+type ownRecords struct {
+	lease clientv3.LeaseID
+	revs  map[string]int64
+}
+
 // writeOnLease puts value at key on reg's lease, or deletes key when value
 // is empty. The write holds only if key is still at the mod revision this
-// node last wrote or read (recordRevs): etcd under load may still apply a
+// node last wrote or read (records): etcd under load may still apply a
 // write whose request timed out, after a newer one, and an unconditional
 // write would then replace the newer record while this node believed it
 // written (its handoffs would never complete). A record found changed is
@@ -251,11 +259,12 @@ func (r *run) writeOnLease(reg *leases.Registration, key string, value []byte) e
 	if len(value) > 0 {
 		write = clientv3.OpPut(key, string(value), clientv3.WithLease(reg.LeaseID()))
 	}
-	if r.recordRevs == nil {
-		r.recordRevs = map[string]int64{}
+	if rec := &r.records; rec.revs == nil || rec.lease != reg.LeaseID() {
+		// A new lease: the records on the old one went with it.
+		rec.lease, rec.revs = reg.LeaseID(), map[string]int64{}
 	}
 	for range 3 {
-		resp, err := r.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", r.recordRevs[key])).
+		resp, err := r.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", r.records.revs[key])).
 			Then(write).Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).Commit()
 		if err != nil {
 			return err
@@ -269,7 +278,7 @@ func (r *run) writeOnLease(reg *leases.Registration, key string, value []byte) e
 		case len(value) > 0:
 			rev = resp.Header.Revision
 		}
-		r.recordRevs[key] = rev
+		r.records.revs[key] = rev
 		if resp.Succeeded {
 			return nil
 		}

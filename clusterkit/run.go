@@ -66,10 +66,9 @@ type run struct {
 	member atomic.Pointer[embedetcd.Member] // nil in external mode or as a plain client
 	reg    atomic.Pointer[leases.Registration]
 	ready  *readyState
-	// recordRevs is the mod revision each of this node's own records (ready,
-	// failing handoffs) had when the ready writer last wrote or read it (0:
-	// absent); only that goroutine touches it (writeOnLease).
-	recordRevs map[string]int64
+	// records is what the ready writer knows of this node's own records;
+	// only that goroutine touches it (writeOnLease).
+	records ownRecords
 	// readyCache holds the other nodes' ready records decoded for the
 	// planner (leader rounds, previews); guarded by its own lock.
 	readyCache readyCache
