@@ -3,6 +3,7 @@ package clusterkit_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,7 +40,12 @@ func TestLateReadyWriteDoesNotHideANewerOne(t *testing.T) {
 			}
 		})
 	}))
-	awaitLanded(t, late)
+	select {
+	case err := <-late.Landed:
+		t.Logf("the held write reached etcd after the next one (error %v)", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the held write was never sent")
+	}
 	clustertest.Eventually(t, 15*time.Second, func() bool { return clustertest.Agreed(nodes...) },
 		"node-4's handoffs never completed (incoming: %v)", incomingOf(nodes[0], "node-4"))
 }
@@ -48,10 +54,8 @@ func TestLateReadyWriteDoesNotHideANewerOne(t *testing.T) {
 func incomingOf(ck *clusterkit.ClusterKit, id string) []int {
 	var out []int
 	for _, p := range ck.GetCluster().Partitions {
-		for _, n := range p.IncomingNodes {
-			if n == id {
-				out = append(out, p.Index)
-			}
+		if slices.Contains(p.IncomingNodes, id) {
+			out = append(out, p.Index)
 		}
 	}
 	return out
@@ -108,17 +112,6 @@ func TestLateCordonDoesNotUndoANewerUncordon(t *testing.T) {
 		}
 		return ""
 	})
-}
-
-// awaitLanded waits until late's held write was sent (NewLateWrite).
-func awaitLanded(t *testing.T, late *etcdtest.LateWrite) {
-	t.Helper()
-	select {
-	case err := <-late.Landed:
-		t.Logf("the held write reached etcd after the next one (error %v)", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the held write was never sent")
-	}
 }
 
 // assertStays fails the test if wrong reports something (non-empty) within
